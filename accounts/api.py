@@ -1,0 +1,265 @@
+"""REST API for people and trading accounts: auth, /api/accounts and its actions."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from config.errors import ServiceError
+
+from . import services
+from .choices import AccountCategory
+from .models import TradingAccount
+from .permissions import RestrictedPermission
+from .selectors import accounts_visible_to, sync_success_rate
+
+UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+MAX_LOGIN = 2**63 - 1
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The JSON error body every endpoint uses."""
+
+    error = inline_serializer(
+        "ErrorDetail",
+        fields={
+            "code": serializers.CharField(),
+            "message": serializers.CharField(),
+            "details": serializers.JSONField(required=False),
+        },
+    )
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input"),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated"),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
+    404: OpenApiResponse(ErrorSerializer, description="Not found"),
+}
+
+
+# --- Auth ---------------------------------------------------------------------------------
+
+
+class LoginSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    display_name = serializers.CharField(read_only=True)
+    is_staff = serializers.BooleanField(read_only=True)
+    roles = serializers.SerializerMethodField()
+
+    def get_roles(self, user) -> list[str]:
+        return sorted(user.groups.values_list("name", flat=True))
+
+
+class LoginView(APIView):
+    """Exchange email and password for an API token. Repeated failures lock the login out."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: inline_serializer("TokenResponse", {"token": serializers.CharField(), "user": UserSerializer()}),
+            **ERRORS,
+            429: OpenApiResponse(ErrorSerializer, description="Locked out or throttled"),
+        },
+        tags=["auth"],
+    )
+    def post(self, request):
+        data = LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request=request, username=data.validated_data["email"], password=data.validated_data["password"]
+        )
+        if user is None:
+            if getattr(request, "axes_locked_out", False):
+                return Response(
+                    {"error": {"code": "locked_out", "message": "Too many failed login attempts."}},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                )
+            raise ServiceError("Email or password is wrong.", code="invalid_credentials", status_code=401)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key, "user": UserSerializer(user).data})
+
+
+class LogoutView(APIView):
+    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["auth"])
+    def post(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: UserSerializer, **ERRORS}, tags=["auth"])
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)
+
+
+# --- Trading accounts ---------------------------------------------------------------------
+
+
+class TradingAccountSerializer(serializers.ModelSerializer):
+    sync_status_display = serializers.CharField(source="get_sync_status_display", read_only=True)
+    owner = serializers.EmailField(source="owner.email", read_only=True)
+
+    class Meta:
+        model = TradingAccount
+        fields = [
+            "id",
+            "owner",
+            "login",
+            "server",
+            "broker",
+            "category",
+            "name",
+            "currency",
+            "leverage",
+            "is_hedging",
+            "is_active",
+            "gateway_kind",
+            "sync_status",
+            "sync_status_display",
+            "last_sync_at",
+            "consecutive_errors",
+            "last_error",
+            "balance",
+            "credit",
+            "equity",
+            "margin",
+            "margin_free",
+            "margin_level",
+            "floating_profit",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TradingAccountCreateSerializer(serializers.Serializer):
+    login = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    server = serializers.CharField(max_length=128)
+    category = serializers.ChoiceField(choices=AccountCategory.choices, default=AccountCategory.DEMO)
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class TradingAccountUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    category = serializers.ChoiceField(choices=AccountCategory.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True, required=False)
+
+
+class SyncQueuedSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    account = TradingAccountSerializer()
+
+
+@extend_schema(tags=["accounts"])
+class TradingAccountViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The MT5 accounts the user can see: their own, those shared with them, all for staff roles."""
+
+    serializer_class = TradingAccountSerializer
+    permission_classes = [IsAuthenticated, RestrictedPermission]
+    lookup_value_regex = UUID_PATTERN
+    filterset_fields = ["category", "is_active", "sync_status", "server"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    object_perm_action: str | None = None  # set per action: the object permission it needs
+
+    def get_queryset(self):
+        return accounts_visible_to(self.request.user).order_by("name", "login")
+
+    @extend_schema(
+        request=TradingAccountCreateSerializer,
+        responses={
+            201: TradingAccountSerializer,
+            **ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="Already connected"),
+            502: OpenApiResponse(ErrorSerializer, description="MT5 server unreachable"),
+        },
+    )
+    def create(self, request):
+        data = TradingAccountCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        account = services.trading_account_create(owner=request.user, **data.validated_data)
+        return Response(TradingAccountSerializer(account).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TradingAccountUpdateSerializer, responses={200: TradingAccountSerializer, **ERRORS})
+    def partial_update(self, request, pk=None):
+        account = self.get_object()
+        data = TradingAccountUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        account = services.trading_account_update(account=account, **data.validated_data)
+        return Response(TradingAccountSerializer(account).data)
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request, *args, **kwargs):
+        services.trading_account_delete(account=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={202: SyncQueuedSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], throttle_classes=[ScopedRateThrottle], object_perm_action="sync")
+    def sync(self, request, pk=None):
+        """Queue a sync of this account now."""
+        account = self.get_object()
+        services.trading_account_sync_now(account=account, trigger="api")
+        return Response(
+            {"status": "queued", "account": TradingAccountSerializer(account).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(request=None, responses={200: TradingAccountSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], object_perm_action="change")
+    def resume(self, request, pk=None):
+        """Resume syncing an account that was paused after repeated errors."""
+        account = services.trading_account_resume(account=self.get_object())
+        return Response(TradingAccountSerializer(account).data)
+
+    def get_throttles(self):
+        if self.action == "sync":
+            self.throttle_scope = "sync"
+        return super().get_throttles()
+
+
+class SyncHealthView(APIView):
+    """Share of successful syncs over the last 24 hours, over the accounts the user can see."""
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "SyncHealth",
+                {
+                    "since": serializers.DateTimeField(),
+                    "total": serializers.IntegerField(),
+                    "succeeded": serializers.IntegerField(),
+                    "rate": serializers.FloatField(allow_null=True),
+                },
+            ),
+            **ERRORS,
+        },
+        tags=["accounts"],
+    )
+    def get(self, request):
+        visible = accounts_visible_to(request.user)
+        from .models import SyncRun
+
+        return Response(sync_success_rate(runs=SyncRun.objects.filter(account__in=visible)))

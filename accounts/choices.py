@@ -1,0 +1,44 @@
+"""Choices shared by the accounts models, API and admin."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    SUPER_ADMIN = "Super Admin"
+    CAMPAIGN_MANAGER = "Campaign Manager"
+    SUPPORT_AGENT = "Support Agent"
+    READ_ONLY = "Read-Only"
+    TRADER = "Trader"
+
+
+class AccountCategory(models.TextChoices):
+    DEMO = "demo", "Demo"
+    FUNDED = "funded", "Funded"
+    CHALLENGE = "challenge", "Challenge"
+    REAL = "real", "Real"
+
+
+class GatewayKind(models.TextChoices):
+    SIMULATED = "simulated", "Simulated MT5"
+    TERMINAL = "terminal", "MT5 terminal"
+    MANAGER = "manager", "MT5 Manager bridge"
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for first sync"
+    OK = "ok", "Synced"
+    ERROR = "error", "Last sync failed"
+    AUTH_FAILED = "auth_failed", "Password refused"
+    PAUSED = "paused", "Paused after repeated errors"
+
+
+class SyncOutcome(models.TextChoices):
+    OK = "ok", "Succeeded"
+    ERROR = "error", "Gateway error"
+    UNAVAILABLE = "unavailable", "Gateway unreachable"
+    AUTH_FAILED = "auth_failed", "Password refused"
+
+
+class PositionSide(models.IntegerChoices):
+    BUY = 0, "Buy"
+    SELL = 1, "Sell"

@@ -1,0 +1,68 @@
+"""WebSocket consumer of the trader web app: live figures of the accounts a user may view."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .live import account_group, payloads_for
+from .permissions import restrict
+
+VIEW = "accounts.view_tradingaccount"
+MAX_ACCOUNTS = 500
+
+
+@database_sync_to_async
+def _visible_account_ids(user) -> list[str]:
+    from .models import TradingAccount
+
+    ids = restrict(user, VIEW, TradingAccount.objects.all()).values_list("pk", flat=True)[:MAX_ACCOUNTS]
+    return [str(pk) for pk in ids]
+
+
+@database_sync_to_async
+def _catch_up(account_ids: list[str]) -> list[dict]:
+    return payloads_for(account_ids)
+
+
+class AccountsConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/accounts/`` (every visible account) or ``/ws/accounts/<uuid>/`` (one account).
+
+    Refuses anonymous sockets; joins only the groups of accounts `restrict` lets the user view;
+    sends the latest figures on connect, so a reconnecting page catches up.
+    """
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        visible = await _visible_account_ids(user)
+        wanted = self.scope["url_route"]["kwargs"].get("account_id")
+        if wanted is not None:
+            if str(wanted) not in visible:
+                await self.close(code=4404)
+                return
+            visible = [str(wanted)]
+        self.account_ids = visible
+        for account_id in visible:
+            await self.channel_layer.group_add(account_group(account_id), self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "accounts": visible})
+        for payload in await _catch_up(visible):
+            await self.send_json(payload)
+
+    async def disconnect(self, code):
+        for account_id in getattr(self, "account_ids", []):
+            await self.channel_layer.group_discard(account_group(account_id), self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        # The page asks for a fresh copy after it was hidden or offline for a while.
+        if isinstance(content, dict) and content.get("type") == "refresh":
+            for payload in await _catch_up(self.account_ids):
+                await self.send_json(payload)
+
+    async def account_changed(self, event):
+        data = event.get("data")
+        if data is not None:
+            await self.send_json(data)

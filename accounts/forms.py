@@ -1,0 +1,114 @@
+"""Forms of the trader web app: sign-up, profile, trading accounts, deal filters, statement upload."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import UserCreationForm
+
+from .choices import AccountCategory
+from .models import User
+
+KNOWN_SERVERS = ("MetaSim-Demo", "MetaSim-Live", "OtherFX-Server")
+
+
+class SignupForm(UserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "display_name")
+        labels = {"display_name": "Your name"}
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email already exists. Log in or reset your password.")
+        return email
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ("display_name", "email")
+        labels = {"display_name": "Your name"}
+
+    def clean_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["email"]).lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("Another person already uses this email.")
+        return email
+
+
+class TradingAccountAddForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, required=False, help_text="Shown on your dashboard; defaults to the MT5 name."
+    )
+    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=2**63 - 1)
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        max_length=128,
+        help_text="Investor (read-only) or master password. Stored encrypted.",
+    )
+    server = forms.CharField(
+        max_length=128,
+        widget=forms.TextInput(attrs={"list": "known-servers"}),
+        help_text="Exactly as the MT5 terminal shows it, e.g. MetaSim-Demo.",
+    )
+    category = forms.ChoiceField(choices=AccountCategory.choices, initial=AccountCategory.DEMO)
+
+    known_servers = KNOWN_SERVERS
+
+
+class TradingAccountEditForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False)
+    category = forms.ChoiceField(choices=AccountCategory.choices)
+    is_active = forms.BooleanField(required=False, label="Keep syncing this account")
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        max_length=128,
+        required=False,
+        help_text="Leave empty to keep the stored password. A new one is checked first.",
+    )
+
+
+DEAL_KINDS = (
+    ("", "All types"),
+    ("trades", "Trades"),
+    ("buy", "Buy"),
+    ("sell", "Sell"),
+    ("balance", "Deposits & withdrawals"),
+    ("credit", "Credit"),
+    ("other", "Other (commission, fees…)"),
+)
+
+
+class DealFilterForm(forms.Form):
+    symbol = forms.CharField(max_length=64, required=False)
+    magic = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    kind = forms.ChoiceField(choices=DEAL_KINDS, required=False, label="Type")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("“From” must be on or before “To”.")
+        return data
+
+
+class StatementUploadForm(forms.Form):
+    report = forms.FileField(
+        label="MT5 report (HTML or XLSX)",
+        help_text="In the MT5 terminal: History tab → right click → Report → HTML or Open XML.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".html,.htm,.xlsx"}),
+    )
+
+    def clean_report(self):
+        report = self.cleaned_data["report"]
+        if report.size > settings.STATEMENT_MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {settings.STATEMENT_MAX_BYTES // 1024 // 1024} MB.")
+        return report
+
+
+class AnalyticsRangeForm(forms.Form):
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))

@@ -1,0 +1,31 @@
+"""API routes of the accounts app."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import api, api_data, api_statements
+
+router = SimpleRouter()
+router.trailing_slash = "/?"  # the constructor only takes a bool; both spellings are served
+router.register("accounts", api.TradingAccountViewSet, basename="account")
+
+urlpatterns = [
+    path("auth/login", api.LoginView.as_view(), name="auth-login"),
+    path("auth/logout", api.LogoutView.as_view(), name="auth-logout"),
+    path("auth/me", api.MeView.as_view(), name="auth-me"),
+    path("sync/health", api.SyncHealthView.as_view(), name="sync-health"),
+    *router.urls,
+    # Trader data: dashboard, analytics, per-account history, the MT5 dashboard endpoints.
+    path("dashboard/summary", api_data.DashboardSummaryView.as_view(), name="dashboard-summary"),
+    path("analytics/<uuid:account_id>", api_data.AnalyticsView.as_view(), name="account-analytics"),
+    path("accounts/<uuid:account_id>/snapshots", api_data.AccountSnapshotList.as_view(), name="account-snapshots"),
+    path("accounts/<uuid:account_id>/positions", api_data.AccountPositionList.as_view(), name="account-positions"),
+    path("accounts/<uuid:account_id>/deals", api_data.AccountDealList.as_view(), name="account-deals"),
+    path("mt5/stats", api_data.Mt5StatsView.as_view(), name="mt5-stats"),
+    path("mt5/refresh", api_data.Mt5RefreshView.as_view(), name="mt5-refresh"),
+]
+urlpatterns.append(
+    path(
+        "accounts/<uuid:account_id>/statements", api_statements.StatementImportView.as_view(), name="account-statements"
+    )
+)

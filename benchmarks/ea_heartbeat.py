@@ -1,0 +1,269 @@
+"""Heartbeat throughput: N simulated EAs (a separate load process on loopback) against PostgreSQL + Redis.
+
+One run measures, served the same way (uvicorn, BENCH_WORKERS processes, DEBUG off):
+- a bare Django async JSON endpoint (parse the body, answer a small JSON) — the floor;
+- POST /api/ea/heartbeat with a realistic body (5 positions, 2 pending orders, floating equity that changes
+  every beat, so each beat also publishes a live update), for BENCH_ACCOUNTS accounts.
+Usage: benchmarks/ea_heartbeat.py  (env: BENCH_ACCOUNTS=2000 BENCH_CONCURRENCY=64 BENCH_SECONDS=15 BENCH_WORKERS=2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = os.environ.get("BENCH_DB", "mt5bo_bench_t4a")
+ENV = {
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    "CACHE_KEY_PREFIX": "bencht4a",
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-only-secret-key-bench-only-secret-key-bench-only-0123456789",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "LOG_LEVEL": "WARNING",
+    "DJANGO_SETTINGS_MODULE": "ea_bench_settings",
+    "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
+    "EA_THROTTLE_PER_SECOND": "1000",
+    "DATABASE_POOL_MAX": "8",
+    "FIELD_ENCRYPTION_KEYS": "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=",
+    "SECURE_SSL_REDIRECT": "0",  # loopback plain HTTP, as behind a TLS-terminating proxy
+}
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "2000"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+FIRST_LOGIN = 9_400_000
+PY = str(ROOT / ".venv" / "bin" / "python")
+
+
+def setup_environment() -> None:
+    os.environ.update(ENV)
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    exists = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{BENCH_DB}'"],
+        capture_output=True,
+        text=True,
+    )
+    if exists.stdout.strip() != "1":
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", BENCH_DB], check=True)
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "--skip-checks", "-v", "0"],
+        cwd=ROOT,
+        check=True,
+        env=os.environ,
+    )
+    import django
+
+    django.setup()
+
+
+def seed_accounts(count: int, first_login: int = FIRST_LOGIN, email: str = "ea-bench@example.com") -> list[tuple]:
+    """``count`` trading accounts with fresh EA tokens: [(account_id, login, token)]."""
+    from accounts.models import TradingAccount, User
+    from mt5bridge.ea.services import ea_token_issue
+
+    owner, _ = User.objects.get_or_create(email=email)
+    TradingAccount.objects.filter(owner=owner).delete()
+    TradingAccount.objects.bulk_create(
+        [
+            TradingAccount(
+                owner=owner,
+                login=first_login + i,
+                server="MetaSim-Demo",
+                name=f"ea bench {i}",
+                password_encrypted=b"",
+                gateway_kind="simulated",
+            )
+            for i in range(count)
+        ]
+    )
+    rows = []
+    for account in TradingAccount.objects.filter(owner=owner).order_by("login"):
+        rows.append((str(account.pk), account.login, ea_token_issue(account=account)))
+    return rows
+
+
+def flush_redis() -> None:
+    from mt5bridge.ea import store
+
+    r = store.client()
+    keys = list(r.scan_iter(f"{ENV['CACHE_KEY_PREFIX']}:*", count=5000)) + list(r.scan_iter("bench:*"))
+    for i in range(0, len(keys), 1000):
+        r.delete(*keys[i : i + 1000])
+
+
+def start_server(workers: int = WORKERS, port: int = PORT, extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(extra_env or {})}
+    proc = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "uvicorn"),
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    import httpx
+
+    for _ in range(200):
+        try:
+            if httpx.post(f"http://127.0.0.1:{port}/bench/bare", content=b"{}", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start")
+    return proc
+
+
+def heartbeat_body(login: int, beat: int) -> bytes:
+    now = int(time.time())
+    positions = [
+        {
+            "ticket": login * 10 + k,
+            "symbol": ("BTCUSD", "ETHUSD", "EURUSD", "XAUUSD", "GBPUSD")[k],
+            "type": k % 2,
+            "volume": "0.10",
+            "price_open": "1.2345",
+            "sl": "0",
+            "tp": "0",
+            "magic": 7,
+            "comment": "",
+            "profit": f"{(beat % 7) - 3}.25",
+            "time": now - 3600,
+            "identifier": login * 10 + k,
+        }
+        for k in range(5)
+    ]
+    orders = [
+        {
+            "ticket": login * 10 + 8 + k,
+            "symbol": "EURUSD",
+            "type": 2 + k,
+            "volume": "0.20",
+            "price_open": "1.1000",
+            "sl": "0",
+            "tp": "0",
+            "magic": 7,
+            "comment": "",
+            "time_setup": now - 600,
+        }
+        for k in range(2)
+    ]
+    body = {
+        "v": 1,
+        "ea_version": "bench",
+        "login": login,
+        "server_time": now,
+        "account": {
+            "balance": "10000.00",
+            "credit": "0",
+            "equity": f"{10000 + (beat % 7) - 3}.25",
+            "margin": "250.00",
+            "margin_free": "9750.00",
+            "leverage": 100,
+        },
+        "positions": positions,
+        "orders": orders,
+        "terminal": {"build": 4755, "connected": True},
+        "results": [],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def raw_request(path: str, token: str, body: bytes) -> str:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return (head.encode() + body).decode("latin1")
+
+
+def run_load(
+    path: str, requests: list[str], *, concurrency: int = CONCURRENCY, seconds: float = SECONDS, port: int = PORT
+) -> dict:
+    spec = {
+        "host": "127.0.0.1",
+        "port": port,
+        "path": path,
+        "requests": requests,
+        "concurrency": concurrency,
+        "duration": seconds,
+        "warmup": 2.0,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(spec, fh)
+    out = subprocess.run(
+        [PY, str(ROOT / "benchmarks" / "ea_load.py"), fh.name], capture_output=True, text=True, check=True
+    )
+    os.unlink(fh.name)
+    return json.loads(out.stdout)
+
+
+def prime(rows) -> None:
+    """One beat per account before measuring: the first beat of an account writes its state to PostgreSQL
+    and reads the billing gate; later beats touch Redis only, which is the steady state being measured."""
+    from mt5bridge.ea.services import ea_authenticate, heartbeat_process
+
+    for _, login, token in rows:
+        heartbeat_process(client=ea_authenticate(token), body=heartbeat_body(login, 0))
+
+
+def main() -> None:
+    setup_environment()
+    flush_redis()
+    rows = seed_accounts(ACCOUNTS)
+    beats = [
+        raw_request("/api/ea/heartbeat", token, heartbeat_body(login, k)) for k in range(3) for _, login, token in rows
+    ]
+    bare = [raw_request("/bench/bare", token, heartbeat_body(login, 0)) for _, login, token in rows[:200]]
+    prime(rows)
+    server = start_server()
+    try:
+        results = {
+            "machine": f"{os.cpu_count()} cores (server workers, load generator and databases share them)",
+            "workers": WORKERS,
+            "concurrency": CONCURRENCY,
+            "seconds": SECONDS,
+            "accounts": ACCOUNTS,
+            "server": "uvicorn (uvloop, httptools), Django ASGI, full middleware stack",
+        }
+        results["bare_async_endpoint"] = run_load("/bench/bare", bare)
+        results["heartbeat"] = run_load("/api/ea/heartbeat", beats)
+        results["ratio_heartbeat_to_bare"] = round(
+            results["heartbeat"]["per_second"] / results["bare_async_endpoint"]["per_second"], 3
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    print(json.dumps(results, indent=2))
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "ea_heartbeat.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""App config of billing: connects the Stripe webhook handlers and the plan cache invalidation."""
+
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    name = "billing"
+    verbose_name = "Billing"
+
+    def ready(self) -> None:
+        from django.core.cache import cache
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import Plan
+        from .selectors import CATALOG_KEY
+        from .webhooks import connect_handlers
+
+        def forget_catalog(**_kwargs) -> None:
+            cache.delete(CATALOG_KEY)
+
+        post_save.connect(forget_catalog, sender=Plan, dispatch_uid="billing.forget_catalog.save")
+        post_delete.connect(forget_catalog, sender=Plan, dispatch_uid="billing.forget_catalog.delete")
+        connect_handlers()

@@ -1,0 +1,134 @@
+"""Read paths of billing: the plan catalogue, each user's plan (cached), usage against limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from .models import Plan, PlanAssignment
+from .resolution import PlanState, resolve_plan
+
+CATALOG_KEY = "billing:plans:v1"
+
+
+def local_mode() -> bool:
+    """True without Stripe keys: everyone is on BILLING_DEFAULT_PLAN and staff change plans in the admin."""
+    from djstripe.settings import djstripe_settings
+
+    return not djstripe_settings.STRIPE_SECRET_KEY
+
+
+def plans() -> dict[str, Plan]:
+    """Every plan by slug, cheapest first (cached; edits in the admin clear it)."""
+    catalog = cache.get(CATALOG_KEY)
+    if catalog is None:
+        catalog = {plan.slug: plan for plan in Plan.objects.order_by("rank")}
+        if catalog:  # an empty catalogue (before the seed migration ran) is not worth remembering
+            cache.set(CATALOG_KEY, catalog, settings.BILLING_CACHE_SECONDS)
+    return catalog
+
+
+def plan_by_slug(slug: str) -> Plan:
+    catalog = plans()
+    if slug in catalog:
+        return catalog[slug]
+    # A misconfigured slug must not lock everyone out: fall back to the cheapest plan.
+    return next(iter(catalog.values())) if catalog else Plan(slug=slug, name=slug, rank=0)
+
+
+def _user_key(user_id, local: bool) -> str:
+    # The mode is part of the key so adding or removing Stripe keys takes effect at once.
+    return f"billing:user-plan:v1:{'local' if local else 'stripe'}:{user_id}"
+
+
+def forget_user_plan(user_id) -> None:
+    cache.delete_many([_user_key(user_id, True), _user_key(user_id, False)])
+
+
+def state_of(assignment: PlanAssignment | None) -> PlanState:
+    if assignment is None:
+        return PlanState()
+    catalog_by_id = {plan.pk: plan.slug for plan in plans().values()}
+    return PlanState(
+        manual_slug=catalog_by_id.get(assignment.manual_plan_id, "") if assignment.manual_plan_id else "",
+        manual_until=assignment.manual_until,
+        subscribed_slug=catalog_by_id.get(assignment.subscribed_plan_id, "") if assignment.subscribed_plan_id else "",
+        status=assignment.subscription_status,
+        trial_end=assignment.trial_end,
+        past_due_since=assignment.past_due_since,
+    )
+
+
+def resolve_for(assignment: PlanAssignment | None, *, now=None) -> tuple[str, str]:
+    return resolve_plan(
+        state_of(assignment),
+        local_mode=local_mode(),
+        default_slug=settings.BILLING_DEFAULT_PLAN,
+        free_slug=settings.BILLING_FREE_PLAN,
+        grace=timedelta(days=settings.BILLING_PAST_DUE_GRACE_DAYS),
+        now=now or timezone.now(),
+    )
+
+
+def plan_for_user(user_or_id) -> Plan:
+    """The plan the gates apply to this user now. Cached for BILLING_CACHE_SECONDS (hot path: EA heartbeats)."""
+    user_id = getattr(user_or_id, "pk", user_or_id)
+    if user_id is None:
+        return plan_by_slug(settings.BILLING_DEFAULT_PLAN if local_mode() else settings.BILLING_FREE_PLAN)
+    key = _user_key(user_id, local_mode())
+    slug = cache.get(key)
+    if slug is None:
+        assignment = PlanAssignment.objects.filter(user_id=user_id).first()
+        slug, _reason = resolve_for(assignment)
+        cache.set(key, slug, settings.BILLING_CACHE_SECONDS)
+    return plan_by_slug(slug)
+
+
+def plan_unlocking_feature(feature: str) -> Plan | None:
+    """The cheapest public plan that has ``feature``."""
+    for plan in plans().values():
+        if plan.is_public and getattr(plan, feature, False):
+            return plan
+    return None
+
+
+def plan_unlocking_limit(limit: str, needed: int) -> Plan | None:
+    """The cheapest public plan whose ``limit`` allows ``needed``."""
+    for plan in plans().values():
+        allowed = plan.limit(limit)
+        if plan.is_public and (allowed is None or allowed >= needed):
+            return plan
+    return None
+
+
+def copy_links_count(user) -> int:
+    try:
+        from copytrading.models import CopyLink
+    except ImportError:  # the copy trading app is optional for billing
+        return 0
+    return CopyLink.objects.filter(master__owner=user).count()
+
+
+def usage_for(user) -> dict:
+    """Usage against the plan's limits: accounts, copy links, API calls today."""
+    from accounts.models import TradingAccount
+
+    from .usage import api_calls_today
+
+    plan = plan_for_user(user)
+    accounts = TradingAccount.objects.filter(owner=user)
+    return {
+        "plan": plan.slug,
+        "accounts": {
+            "used": accounts.filter(is_active=True).count(),
+            "paused": accounts.filter(is_active=False).count(),
+            "limit": plan.limit_accounts,
+        },
+        "copy_links": {"used": copy_links_count(user), "limit": plan.limit_copy_links},
+        "history_days": {"limit": plan.limit_history_days},
+        "slaves_per_master": {"limit": plan.limit_slaves_per_master},
+        "api_calls_today": api_calls_today(user.pk),
+    }

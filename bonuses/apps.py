@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BonusesConfig(AppConfig):
+    name = "bonuses"
+    verbose_name = "Bonuses"

@@ -1,0 +1,99 @@
+"""Choices of the bonuses app: bonus types, campaign lifecycle, triggers, statuses, audit actions."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class BonusType(models.TextChoices):
+    DYNAMIC_LEVERAGE = "A", "A: dynamic leverage"
+    FIXED_LEVERAGE = "B", "B: fixed leverage"
+    CONVERTIBLE = "C", "C: convertible"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ENDED = "ended", "Ended"
+    ARCHIVED = "archived", "Archived"
+
+
+# Draft -> Active -> Paused -> Ended -> Archived, with the steps back that make sense
+# (a paused campaign can be resumed; a draft can be archived without ever running).
+CAMPAIGN_TRANSITIONS: dict[str, frozenset[str]] = {
+    CampaignStatus.DRAFT: frozenset({CampaignStatus.ACTIVE, CampaignStatus.ARCHIVED}),
+    CampaignStatus.ACTIVE: frozenset({CampaignStatus.PAUSED, CampaignStatus.ENDED}),
+    CampaignStatus.PAUSED: frozenset({CampaignStatus.ACTIVE, CampaignStatus.ENDED}),
+    CampaignStatus.ENDED: frozenset({CampaignStatus.ARCHIVED}),
+    CampaignStatus.ARCHIVED: frozenset(),
+}
+
+
+class Trigger(models.TextChoices):
+    AUTO_DEPOSIT = "auto_deposit", "Auto on deposit"
+    PROMO_CODE = "promo_code", "Promo code"
+    REGISTRATION = "registration", "On registration"
+    AGENT_CODE = "agent_code", "Agent code"
+    MANUAL = "manual", "Manual assignment"
+
+
+CAMPAIGN_TRIGGERS = [t for t in Trigger if t != Trigger.MANUAL]
+
+
+class BonusStatus(models.TextChoices):
+    PENDING = "pending", "Credit being posted"
+    ACTIVE = "active", "Active"
+    CONVERTED = "converted", "Fully converted"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Posting refused"
+
+
+OPEN_BONUS_STATUSES = (BonusStatus.PENDING, BonusStatus.ACTIVE)
+
+
+class CancelReason(models.TextChoices):
+    MANUAL = "manual", "Cancelled by staff"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    DRAWDOWN = "drawdown", "Drawdown protection"
+    EXPIRY = "expiry", "Expired"
+
+
+class OperationKind(models.TextChoices):
+    CREDIT_IN = "credit_in", "Credit posted"
+    CREDIT_OUT = "credit_out", "Credit removed"
+    CREDIT_CONVERTED = "credit_conv", "Credit converted (out)"
+    BALANCE_IN = "balance_in", "Converted to balance"
+    LEVERAGE = "leverage", "Leverage set"
+
+
+class OperationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused by MT5"
+
+
+class MonitorStatus(models.TextChoices):
+    ACTIVE = "active", "Monitored"
+    PAUSED = "paused", "Paused after errors"
+
+
+class AuditAction(models.TextChoices):
+    CAMPAIGN_CREATED = "campaign_created", "Campaign created"
+    CAMPAIGN_UPDATED = "campaign_updated", "Campaign updated"
+    CAMPAIGN_STATUS = "campaign_status", "Campaign status changed"
+    CAMPAIGN_DUPLICATED = "campaign_duplicated", "Campaign duplicated"
+    BONUS_ASSIGNED = "bonus_assigned", "Bonus assigned"
+    BONUS_OVERRIDE = "bonus_override", "Eligibility overridden"
+    CREDIT_POSTED = "credit_posted", "Credit posted"
+    CREDIT_REMOVED = "credit_removed", "Credit removed"
+    CONVERTED = "converted", "Credit converted to balance"
+    LEVERAGE_CHANGED = "leverage_changed", "Leverage changed"
+    BONUS_CANCELLED = "bonus_cancelled", "Bonus cancelled"
+    BONUS_EXPIRED = "bonus_expired", "Bonus expired"
+    DRAWDOWN = "drawdown", "Drawdown protection"
+    ACCOUNT_PAUSED = "account_paused", "Monitoring paused"
+    ACCOUNT_RESUMED = "account_resumed", "Monitoring resumed"
+    ACCOUNT_REGISTERED = "account_registered", "Account registered"
+    MT5_SCANNED = "mt5_scanned", "MT5 scanned"

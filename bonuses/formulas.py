@@ -1,0 +1,81 @@
+"""Pure maths of bonuses: type A leverage, proportional withdrawal, type C conversion. No database."""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+HUNDRED = Decimal("100")
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def cents_down(value: Decimal) -> Decimal:
+    # Amounts given away round down, so the broker never posts a cent more than the rule allows.
+    return value.quantize(CENT, ROUND_DOWN)
+
+
+def bonus_amount(deposit: Decimal, percent: Decimal, cap: Decimal | None) -> Decimal:
+    """The credit a deposit earns: ``percent`` of it, at most ``cap`` (None or 0: no cap)."""
+    amount = cents_down(deposit * percent / HUNDRED)
+    if cap:
+        amount = min(amount, cap)
+    return max(amount, ZERO)
+
+
+def type_a_leverage(original: int, percent: Decimal) -> int:
+    """``floor(original / (percent/100 + 1))``, at least 1: 1:500 with 100 % gives 1:250, with 50 % 1:333."""
+    divisor = Decimal(percent) / HUNDRED + 1
+    if divisor <= 0:
+        return original
+    return max(1, math.floor(Decimal(original) / divisor))
+
+
+def type_a_leverage_for(original: int, credit: Decimal, balance: Decimal) -> int:
+    """Leverage for the account's current credit/balance ratio (after a withdrawal or with several bonuses)."""
+    if credit <= 0:
+        return original
+    if balance <= 0:
+        return 1
+    return type_a_leverage(original, credit / balance * HUNDRED)
+
+
+def withdrawal_fraction(withdrawn: Decimal, balance_before: Decimal) -> Decimal:
+    """The share of the balance a withdrawal took, between 0 and 1 (1 = everything)."""
+    if withdrawn <= 0:
+        return Decimal(0)
+    if balance_before <= 0 or withdrawn >= balance_before:
+        return Decimal(1)
+    return withdrawn / balance_before
+
+
+def proportional_credit_removal(credit: Decimal, fraction: Decimal) -> Decimal:
+    """Credit to remove from one bonus when a withdrawal took ``fraction`` of the balance."""
+    if fraction >= 1:
+        return credit
+    return min(credit, cents(credit * fraction))
+
+
+def type_c_lots_required(amount: Decimal, lots_per_unit: Decimal, unit_amount: Decimal) -> Decimal:
+    """Lots to trade to convert a whole bonus: ``lots_per_unit`` for every ``unit_amount`` of credit."""
+    if unit_amount <= 0:
+        return Decimal(0)
+    return (amount / unit_amount * lots_per_unit).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+def type_c_converted(amount: Decimal, lots_traded: Decimal, lots_required: Decimal) -> Decimal:
+    """How much of the bonus has converted after ``lots_traded``: linear in the lots, capped at the bonus."""
+    if lots_required <= 0:
+        return amount
+    if lots_traded >= lots_required:
+        return amount
+    return min(amount, cents_down(amount * lots_traded / lots_required))
+
+
+def type_c_step(amount: Decimal, already_converted: Decimal, lots_traded: Decimal, lots_required: Decimal) -> Decimal:
+    """The conversion still to post (a balance deal) after ``lots_traded``; never negative."""
+    return max(ZERO, type_c_converted(amount, lots_traded, lots_required) - already_converted)

@@ -1,0 +1,35 @@
+"""Celery entry points of the bonuses app: the fallback monitor cycle, expiry, pending operations."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from mt5bridge.gateway import GatewayUnavailable
+
+
+@shared_task(name="bonuses.tasks.monitor_fallback_cycle", acks_late=True, expires=10, ignore_result=True)
+def monitor_fallback_cycle() -> int | None:
+    """One monitor pass when no run_bonus_monitor worker is alive (returns the accounts read, or None)."""
+    from .monitor import fallback_cycle
+
+    result = fallback_cycle()
+    return None if result is None else result.accounts
+
+
+@shared_task(name="bonuses.tasks.expire_bonuses", acks_late=True, expires=3000, ignore_result=True)
+def expire_bonuses() -> int:
+    from .monitor import prune_history
+    from .services import bonuses_expire
+
+    prune_history()
+    return bonuses_expire()
+
+
+@shared_task(
+    name="bonuses.tasks.resume_operations", acks_late=True, expires=60, ignore_result=True,
+    autoretry_for=(GatewayUnavailable,), retry_backoff=True, max_retries=5,
+)  # fmt: skip
+def resume_operations() -> int:
+    from .services import operations_resume
+
+    return operations_resume()

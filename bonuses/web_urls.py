@@ -1,0 +1,3 @@
+"""Web UI routes of the bonuses app (server-rendered pages)."""
+
+urlpatterns: list = []

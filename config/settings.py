@@ -1,0 +1,486 @@
+"""Settings for the MT5 back office: one module, every knob an environment variable.
+
+With no environment at all this is the embedded default (SQLite, local-memory cache,
+in-memory channel layer, a filesystem Celery broker, the simulated MT5). Set DATABASE_URL
+and REDIS_URL for PostgreSQL and Redis. A malformed value stops start-up with a message
+that names the variable. Every variable is listed in .env.example.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_env = environ.Env()
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value, or the contents of the file named by NAME_FILE (for secrets)."""
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from exc
+    return None
+
+
+def envstr(name: str, default: str = "") -> str:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no)")
+
+
+def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def envfloat(name: str, default: float, *, minimum: float | None = None) -> float:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = envstr(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def envmapping(name: str) -> dict[str, str]:
+    """``a=b,c=d`` → {"a": "b", "c": "d"}."""
+    result = {}
+    for item in envlist(name):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not of the form key=value")
+        result[key.strip()] = value.strip()
+    return result
+
+
+# --- Django ---------------------------------------------------------------------------
+
+DEBUG = envbool("DEBUG", True)
+_DEV_SECRET = "insecure-development-key-only-for-the-embedded-default-do-not-deploy-0123456789"
+SECRET_KEY = envstr("SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "guardian",
+    "axes",
+    "djstripe",
+    "channels",
+    "accounts",
+    "mt5bridge",
+    "copytrading",
+    "bonuses",
+    "billing",
+    "integrations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+LOGIN_URL = "admin:login"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+WHITENOISE_USE_FINDERS = DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = BASE_DIR / "var" / "media"
+
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "backoffice@localhost")
+
+# Production hardening follows DEBUG so `check --deploy` is clean when DEBUG is false.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+X_FRAME_OPTIONS = "DENY"
+
+LOG_LEVEL = envchoice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Database -------------------------------------------------------------------------
+
+DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+try:
+    _db = _env.db_url_config(DATABASE_URL)
+except Exception as exc:  # django-environ raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if not _db.get("ENGINE"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL this project knows: {DATABASE_URL.split('://')[0]!r}"
+    )
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    _db["CONN_HEALTH_CHECKS"] = True
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the web process and the workers share the file.
+    _db["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES = {"default": _db}
+
+# --- Cache ----------------------------------------------------------------------------
+
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
+# Parallel test workers share one Redis; the worker id keeps their keys apart.
+CACHE_KEY_PREFIX = envstr("CACHE_KEY_PREFIX", "mt5bo") + os.environ.get("PYTEST_XDIST_WORKER", "")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_KEY_PREFIX}
+    )
+}
+
+# --- Celery ---------------------------------------------------------------------------
+
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = BASE_DIR / "var" / "celery-broker"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+    }
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+# --- Channels -------------------------------------------------------------------------
+
+CHANNEL_LAYERS = {
+    "default": (
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{CACHE_KEY_PREFIX}:asgi"},
+        }
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+
+# --- DRF ------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": envstr("THROTTLE_ANON", "60/min"),
+        "user": envstr("THROTTLE_USER", "1200/min"),
+        "auth": envstr("THROTTLE_AUTH", "10/min"),
+        "sync": envstr("THROTTLE_SYNC", "30/min"),
+        "ea": envstr("THROTTLE_EA", "600/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MT5 back office API",
+    "DESCRIPTION": "Accounts, analytics, copy trading, bonuses, billing and integrations for MetaTrader 5.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Security: lockout and secrets ----------------------------------------------------
+
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = envfloat("AXES_COOLOFF_HOURS", 0.25, minimum=0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLED = envbool("AXES_ENABLED", True)
+AXES_LOCKOUT_CALLABLE = "config.errors.lockout_response"
+AXES_USERNAME_CALLABLE = "config.errors.axes_username"
+
+# MultiFernet keys for secrets at rest (MT5 passwords...). The first key encrypts; all decrypt.
+# Rotation: put a new key first, run `manage.py rotate_secrets`, then drop the old key.
+_DEV_FERNET = "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk="
+FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS", _DEV_FERNET if DEBUG else "")
+if not FIELD_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DEBUG is false")
+
+# --- Stripe ---------------------------------------------------------------------------
+
+STRIPE_LIVE_MODE = envbool("STRIPE_LIVE_MODE", False)
+STRIPE_TEST_SECRET_KEY = envstr("STRIPE_TEST_SECRET_KEY")
+STRIPE_LIVE_SECRET_KEY = envstr("STRIPE_LIVE_SECRET_KEY")
+DJSTRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_USE_NATIVE_JSONFIELD = True
+BILLING_DEFAULT_PLAN = envstr("BILLING_DEFAULT_PLAN", "pro")
+
+# --- MT5 ------------------------------------------------------------------------------
+
+MT5_GATEWAY = envchoice("MT5_GATEWAY", "simulated", ("simulated", "terminal", "manager"))
+MT5_SERVER_GATEWAYS = envmapping("MT5_SERVER_GATEWAYS")  # server=kind overrides
+for _server, _kind in MT5_SERVER_GATEWAYS.items():
+    if _kind not in ("simulated", "terminal", "manager"):
+        raise ImproperlyConfigured(f"MT5_SERVER_GATEWAYS: {_server}={_kind!r} is not a gateway kind")
+MT5_MANAGER_URL = envstr("MT5_MANAGER_URL", "http://127.0.0.1:8443")
+MT5_MANAGER_LOGIN = envint("MT5_MANAGER_LOGIN", 1000)
+MT5_MANAGER_PASSWORD = envstr("MT5_MANAGER_PASSWORD")
+MT5_MANAGER_TIMEOUT = envfloat("MT5_MANAGER_TIMEOUT", 5.0, minimum=0.1)
+MT5_MANAGER_RETRIES = envint("MT5_MANAGER_RETRIES", 3, minimum=0)
+MT5_TERMINAL_MODULE = envstr("MT5_TERMINAL_MODULE", "MetaTrader5")
+MT5_TERMINAL_PATH = envstr("MT5_TERMINAL_PATH")
+MT5_TERMINAL_PATHS = envlist("MT5_TERMINAL_PATHS")  # one Celery queue per terminal
+MT5_TERMINAL_TIMEOUT_MS = envint("MT5_TERMINAL_TIMEOUT_MS", 60000, minimum=1000)
+MT5_SIM_SEED = envint("MT5_SIM_SEED", 20261122)
+
+SYNC_INTERVAL_MINUTES = envint("SYNC_INTERVAL_MINUTES", 15, minimum=1)
+SYNC_MAX_CONSECUTIVE_ERRORS = envint("SYNC_MAX_CONSECUTIVE_ERRORS", 5, minimum=1)
+SYNC_HISTORY_DAYS = envint("SYNC_HISTORY_DAYS", 365, minimum=1)
+
+# --- Integrations ---------------------------------------------------------------------
+
+SYSTEME_API_URL = envstr("SYSTEME_API_URL", "https://api.systeme.io")
+SYSTEME_API_KEY = envstr("SYSTEME_API_KEY")
+SYSTEME_WEBHOOK_SECRET = envstr("SYSTEME_WEBHOOK_SECRET")
+AWS_S3_ENDPOINT_URL = envstr("AWS_S3_ENDPOINT_URL")
+
+# --- Web UI ---------------------------------------------------------------------------
+
+# Front-end libraries come from the npm registry at setup time (scripts/setup.sh runs `npm ci`)
+# and are served from node_modules under /static/vendor/.
+STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
+LOGIN_URL = envstr("LOGIN_URL", "login")
+LOGIN_REDIRECT_URL = envstr("LOGIN_REDIRECT_URL", "dashboard")
+LOGOUT_REDIRECT_URL = envstr("LOGOUT_REDIRECT_URL", "login")
+STATEMENT_MAX_BYTES = envint("STATEMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+LIVE_PRICES_INTERVAL = envfloat("LIVE_PRICES_INTERVAL", 1.0, minimum=0.1)
+
+# --- Copy trading -----------------------------------------------------------------------
+
+# Magic number the slave EA puts on every copied order (the copy id travels in the comment).
+COPY_MAGIC = envint("COPY_MAGIC", 20_251_122, minimum=0)
+# How long a broker's symbol list (for symbol mapping and volume steps) is cached.
+COPY_SYMBOLS_CACHE_SECONDS = envint("COPY_SYMBOLS_CACHE_SECONDS", 3600, minimum=1)
+# Expiry of web-terminal, template and rule commands that the EA has not fetched.
+COPY_COMMAND_EXPIRY_SECONDS = envint("COPY_COMMAND_EXPIRY_SECONDS", 300, minimum=1)
+
+# --- Integrations: Systeme.io client, outbound webhooks, symbol pre-flight --------------
+# (SYSTEME_API_URL, SYSTEME_API_KEY, SYSTEME_WEBHOOK_SECRET and AWS_S3_ENDPOINT_URL are above.)
+
+SYSTEME_TIMEOUT = envfloat("SYSTEME_TIMEOUT", 10.0, minimum=0.1)
+SYSTEME_RETRIES = envint("SYSTEME_RETRIES", 3, minimum=0)
+SYSTEME_RETRY_MAX_WAIT = envfloat("SYSTEME_RETRY_MAX_WAIT", 30.0, minimum=0)  # cap on Retry-After
+SYSTEME_FIELD_PREFIX = envstr("SYSTEME_FIELD_PREFIX", "mt5_")  # custom contact field slugs
+SYSTEME_SYNC_INTERVAL_MINUTES = envint("SYSTEME_SYNC_INTERVAL_MINUTES", 60, minimum=1)
+SYSTEME_RULES_INTERVAL_MINUTES = envint("SYSTEME_RULES_INTERVAL_MINUTES", 15, minimum=1)
+
+WEBHOOK_TIMEOUT = envfloat("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_BACKOFF_SECONDS = envint("WEBHOOK_BACKOFF_SECONDS", 30, minimum=1)
+WEBHOOK_BACKOFF_MAX_SECONDS = envint("WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600, minimum=1)
+WEBHOOK_DISABLE_AFTER_FAILURES = envint("WEBHOOK_DISABLE_AFTER_FAILURES", 15, minimum=1)
+WEBHOOK_ALLOW_PRIVATE_URLS = envbool("WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)  # loopback/LAN targets
+
+PREFLIGHT_S3_BUCKET = envstr("PREFLIGHT_S3_BUCKET")
+PREFLIGHT_S3_PREFIX = envstr("PREFLIGHT_S3_PREFIX", "mt5-configs/")
+PREFLIGHT_S3_REGION = envstr("PREFLIGHT_S3_REGION", "eu-central-1")
+PREFLIGHT_WEBHOOK_URL = envstr("PREFLIGHT_WEBHOOK_URL")
+PREFLIGHT_WEBHOOK_TIMEOUT = envfloat("PREFLIGHT_WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
+PREFLIGHT_TERMINAL_DATA_PATH = envstr("PREFLIGHT_TERMINAL_DATA_PATH")  # terminal data folder (holds Config/)
+PREFLIGHT_CHART_SYMBOL = envstr("PREFLIGHT_CHART_SYMBOL", "BTCUSD")
+PREFLIGHT_CHART_PERIOD = envchoice(
+    "PREFLIGHT_CHART_PERIOD", "H1", ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
+)
+PREFLIGHT_EA_NAME = envstr("PREFLIGHT_EA_NAME", "MT5BackOfficeEA")
+
+# --- EA protocol: tokens, heartbeat, command queue (mt5bridge.ea) ------------------------
+
+EA_ONLINE_SECONDS = envint("EA_ONLINE_SECONDS", 10, minimum=1)  # heartbeat younger than this: online
+EA_OFFLINE_SECONDS = envint("EA_OFFLINE_SECONDS", 60, minimum=1)  # older than this: offline (between: stale)
+EA_BEAT_MS = envint("EA_BEAT_MS", 1000, minimum=100)  # interval the server asks EAs to beat at
+EA_PERSIST_SECONDS = envint("EA_PERSIST_SECONDS", 60, minimum=1)  # state to PostgreSQL at least this often
+EA_MAX_BODY_BYTES = envint("EA_MAX_BODY_BYTES", 1_000_000, minimum=1024)
+EA_THROTTLE_PER_SECOND = envint("EA_THROTTLE_PER_SECOND", 20, minimum=1)  # requests per account per second
+EA_BAD_TOKEN_PER_MINUTE = envint("EA_BAD_TOKEN_PER_MINUTE", 60, minimum=1)  # wrong tokens per client IP
+EA_REDELIVER_SECONDS = envint("EA_REDELIVER_SECONDS", 10, minimum=1)  # resend an unacknowledged command after
+EA_QUEUE_RECONCILE_SECONDS = envint("EA_QUEUE_RECONCILE_SECONDS", 30, minimum=1)  # Redis queue vs database check
+EA_LIVE_FLOAT_SECONDS = envint("EA_LIVE_FLOAT_SECONDS", 5, minimum=1)  # live push of floating equity at most this often
+EA_LONG_POLL_MAX_SECONDS = envint("EA_LONG_POLL_MAX_SECONDS", 25, minimum=0)
+EA_GATE_CACHE_SECONDS = envint("EA_GATE_CACHE_SECONDS", 30, minimum=0)  # billing gate answer cached per account
+EA_REDIS_MAX_CONNECTIONS = envint("EA_REDIS_MAX_CONNECTIONS", 500, minimum=2)
+EA_HOOKS_MODULE = envstr("EA_HOOKS_MODULE", "copytrading.hooks")  # on_ea_state / on_command_result
+
+# --- Billing (dj-stripe plans and gates) ----------------------------------------------
+# Without a Stripe secret key billing runs in local mode: everyone is on BILLING_DEFAULT_PLAN.
+BILLING_FREE_PLAN = envstr("BILLING_FREE_PLAN", "free")  # with Stripe: the plan of users without a subscription
+BILLING_PAST_DUE_GRACE_DAYS = envint("BILLING_PAST_DUE_GRACE_DAYS", 7, minimum=0)
+BILLING_WEBHOOK_TOLERANCE = envint("STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1)  # seconds
+BILLING_CACHE_SECONDS = envint("BILLING_CACHE_SECONDS", 60, minimum=0)
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+if envstr("STRIPE_API_HOST"):  # e.g. stripe-mock; dj-stripe points the stripe library there
+    STRIPE_API_HOST = envstr("STRIPE_API_HOST")
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    *REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"],
+    "billing.usage.ApiCallCounter",
+]
+
+# --- Bonuses (broker bonus back office) -------------------------------------------------
+
+# Broker-side gateway of the bonus engine: empty = the MT5_GATEWAY / MT5_SERVER_GATEWAYS choice.
+BONUS_MT5_GATEWAY = envchoice("BONUS_MT5_GATEWAY", "", ("", "simulated", "terminal", "manager"))
+BONUS_MT5_SERVER = envstr("BONUS_MT5_SERVER")  # empty: every server the gateway reaches
+BONUS_MONITOR_INTERVAL = envfloat("BONUS_MONITOR_INTERVAL", 0.3, minimum=0.05)
+BONUS_MONITOR_MAX_ERRORS = envint("BONUS_MONITOR_MAX_ERRORS", 5, minimum=1)
+BONUS_MONITOR_DISCOVERY_SECONDS = envfloat("BONUS_MONITOR_DISCOVERY_SECONDS", 30.0, minimum=1.0)
+BONUS_MONITOR_LEASE_SECONDS = envfloat("BONUS_MONITOR_LEASE_SECONDS", 5.0, minimum=1.0)
+BONUS_MONITOR_HISTORY_SECONDS = envfloat("BONUS_MONITOR_HISTORY_SECONDS", 60.0, minimum=1.0)
+BONUS_MONITOR_KEEP_DAYS = envint("BONUS_MONITOR_KEEP_DAYS", 7, minimum=1)
+BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1)
+# PostgreSQL connection pool (psycopg 3, Django 5.1+). An ASGI server runs each sync view in its own
+# thread, and each thread would otherwise keep its own connection (past max_connections under load).
+# 0 = off (persistent connections per thread, CONN_MAX_AGE).
+DATABASE_POOL_MAX = envint("DATABASE_POOL_MAX", 0, minimum=0)
+if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX,
+        "timeout": 10,
+    }

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CopytradingConfig(AppConfig):
+    name = "copytrading"
+    verbose_name = "Copy trading"

@@ -1,0 +1,74 @@
+"""Entry points the EA protocol calls: each stored heartbeat, and each command result."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import CopyKind, CopyStatus
+from .engine import copy_master_state
+from .rules import rules_check
+from .selectors import account_config
+
+logger = logging.getLogger(__name__)
+
+
+def on_ea_state(previous: Any | None, current: Any) -> None:
+    """Copy a master's changes to its slaves, notice slave positions closed by hand, and check the rules.
+
+    Runs synchronously in the heartbeat path, so it does nothing (one cached lookup) for accounts
+    without links or rules.
+    """
+    config = account_config(current.account_id)
+    if config.is_idle:
+        return
+    # Each step is guarded on its own: a failing copy must not stop the rules, nor fail the heartbeat.
+    if config.links_out:
+        try:
+            copy_master_state(config, previous, current)
+        except Exception:
+            logger.exception("copying the heartbeat of master %s failed", current.account_id)
+    if config.incoming_links and previous is not None:
+        try:
+            slave_positions_closed(account_id=current.account_id, previous=previous, current=current)
+        except Exception:
+            logger.exception("reconciling slave %s failed", current.account_id)
+    if config.rules:
+        try:
+            rules_check(config, current)
+        except Exception:
+            logger.exception("checking the rules of %s failed", current.account_id)
+
+
+def slave_positions_closed(*, account_id: str, previous: Any, current: Any) -> int:
+    """Mark copies whose slave position disappeared: by our close, or by hand (never reopened then)."""
+    from .models import CopiedPosition
+
+    before = {p.identifier or p.ticket for p in previous.positions}
+    after = {p.identifier or p.ticket for p in current.positions}
+    gone = before - after
+    if not gone:
+        return 0
+    rows = CopiedPosition.objects.filter(
+        slave_account_id=account_id, kind=CopyKind.POSITION, slave_ticket__in=gone, status=CopyStatus.OPEN
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        ours = rows.filter(close_requested=True).update(status=CopyStatus.CLOSED, closed_at=now)
+        by_hand = rows.filter(close_requested=False).update(status=CopyStatus.CLOSED_ON_SLAVE, closed_at=now)
+    return ours + by_hand
+
+
+def on_command_result(command: Any) -> None:
+    """Link a slave's result to its copy row: the slave ticket on success, the reason on failure."""
+    if getattr(command, "origin", None) != "copy" or command.link_id is None:
+        return
+    from .services import copy_result_apply
+
+    try:
+        copy_result_apply(command=command)
+    except Exception:  # the command result is stored by the caller; a copy bookkeeping bug must not lose it
+        logger.exception("copy bookkeeping failed for command %s", command.id)

@@ -1,0 +1,108 @@
+"""Reads the hot path shares: each account's copy links, rules and mode, cached per process.
+
+A heartbeat must not query the links it copies to. Every change to links, rules or copy modes bumps one
+version number in the shared cache (Redis); each process keeps its snapshot until the number moves.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db import transaction
+
+from .choices import AccountMode
+
+VERSION_KEY = "copytrading:config-version"
+_local: dict[str, tuple[int, AccountConfig]] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class AccountConfig:
+    """What the heartbeat path needs of one account."""
+
+    account_id: str
+    links_out: list = field(default_factory=list)  # active CopyLinks where the account is the master
+    incoming_links: int = 0  # active links where the account is the slave
+    rules: list = field(default_factory=list)
+    mode: str = AccountMode.NORMAL
+    state: object | None = None  # AccountCopyState, when one exists
+
+    @property
+    def is_idle(self) -> bool:
+        return not self.links_out and not self.incoming_links and not self.rules
+
+
+def config_version() -> int:
+    return cache.get(VERSION_KEY) or 0
+
+
+def bump_config_version() -> None:
+    """Invalidate every process's snapshot now and again after the transaction commits."""
+
+    def bump() -> None:
+        try:
+            cache.incr(VERSION_KEY)
+        except ValueError:
+            cache.set(VERSION_KEY, 1, None)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+def account_config(account_id) -> AccountConfig:
+    key = str(account_id)
+    version = config_version()
+    hit = _local.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    config = _load(key)
+    with _lock:
+        _local[key] = (version, config)
+    return config
+
+
+def _load(account_id: str) -> AccountConfig:
+    from .models import AccountCopyState, CopyLink, Rule
+
+    links = list(
+        CopyLink.objects.filter(master_id=account_id, active=True)
+        .select_related("master", "slave", "slave__copy_state")
+        .order_by("priority", "id")
+    )
+    if links:
+        from django.db.models import Count
+
+        # Slaves fed by several masters need the priority check; the others skip its queries.
+        shared = set(
+            CopyLink.objects.filter(slave_id__in=[link.slave_id for link in links], active=True)
+            .values("slave_id")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .values_list("slave_id", flat=True)
+        )
+        for link in links:
+            link.slave_is_shared = link.slave_id in shared
+            link.resolved_symbols = {}
+    state = AccountCopyState.objects.filter(account_id=account_id).first()
+    return AccountConfig(
+        account_id=account_id,
+        links_out=links,
+        incoming_links=CopyLink.objects.filter(slave_id=account_id, active=True).count(),
+        rules=list(Rule.objects.filter(account_id=account_id, active=True).order_by("id")),
+        mode=state.mode if state else AccountMode.NORMAL,
+        state=state,
+    )
+
+
+def slave_mode(link) -> str:
+    try:
+        return link.slave.copy_state.mode
+    except Exception:  # RelatedObjectDoesNotExist: no state row means copying normally
+        return AccountMode.NORMAL
+
+
+def clear_local_cache() -> None:
+    _local.clear()

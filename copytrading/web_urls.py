@@ -1,0 +1,18 @@
+"""Web UI routes of the copytrading app (server-rendered pages)."""
+
+from django.urls import path, re_path
+
+from . import web
+
+urlpatterns = [
+    path("copy/", web.links, name="copy-web-links"),
+    re_path(r"^copy/links/(?P<pk>[0-9]{1,18})/$", web.link_action, name="copy-web-link-action"),
+    path("copy/accounts/<uuid:account_id>/mode/", web.account_mode, name="copy-web-mode"),
+    path("copy/history/", web.history, name="copy-web-history"),
+    path("copy/rules/", web.rules, name="copy-web-rules"),
+    re_path(r"^copy/rules/(?P<pk>[0-9]{1,18})/delete/$", web.rule_delete, name="copy-web-rule-delete"),
+    path("copy/templates/", web.templates, name="copy-web-templates"),
+    re_path(r"^copy/templates/(?P<pk>[0-9]{1,18})/place/$", web.template_place, name="copy-web-template-place"),
+    path("copy/terminal/", web.terminal, name="copy-web-terminal"),
+    path("copy/terminal/commands/", web.terminal_commands, name="copy-web-terminal-commands"),
+]

@@ -1,0 +1,421 @@
+"""REST API of the integrations app: Systeme.io stats/sync, webhooks in and out, account pre-flight."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import ERRORS, UUID_PATTERN, ErrorSerializer
+from accounts.models import TradingAccount
+from accounts.permissions import can, is_staff_role, restrict
+from accounts.vault import SecretUnreadable, decrypt
+from config.errors import ServiceError
+
+from . import selectors, services
+from .choices import DeliveryStatus, WebhookEvent
+from .models import PreflightResult, WebhookDelivery, WebhookEndpoint
+from .preflight import PERIOD_MINUTES, template_file_name, with_password
+
+SIGNATURE_HEADERS = ("X-Webhook-Signature", "X-Systeme-Signature")
+
+
+class StaffPermission(BasePermission):
+    """Staff roles holding the view's model permission ("integrations.<action>_<model>")."""
+
+    method_actions = {
+        "GET": "view",
+        "HEAD": "view",
+        "OPTIONS": "view",
+        "POST": "add",
+        "PATCH": "change",
+        "PUT": "change",
+        "DELETE": "delete",
+    }
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated or not is_staff_role(user):
+            return False
+        return user.has_perm(required_perm(request, view))
+
+
+def required_perm(request, view) -> str:
+    action_name = getattr(view, "staff_action", None) or StaffPermission.method_actions.get(request.method, "change")
+    return f"integrations.{action_name}_{view.staff_model}"
+
+
+# --- Systeme.io ------------------------------------------------------------------------------
+
+
+class SystemeStatsView(APIView):
+    """Connection status, last sync, contacts and rule firings (staff)."""
+
+    permission_classes = [IsAuthenticated, StaffPermission]
+    staff_model = "contactsync"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["integrations"])
+    def get(self, request):
+        return Response(selectors.systeme_stats())
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1),
+        required=False,
+        max_length=1000,
+        help_text="Only these users (default: everyone who is synced).",
+    )
+
+
+class SystemeSyncView(APIView):
+    """Queue a sync of the contacts' trading figures to Systeme.io (staff)."""
+
+    permission_classes = [IsAuthenticated, StaffPermission]
+    staff_model = "contactsync"
+    staff_action = "change"
+
+    @extend_schema(
+        request=SyncRequestSerializer,
+        responses={
+            202: inline_serializer("SyncQueued", {"status": serializers.CharField()}),
+            **ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="Systeme.io not configured"),
+        },
+        tags=["integrations"],
+    )
+    def post(self, request):
+        data = SyncRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        stats = selectors.systeme_stats()
+        if not stats["configured"] or not stats["enabled"]:
+            raise services.SystemeNotConfigured(
+                "Systeme.io is not configured: set SYSTEME_API_KEY or the key in the admin."
+            )
+        from .tasks import systeme_sync_contacts
+
+        systeme_sync_contacts.delay(data.validated_data.get("user_ids"))
+        return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)
+
+
+# --- Inbound webhooks ------------------------------------------------------------------------
+
+
+class SystemeWebhookView(APIView):
+    """Systeme.io webhooks: HMAC-SHA256 of the raw body in X-Webhook-Signature; replays are processed once."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []  # the signature is the gate; Systeme.io may send bursts
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "X-Webhook-Signature",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="hex HMAC-SHA256 of the raw body with SYSTEME_WEBHOOK_SECRET",
+            ),
+            OpenApiParameter("X-Webhook-Event", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: inline_serializer(
+                "WebhookAccepted", {"status": serializers.CharField(), "event": serializers.IntegerField()}
+            ),
+            400: ERRORS[400],
+            401: ERRORS[401],
+        },
+        tags=["webhooks"],
+    )
+    def post(self, request):
+        body = request.body  # the raw bytes, read before anything parses them
+        signature = next((request.headers.get(h) for h in SIGNATURE_HEADERS if request.headers.get(h)), None)
+        if not services.inbound_signature_valid(body, signature, settings.SYSTEME_WEBHOOK_SECRET):
+            raise ServiceError("Missing or invalid webhook signature.", code="invalid_signature", status_code=401)
+        event, created = services.inbound_webhook_receive(
+            body=body,
+            event_type=request.headers.get("X-Webhook-Event", "")[:64],
+            delivery_id=(request.headers.get("X-Webhook-Id") or request.headers.get("X-Webhook-Delivery") or "")[:100],
+        )
+        return Response({"status": event.status if created else "duplicate", "event": event.pk})
+
+
+class WebhookStatusView(APIView):
+    """Inbound and outbound webhook health over the last 24 hours (staff)."""
+
+    permission_classes = [IsAuthenticated, StaffPermission]
+    staff_model = "webhookendpoint"
+    staff_action = "view"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["webhooks"])
+    def get(self, request):
+        return Response(selectors.webhooks_status())
+
+
+# --- Outbound webhook endpoints --------------------------------------------------------------
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "events",
+            "is_active",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class EndpointCreateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*WebhookEvent.values, "*"]), min_length=1, max_length=20
+    )
+    secret = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        help_text="Signing secret; generated when left out (returned once).",
+    )
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class EndpointUpdateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*WebhookEvent.values, "*"]), min_length=1, max_length=20, required=False
+    )
+    secret = serializers.CharField(max_length=200, required=False, allow_blank=True, write_only=True)
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "endpoint",
+            "event",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "log",
+            "next_attempt_at",
+            "created_at",
+            "delivered_at",
+        ]
+        read_only_fields = fields
+
+
+@extend_schema(tags=["webhooks"])
+class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Outbound webhook endpoints (staff): deliveries are signed with HMAC-SHA256 over "{timestamp}.{body}"."""
+
+    serializer_class = EndpointSerializer
+    permission_classes = [IsAuthenticated, StaffPermission]
+    staff_model = "webhookendpoint"
+    staff_action: str | None = None  # set per action
+    lookup_value_regex = r"[0-9]{1,18}"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    filterset_fields = ["is_active"]
+
+    def get_queryset(self):
+        return restrict(
+            self.request.user, required_perm(self.request, self), WebhookEndpoint.objects.all(), owner_path="created_by"
+        )
+
+    @extend_schema(
+        request=EndpointCreateSerializer,
+        responses={
+            201: inline_serializer(
+                "EndpointCreated", {"endpoint": EndpointSerializer(), "secret": serializers.CharField()}
+            ),
+            **ERRORS,
+        },
+    )
+    def create(self, request):
+        data = EndpointCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint, secret = services.webhook_endpoint_create(created_by=request.user, **data.validated_data)
+        return Response(
+            {"endpoint": EndpointSerializer(endpoint).data, "secret": secret}, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=EndpointUpdateSerializer, responses={200: EndpointSerializer, **ERRORS})
+    def partial_update(self, request, pk=None):
+        endpoint = self.get_object()
+        data = EndpointUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(
+            EndpointSerializer(services.webhook_endpoint_update(endpoint=endpoint, **data.validated_data)).data
+        )
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request, pk=None):
+        self.get_object().delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={202: DeliverySerializer, **ERRORS})
+    @action(detail=True, methods=["post"], staff_action="change")
+    def ping(self, request, pk=None):
+        """Queue a signed test delivery to this endpoint."""
+        delivery = services.webhook_ping(endpoint=self.get_object())
+        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["webhooks"])
+class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Outbound deliveries with their attempts and status codes (staff)."""
+
+    serializer_class = DeliverySerializer
+    permission_classes = [IsAuthenticated, StaffPermission]
+    staff_model = "webhookdelivery"
+    staff_action: str | None = None
+    lookup_value_regex = UUID_PATTERN
+    filterset_fields = ["status", "event", "endpoint"]
+
+    def get_queryset(self):
+        return restrict(
+            self.request.user,
+            "integrations.view_webhookdelivery",
+            WebhookDelivery.objects.select_related("endpoint"),
+            owner_path="endpoint__created_by",
+        )
+
+    @extend_schema(request=None, responses={202: DeliverySerializer, **ERRORS})
+    @action(detail=True, methods=["post"], staff_action="change")
+    def retry(self, request, pk=None):
+        """Try a delivery again from now (its attempt count starts over)."""
+        delivery = self.get_object()
+        if delivery.status == DeliveryStatus.SUCCEEDED:
+            raise ServiceError("This delivery already succeeded.", code="already_delivered", status_code=409)
+        return Response(
+            DeliverySerializer(services.webhook_delivery_retry(delivery=delivery)).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+# --- Pre-flight ------------------------------------------------------------------------------
+
+
+class PreflightSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PreflightResult
+        fields = [
+            "id",
+            "account",
+            "created_at",
+            "status",
+            "payload",
+            "chart_symbol",
+            "chart_period",
+            "warnings",
+            "error",
+            "symbols_found",
+        ]
+        read_only_fields = fields
+
+
+class PreflightRequestSerializer(serializers.Serializer):
+    chart_symbol = serializers.RegexField(
+        r"^[A-Za-z0-9._#+\-]{1,32}$",
+        required=False,
+        help_text="Base symbol the chart opens (default PREFLIGHT_CHART_SYMBOL).",
+    )
+    chart_period = serializers.ChoiceField(choices=list(PERIOD_MINUTES), required=False)
+
+
+def _account_for(request, account_id, perm: str) -> TradingAccount:
+    visible = restrict(request.user, "accounts.view_tradingaccount", TradingAccount.objects.all())
+    account = get_object_or_404(visible, pk=account_id)
+    if perm != "accounts.view_tradingaccount" and not can(request.user, perm, account):
+        raise ServiceError("You may not do that on this account.", code="forbidden", status_code=403)
+    return account
+
+
+class PreflightView(APIView):
+    """Symbol pre-flight of an account: run it (POST), or read the newest result (GET)."""
+
+    @extend_schema(responses={200: PreflightSerializer, **ERRORS}, tags=["preflight"])
+    def get(self, request, account_id):
+        account = _account_for(request, account_id, "accounts.view_tradingaccount")
+        result = selectors.latest_preflight(account)
+        if result is None:
+            raise ServiceError("No pre-flight has run for this account yet.", code="not_found", status_code=404)
+        return Response(PreflightSerializer(result).data)
+
+    @extend_schema(
+        request=PreflightRequestSerializer, responses={201: PreflightSerializer, **ERRORS}, tags=["preflight"]
+    )
+    def post(self, request, account_id):
+        account = _account_for(request, account_id, "accounts.sync_tradingaccount")
+        data = PreflightRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        from .preflight import options_from_settings
+
+        options = options_from_settings(**data.validated_data)
+        options.s3_prefix = f"{options.s3_prefix}{account.pk}/"
+        result = services.preflight_run(account=account, user=request.user, options=options)
+        return Response(PreflightSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class PreflightFileView(APIView):
+    """Download the newest chart template (.tpl) or start-up .ini of an account."""
+
+    kind = "template"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "include_password",
+                bool,
+                required=False,
+                description=".ini only: write the MT5 password into [Common] (needs the "
+                "change permission on the account)",
+            )
+        ],
+        responses={(200, "text/plain"): OpenApiTypes.STR, **ERRORS},
+        tags=["preflight"],
+    )
+    def get(self, request, account_id):
+        include_password = request.query_params.get("include_password", "").lower() in ("1", "true", "yes")
+        perm = "accounts.change_tradingaccount" if include_password else "accounts.view_tradingaccount"
+        account = _account_for(request, account_id, perm)
+        result = selectors.latest_preflight(account, usable_only=True)
+        if result is None:
+            raise ServiceError("No successful pre-flight for this account yet.", code="not_found", status_code=404)
+        return preflight_file_response(result, self.kind, include_password=include_password and self.kind == "ini")
+
+
+def preflight_file_response(result: PreflightResult, kind: str, *, include_password: bool = False) -> HttpResponse:
+    ea = result.payload.get("chart", {}).get("expert") or settings.PREFLIGHT_EA_NAME
+    if kind == "ini":
+        text, name = result.startup_ini, f"{result.account.login}-startup.ini"
+        if include_password:
+            try:
+                text = with_password(text, decrypt(result.account.password_encrypted))
+            except SecretUnreadable:
+                raise ServiceError("The stored MT5 password cannot be decrypted.", code="secret_unreadable") from None
+    else:
+        text, name = result.template, template_file_name(ea)
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response

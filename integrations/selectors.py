@@ -1,0 +1,138 @@
+"""Read paths of the integrations app: account figures, the broker symbol map, stats for the dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+
+from accounts.models import Deal, TradingAccount
+from mt5bridge.symbols import BrokerSymbolMap
+
+from .choices import DeliveryStatus, FiringResult, InboundStatus, PreflightStatus
+from .figures import Figures, combine
+from .models import (
+    AutomationRule,
+    ContactSync,
+    InboundWebhookEvent,
+    PreflightResult,
+    RuleFiring,
+    SystemeSettings,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+TRADE_TYPES = (0, 1)  # DEAL_TYPE_BUY, DEAL_TYPE_SELL
+CREDIT_TYPES = (3, 6)  # DEAL_TYPE_CREDIT, DEAL_TYPE_BONUS
+ENTRY_IN = 0
+ZERO = Decimal("0")
+
+
+def account_figures(account: TradingAccount, now: datetime | None = None) -> Figures:
+    now = now or timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    net = F("profit") + F("commission") + F("swap") + F("fee")
+    deals = Deal.objects.filter(account=account)
+    totals = deals.aggregate(
+        profit_month=Sum(net, filter=Q(deal_type__in=TRADE_TYPES, time__gte=month_start)),
+        # Credit does not move the balance; everything else since the month began does.
+        moved_month=Sum(net, filter=Q(time__gte=month_start) & ~Q(deal_type=3)),
+        trades_today=Count("pk", filter=Q(deal_type__in=TRADE_TYPES, entry=ENTRY_IN, time__gte=day_start)),
+        last_activity=Max("time", filter=Q(deal_type__in=TRADE_TYPES)),
+        last_bonus_at=Max("time", filter=Q(deal_type__in=CREDIT_TYPES, profit__gt=0)),
+    )
+    balance = account.balance or ZERO
+    return Figures(
+        balance=balance,
+        equity=account.equity or ZERO,
+        profit_month=totals["profit_month"] or ZERO,
+        start_balance_month=balance - (totals["moved_month"] or ZERO),
+        open_trades=account.positions.count(),
+        trades_today=totals["trades_today"] or 0,
+        last_activity=totals["last_activity"],
+        last_bonus_at=totals["last_bonus_at"],
+        created_at=account.created_at,
+    )
+
+
+def contact_accounts(user):
+    return TradingAccount.objects.filter(owner=user, is_active=True)
+
+
+def contact_figures(user, now: datetime | None = None) -> Figures | None:
+    return combine([account_figures(account, now) for account in contact_accounts(user)])
+
+
+def latest_preflight(account: TradingAccount, *, usable_only: bool = False) -> PreflightResult | None:
+    results = PreflightResult.objects.filter(account=account)
+    if usable_only:
+        results = results.exclude(status=PreflightStatus.FAILED)
+    return results.order_by("-created_at").first()
+
+
+def broker_symbol_map(account: TradingAccount) -> BrokerSymbolMap | None:
+    """The account's broker symbols from its newest successful pre-flight (for the copy engine's mapping)."""
+    result = latest_preflight(account, usable_only=True)
+    if result is None or not result.payload:
+        return None
+    return BrokerSymbolMap.from_payload(result.payload)
+
+
+def systeme_stats() -> dict:
+    row = SystemeSettings.load()
+    day_ago = timezone.now() - timedelta(hours=24)
+    contacts = ContactSync.objects.aggregate(
+        total=Count("pk"),
+        linked=Count("pk", filter=~Q(contact_id="")),
+        failing=Count("pk", filter=~Q(last_error="")),
+    )
+    firings = RuleFiring.objects.filter(fired_at__gte=day_ago).aggregate(
+        total=Count("pk"), failed=Count("pk", filter=Q(result=FiringResult.FAILED))
+    )
+    return {
+        "configured": bool(row.api_key_encrypted or settings.SYSTEME_API_KEY),
+        "enabled": row.enabled,
+        "connection": {"ok": row.connection_ok, "checked_at": row.connection_checked_at, "error": row.connection_error},
+        "last_sync": {"at": row.last_sync_at, "ok": row.last_sync_ok, "summary": row.last_sync_summary},
+        "missing_fields": row.missing_fields,
+        "contacts": contacts,
+        "rules": {
+            "enabled": AutomationRule.objects.filter(enabled=True).count(),
+            "firings_24h": firings["total"],
+            "failed_24h": firings["failed"],
+        },
+    }
+
+
+def webhooks_status() -> dict:
+    day_ago = timezone.now() - timedelta(hours=24)
+    inbound = InboundWebhookEvent.objects.filter(received_at__gte=day_ago).aggregate(
+        received=Count("pk"),
+        failed=Count("pk", filter=Q(status=InboundStatus.FAILED)),
+        replays=Sum("replays"),
+    )
+    deliveries = WebhookDelivery.objects.filter(created_at__gte=day_ago).aggregate(
+        total=Count("pk"),
+        succeeded=Count("pk", filter=Q(status=DeliveryStatus.SUCCEEDED)),
+        pending=Count("pk", filter=Q(status=DeliveryStatus.PENDING)),
+        failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
+    )
+    last = InboundWebhookEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+    return {
+        "inbound": {
+            "secret_configured": bool(settings.SYSTEME_WEBHOOK_SECRET),
+            "last_received_at": last,
+            "received_24h": inbound["received"],
+            "failed_24h": inbound["failed"],
+            "replays_24h": inbound["replays"] or 0,
+        },
+        "outbound": {
+            "endpoints_active": WebhookEndpoint.objects.filter(is_active=True).count(),
+            "endpoints_disabled": WebhookEndpoint.objects.filter(is_active=False).count(),
+            "deliveries_24h": deliveries,
+        },
+    }

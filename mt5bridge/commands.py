@@ -1,0 +1,389 @@
+"""The EA command queue: enqueue (one or many), cancel, retry, deliver, and apply the EA's results.
+
+PostgreSQL holds the truth; Redis caches each account's open commands so a heartbeat finds them
+without a query. A command is cached only after its row is committed (``on_commit``); a periodic
+reconciliation per account repairs the cache after a crash between the two.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from config.errors import Conflict, ServiceError
+from mt5bridge.ea import store
+from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandOrigin, CommandStatus
+from mt5bridge.ea.protocol import CommandResult, ProtocolError, command_payload, validate_command_params
+
+logger = logging.getLogger(__name__)
+
+COMMAND_KINDS = (
+    "open_market",
+    "place_pending",
+    "close",
+    "close_partial",
+    "modify_sltp",
+    "modify_pending",
+    "cancel_pending",
+    "close_all",
+    "pause",
+    "resume",
+)
+ORIGINS = ("copy", "web_terminal", "template", "rule", "admin")
+assert set(COMMAND_KINDS) == set(CommandKind.values) and set(ORIGINS) == set(CommandOrigin.values)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    account_id: str
+    kind: str
+    params: dict
+    origin: str
+    expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    link_id: int | None = None
+
+
+# --- hooks (implemented by copytrading; absent → skipped) ---
+
+
+def hook(name: str):
+    """The named hook from ``settings.EA_HOOKS_MODULE``, or None when that module does not exist."""
+    return _hook(settings.EA_HOOKS_MODULE, name)
+
+
+@functools.cache
+def _hook(module_name: str, name: str):
+    # Cached: a failed import is not cached by Python and would search sys.path on every heartbeat.
+    if not module_name:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+    return getattr(module, name, None)
+
+
+# --- enqueue ---
+
+
+def payload_of(command: Command) -> dict:
+    return command_payload(
+        command_id=command.id,
+        kind=command.kind,
+        params=command.params,
+        created_at=command.created_at,
+        expires_at=command.expires_at,
+    )
+
+
+def _cache_after_commit(commands: Iterable[Command]) -> None:
+    by_account: dict[str, list[dict]] = defaultdict(list)
+    for command in commands:
+        by_account[str(command.account_id)].append(payload_of(command))
+    if by_account:
+        transaction.on_commit(lambda: _safe_push(by_account))
+
+
+def _safe_push(by_account: dict[str, list[dict]]) -> None:
+    try:
+        store.queue_push(by_account)
+    except Exception:  # Redis down: the rows are committed; reconciliation caches them later
+        logger.exception("could not cache %d accounts' new commands in Redis", len(by_account))
+
+
+def _build(spec: CommandSpec, now: datetime, by=None) -> Command:
+    if spec.origin not in ORIGINS:
+        raise ServiceError(f"unknown origin {spec.origin!r}; expected one of {list(ORIGINS)}", code="invalid_origin")
+    try:
+        params = validate_command_params(spec.kind, spec.params)
+    except ProtocolError as exc:
+        raise ServiceError(
+            f"{exc.field or 'params'}: {exc.message}", code="invalid_command", details={"field": exc.field}
+        ) from exc
+    if spec.idempotency_key is not None and not (0 < len(spec.idempotency_key) <= 100):
+        raise ServiceError("idempotency_key must be 1 to 100 characters", code="invalid_command")
+    return Command(
+        id=uuid.uuid4(),
+        account_id=spec.account_id,
+        kind=spec.kind,
+        params=params,
+        origin=spec.origin,
+        created_at=now,
+        expires_at=spec.expires_at,
+        idempotency_key=spec.idempotency_key,
+        link_id=spec.link_id,
+        created_by=by,
+    )
+
+
+def command_enqueue(
+    *,
+    account_id,
+    kind: str,
+    params: dict,
+    origin: str,
+    expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    link_id: int | None = None,
+    intent: str = "",
+    by=None,
+) -> Command:
+    """Queue one command for an account's EA. With an idempotency key, a repeat returns the first command."""
+    spec = CommandSpec(str(account_id), kind, params, origin, expires_at, idempotency_key, link_id)
+    command = _build(spec, timezone.now(), by)
+    command.intent = intent[:100]
+    if idempotency_key is not None:
+        existing = Command.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            command.save(force_insert=True)
+            _cache_after_commit([command])
+    except IntegrityError as exc:
+        if idempotency_key is not None:
+            existing = Command.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
+            if existing:
+                return existing
+        raise ServiceError("the trading account does not exist", code="invalid_account") from exc
+    return command
+
+
+def commands_enqueue_bulk(specs: list[CommandSpec], *, by=None) -> list[Command]:
+    """Queue many commands in one transaction and one INSERT.
+
+    Repeats by (account, idempotency key) are not inserted again; the existing command is returned in their place.
+    """
+    if not specs:
+        return []
+    now = timezone.now()
+    built = [_build(spec, now, by) for spec in specs]
+    keyed = [c for c in built if c.idempotency_key is not None]
+    try:
+        with transaction.atomic():
+            Command.objects.bulk_create(built, ignore_conflicts=bool(keyed), batch_size=1000)
+            if keyed:
+                stored = {
+                    (str(c.account_id), c.idempotency_key): c
+                    for c in Command.objects.filter(
+                        account_id__in={c.account_id for c in keyed},
+                        idempotency_key__in={c.idempotency_key for c in keyed},
+                    )
+                }
+                result = [
+                    stored.get((str(c.account_id), c.idempotency_key), c) if c.idempotency_key else c for c in built
+                ]
+            else:
+                result = built
+            built_ids = {c.id for c in built}
+            _cache_after_commit([c for c in result if c.id in built_ids])
+    except IntegrityError as exc:
+        raise ServiceError("a trading account in the batch does not exist", code="invalid_account") from exc
+    return result
+
+
+# --- cancel / retry ---
+
+
+def command_cancel(*, command_id, by=None) -> Command:
+    """Cancel an open command. A command already delivered may still run on the terminal; its result then wins."""
+    with transaction.atomic():
+        command = Command.objects.select_for_update().filter(id=command_id).first()
+        if command is None:
+            raise ServiceError("no such command", code="not_found", status_code=404)
+        if command.status not in OPEN_STATUSES:
+            raise Conflict(f"a {command.status} command cannot be cancelled")
+        command.status = CommandStatus.CANCELLED
+        command.finished_at = timezone.now()
+        command.message = f"cancelled by {by}" if by else "cancelled"
+        command.save(update_fields=["status", "finished_at", "message"])
+        account_id = command.account_id
+        transaction.on_commit(lambda: store.queue_remove(account_id, [command.id]))
+    return command
+
+
+def command_retry(*, command_id, by=None) -> Command:
+    """Queue a fresh copy of a failed/expired/cancelled command.
+
+    It gets a new id on purpose: an EA that saw the old id would answer with the old outcome instead of running it.
+    """
+    original = Command.objects.filter(id=command_id).first()
+    if original is None:
+        raise ServiceError("no such command", code="not_found", status_code=404)
+    if original.status not in (CommandStatus.FAILED, CommandStatus.EXPIRED, CommandStatus.CANCELLED):
+        raise Conflict(f"a {original.status} command cannot be retried")
+    now = timezone.now()
+    expires_at = None
+    if original.expires_at is not None:
+        expires_at = now + max(original.expires_at - original.created_at, timedelta(seconds=1))
+    with transaction.atomic():
+        command = Command.objects.create(
+            account_id=original.account_id,
+            kind=original.kind,
+            params=original.params,
+            origin=original.origin,
+            created_at=now,
+            expires_at=expires_at,
+            link_id=original.link_id,
+            intent=original.intent,
+            retry_of=original,
+            created_by=by if getattr(by, "pk", None) else None,
+        )
+        _cache_after_commit([command])
+    return command
+
+
+# --- delivery ---
+
+
+def _open_payloads_from_db(account_id) -> list[dict]:
+    rows = Command.objects.filter(account_id=account_id, status__in=OPEN_STATUSES).order_by("created_at")[:500]
+    return [payload_of(c) for c in rows]
+
+
+def queue_fetch(pipe, account_id) -> None:
+    """Queue the two reads ``commands_deliver`` needs on a caller's pipeline (saves a round trip)."""
+    pipe.set(store.reconcile_key(account_id), "1", nx=True, ex=settings.EA_QUEUE_RECONCILE_SECONDS)
+    pipe.hgetall(store.queue_key(account_id))
+
+
+def commands_deliver(*, account_id, limit: int = 50, now: float | None = None, prefetched=None) -> list[dict]:
+    """The commands to hand to the EA now: open, not expired, not delivered within the redelivery window.
+
+    ``prefetched`` is the (reconcile, queue) pair a caller already read with ``queue_fetch``.
+    """
+    now = store.now() if now is None else now
+    r = store.client()
+    if r is None:
+        return _deliver(account_id, {p["id"]: p for p in _open_payloads_from_db(account_id)}, {}, limit, now)
+    if prefetched is None:
+        pipe = r.pipeline(transaction=False)
+        queue_fetch(pipe, account_id)
+        prefetched = pipe.execute()
+    reconcile, raw = prefetched
+    if reconcile:
+        payloads = _open_payloads_from_db(account_id)
+        store.queue_replace(account_id, payloads)
+        queued = {p["id"]: p for p in payloads}
+    else:
+        if not raw:
+            return []
+        import json
+
+        queued = {cid: json.loads(text) for cid, text in raw.items()}
+    if not queued:
+        return []
+    delivered = r.hgetall(store.delivered_key(account_id))
+    return _deliver(account_id, queued, delivered, limit, now)
+
+
+def _deliver(account_id, queued: dict[str, dict], delivered: dict, limit: int, now: float) -> list[dict]:
+    redeliver_after = settings.EA_REDELIVER_SECONDS
+    expired, due = [], []
+    for cid, payload in sorted(queued.items(), key=lambda kv: kv[1]["created_at"]):
+        if payload.get("expires_at") is not None and payload["expires_at"] <= now:
+            expired.append(cid)
+        elif cid not in delivered or now - float(delivered[cid]) >= redeliver_after:
+            due.append(cid)
+    if expired:
+        commands_expire(account_id=account_id, command_ids=expired)
+    if not due:
+        return []
+    due = due[:limit]
+    open_ids = {
+        str(i) for i in Command.objects.filter(id__in=due, status__in=OPEN_STATUSES).values_list("id", flat=True)
+    }
+    gone = [cid for cid in due if cid not in open_ids]
+    if gone:  # finished or cancelled in the database meanwhile: drop from the cache
+        store.queue_remove(account_id, gone)
+    due = [cid for cid in due if cid in open_ids]
+    if not due:
+        return []
+    stamp = timezone.now()
+    Command.objects.filter(id__in=due, status__in=OPEN_STATUSES).update(
+        status=CommandStatus.DELIVERED, delivered_at=stamp, delivery_count=F("delivery_count") + 1
+    )
+    r = store.client()
+    if r is not None:
+        r.hset(store.delivered_key(account_id), mapping=dict.fromkeys(due, str(now)))
+    return [queued[cid] for cid in due]
+
+
+def commands_expire(*, account_id, command_ids: list[str]) -> int:
+    """Mark open commands that passed their expiry (a copy that would arrive too late is not executed)."""
+    count = Command.objects.filter(id__in=command_ids, account_id=account_id, status__in=OPEN_STATUSES).update(
+        status=CommandStatus.EXPIRED, finished_at=timezone.now(), message="expired before the EA executed it"
+    )
+    store.queue_remove(account_id, command_ids)
+    return count
+
+
+def commands_expire_due(*, now: datetime | None = None) -> int:
+    """Expire every open command past its expiry (periodic sweep; delivery also expires lazily)."""
+    now = now or timezone.now()
+    rows = list(
+        Command.objects.filter(status__in=OPEN_STATUSES, expires_at__lte=now).values_list("account_id", "id")[:5000]
+    )
+    by_account: dict = defaultdict(list)
+    for account_id, cid in rows:
+        by_account[account_id].append(str(cid))
+    return sum(commands_expire(account_id=a, command_ids=ids) for a, ids in by_account.items())
+
+
+# --- results ---
+
+
+@dataclass(frozen=True)
+class ResultOutcome:
+    id: str
+    outcome: str  # applied | duplicate | unknown
+
+
+def command_results_apply(*, account_id, results: Iterable[CommandResult]) -> list[ResultOutcome]:
+    """Record the EA's outcomes. Unknown ids and other accounts' ids are ignored; repeats are no-ops."""
+    outcomes: list[ResultOutcome] = []
+    applied: list[Command] = []
+    finished_at = timezone.now()
+    for res in results:
+        with transaction.atomic():
+            command = Command.objects.select_for_update().filter(id=res.id, account_id=account_id).first()
+            if command is None:
+                outcomes.append(ResultOutcome(str(res.id), "unknown"))
+                continue
+            if command.status in (CommandStatus.EXECUTED, CommandStatus.FAILED):
+                outcomes.append(ResultOutcome(str(res.id), "duplicate"))
+                continue
+            # The terminal is the truth: a result overrides a server-side expiry or cancellation that raced it.
+            note = "" if command.status in OPEN_STATUSES else f" (after server marked it {command.status})"
+            command.status = CommandStatus.EXECUTED if res.status == "executed" else CommandStatus.FAILED
+            command.retcode = res.retcode
+            command.message = (res.message + note)[:255]
+            command.result = res.result
+            command.finished_at = finished_at
+            command.save(update_fields=["status", "retcode", "message", "result", "finished_at"])
+        applied.append(command)
+        outcomes.append(ResultOutcome(str(res.id), "applied"))
+    if outcomes:
+        store.queue_remove(account_id, [o.id for o in outcomes if o.outcome != "unknown"])
+    on_result = hook("on_command_result") if applied else None
+    for command in applied:
+        if on_result is not None:
+            try:
+                on_result(command)
+            except Exception:  # the result is stored; a failing consumer must not make the EA resend it forever
+                logger.exception("on_command_result failed for command %s", command.id)
+    return outcomes

@@ -1,0 +1,411 @@
+"""Write paths of the EA protocol: issue/rotate/revoke tokens, authenticate an EA, and process a heartbeat."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AccountSnapshot, Order, Position, TradingAccount
+from config.errors import ServiceError
+from mt5bridge import commands as cq
+from mt5bridge.ea import store
+from mt5bridge.ea.models import EAConnection, EAToken, connection_status
+from mt5bridge.ea.protocol import PROTOCOL_VERSION, Heartbeat, parse_heartbeat, parse_json
+from mt5bridge.ea.state import EAState, state_fingerprint, state_from_json, state_to_json
+
+logger = logging.getLogger(__name__)
+
+TOKEN_CACHE_SECONDS = 300
+BAD_TOKEN_CACHE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class EAClient:
+    """The authenticated EA: which account it speaks for. Built from the token, never from the request body."""
+
+    account_id: str
+    login: int
+    owner_id: int
+    is_authenticated: bool = True  # DRF treats it as request.user
+
+    @property
+    def pk(self) -> str:
+        return self.account_id
+
+
+# --- tokens ---
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of the canonical UUID text. A UUID4 carries 122 random bits, so a fast hash is enough:
+    there is nothing to brute-force, and a leaked table does not reveal any token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def canonical_token(raw: str) -> str | None:
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except (ValueError, AttributeError):
+        return None
+
+
+def ea_token_issue(*, account: TradingAccount, by=None) -> str:
+    """Create or rotate the account's EA token; return the plain token (shown once, never stored)."""
+    token = str(uuid.uuid4())
+    now = timezone.now()
+    with transaction.atomic():
+        existing = EAToken.objects.select_for_update().filter(account=account).first()
+        old_hash = existing.token_hash if existing else None
+        if existing:
+            existing.token_hash = token_hash(token)
+            existing.hint = token[:8]
+            existing.rotated_at = now
+            existing.revoked_at = None
+            existing.save(update_fields=["token_hash", "hint", "rotated_at", "revoked_at"])
+        else:
+            EAToken.objects.create(account=account, token_hash=token_hash(token), hint=token[:8], created_at=now)
+        if old_hash:
+            # Now (so this process stops accepting it) and after commit (in case a racing request re-cached it).
+            _forget_token(old_hash)
+            transaction.on_commit(lambda: _forget_token(old_hash))
+    logger.info("EA token %s for account %s by %s", "rotated" if old_hash else "issued", account.pk, by)
+    return token
+
+
+def ea_token_revoke(*, account: TradingAccount, by=None) -> EAToken:
+    with transaction.atomic():
+        token = EAToken.objects.select_for_update().filter(account=account).first()
+        if token is None:
+            raise ServiceError("this account has no EA token", code="not_found", status_code=404)
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+        old_hash = token.token_hash
+        _forget_token(old_hash)
+        transaction.on_commit(lambda: _forget_token(old_hash))
+    logger.info("EA token revoked for account %s by %s", account.pk, by)
+    return token
+
+
+def _forget_token(hashed: str) -> None:
+    r = store.client()
+    if r is not None:
+        r.delete(store.token_key(hashed))
+
+
+def ea_authenticate(raw_token: str) -> EAClient | None:
+    """The EA client a token belongs to, or None (wrong, revoked, or inactive account). Cached in Redis."""
+    token = canonical_token(raw_token)
+    if token is None:
+        return None
+    hashed = token_hash(token)
+    r = store.client()
+    if r is not None:
+        cached = r.get(store.token_key(hashed))
+        if cached == "-":
+            return None
+        if cached:
+            account_id, login, owner_id = cached.split("|")
+            return EAClient(account_id, int(login), int(owner_id))
+    row = (
+        EAToken.objects.filter(token_hash=hashed, revoked_at__isnull=True, account__is_active=True)
+        .values_list("account_id", "account__login", "account__owner_id")
+        .first()
+    )
+    if r is not None:
+        if row:
+            r.set(store.token_key(hashed), f"{row[0]}|{row[1]}|{row[2]}", ex=TOKEN_CACHE_SECONDS)
+        else:
+            r.set(store.token_key(hashed), "-", ex=BAD_TOKEN_CACHE_SECONDS)
+    if row is None:
+        return None
+    return EAClient(str(row[0]), int(row[1]), int(row[2]))
+
+
+# --- throttling: atomic Redis counters (DRF's cache throttle is not atomic) ---
+
+
+def throttle_allows(key: str, limit: int, window: int) -> bool:
+    r = store.client()
+    if r is None:
+        return True
+    pipe = r.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, window + 1)
+    count, _ = pipe.execute()
+    return count <= limit
+
+
+def ea_throttle_allows(client: EAClient) -> bool:
+    window = int(store.now())
+    return throttle_allows(store.throttle_key(client.account_id, window), settings.EA_THROTTLE_PER_SECOND, 1)
+
+
+def bad_token_allows(ip: str) -> bool:
+    window = int(store.now()) // 60
+    return throttle_allows(store.bad_token_key(ip, window), settings.EA_BAD_TOKEN_PER_MINUTE, 60)
+
+
+# --- heartbeat ---
+
+
+def _access(client: EAClient, meta: dict, now: float) -> tuple[bool, str, bool]:
+    """(allowed, reason, refreshed): the billing gate, cached per account for EA_GATE_CACHE_SECONDS."""
+    if meta.get("gate") is not None and now - float(meta.get("gate_at", 0)) < settings.EA_GATE_CACHE_SECONDS:
+        return meta["gate"] == "", meta["gate"], False
+    from billing.gates import ea_access
+
+    account = TradingAccount.objects.filter(pk=client.account_id).first()
+    if account is None or not account.is_active:
+        return False, "the trading account is not active", True
+    allowed, reason = ea_access(account)
+    return bool(allowed), ("" if allowed else (reason or "access denied")), True
+
+
+def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | None = None) -> dict:
+    """Store a heartbeat and answer it with the commands due. Raises ProtocolError (→ 400) before storing anything."""
+    received_at = received_at or datetime.now(UTC)
+    beat = parse_heartbeat(parse_json(body), account_id=client.account_id, login=client.login, received_at=received_at)
+    now = received_at.timestamp()
+    outcomes = cq.command_results_apply(account_id=client.account_id, results=beat.results) if beat.results else []
+    state = beat.state
+    fingerprint = state_fingerprint(state)
+    r = store.client()
+    if r is not None:
+        pipe = r.pipeline(transaction=False)
+        pipe.set(store.state_key(client.account_id), state_to_json(state), get=True, ex=86400)
+        pipe.hgetall(store.meta_key(client.account_id))
+        pipe.hset(store.meta_key(client.account_id), mapping={"seen": now})
+        pipe.hincrby(store.meta_key(client.account_id), "beats", 1)
+        cq.queue_fetch(pipe, client.account_id)
+        previous_json, meta, _, beats, *queued = pipe.execute()
+        previous = state_from_json(previous_json) if previous_json else None
+    else:
+        conn = EAConnection.objects.filter(account_id=client.account_id).first()
+        meta = (
+            {"fp": conn.state_fingerprint, "persisted": conn.persisted_at.timestamp()}
+            if conn and conn.persisted_at
+            else {}
+        )
+        previous = state_from_json(conn.state["json"]) if conn and conn.state.get("json") else None
+        beats = (conn.beats if conn else 0) + 1
+        queued = None
+    changed = meta.get("fp") != fingerprint
+    due = now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
+    allowed, reason, gate_refreshed = _access(client, meta, now)
+    if changed or due or r is None:
+        _persist(client, beat, state, fingerprint, changed=changed, beats=beats, denied=reason)
+    if r is not None and (changed or due or gate_refreshed):
+        update = {"fp": fingerprint}
+        if changed or due:
+            update["persisted"] = now
+        if gate_refreshed:
+            update.update(gate=reason, gate_at=now)
+        r.hset(store.meta_key(client.account_id), mapping=update)
+    if changed or (previous is not None and (previous.equity != state.equity or previous.margin != state.margin)):
+        _publish(client, meta, now, force=changed)
+    on_state = cq.hook("on_ea_state")
+    if on_state is not None:
+        try:
+            on_state(previous, state)
+        except Exception:  # the state is stored; the copy/rules engine logs its own failure
+            logger.exception("on_ea_state failed for account %s", client.account_id)
+    commands = (
+        cq.commands_deliver(account_id=client.account_id, limit=beat.max_commands, now=now, prefetched=queued)
+        if allowed
+        else []
+    )
+    reply = {
+        "v": PROTOCOL_VERSION,
+        "status": "ok" if allowed else "denied",
+        "server_time": store.now(),
+        "next_beat_ms": settings.EA_BEAT_MS,
+        "commands": commands,
+    }
+    if not allowed:
+        reply["reason"] = reason
+    if outcomes:
+        reply["acks"] = [{"id": o.id, "outcome": o.outcome} for o in outcomes]
+    return reply
+
+
+def _publish(client: EAClient, meta: dict, now: float, *, force: bool) -> None:
+    """Live dashboards: on a change at once; when only floating figures moved, at most every EA_LIVE_FLOAT_SECONDS."""
+    if not force and now - float(meta.get("pub", 0)) < settings.EA_LIVE_FLOAT_SECONDS:
+        return
+    r = store.client()
+    if r is not None:
+        r.hset(store.meta_key(client.account_id), "pub", now)
+    from accounts.live import publish_account_update
+
+    publish_account_update(client.account_id)
+
+
+def _persist(
+    client: EAClient, beat: Heartbeat, state: EAState, fingerprint: str, *, changed: bool, beats: int, denied: str
+) -> None:
+    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change."""
+    at = state.received_at
+    figures = {
+        "balance": state.balance,
+        "credit": state.credit,
+        "equity": state.equity,
+        "margin": state.margin,
+        "margin_free": state.margin_free,
+        "floating_profit": state.equity - state.balance - state.credit,
+        "margin_level": (state.equity / state.margin * 100).quantize(Decimal("0.01")) if state.margin else None,
+    }
+    if state.leverage:
+        figures["leverage"] = state.leverage
+    with transaction.atomic():
+        TradingAccount.objects.filter(pk=client.account_id).update(**figures, updated_at=at)
+        defaults = {
+            "last_seen_at": at,
+            "ea_version": beat.ea_version,
+            "protocol_version": beat.version,
+            "terminal": beat.terminal,
+            "state": {"json": state_to_json(state)},
+            "state_fingerprint": fingerprint,
+            "persisted_at": at,
+            "beats": beats,
+            "access_denied_reason": denied,
+        }
+        conn, created = EAConnection.objects.update_or_create(account_id=client.account_id, defaults=defaults)
+        if created:
+            EAConnection.objects.filter(pk=conn.pk).update(first_seen_at=at)
+        EAToken.objects.filter(account_id=client.account_id).update(last_used_at=at)  # on the persist cadence
+        if changed:
+            _replace_positions(client.account_id, state, at)
+            _replace_orders(client.account_id, state)
+            AccountSnapshot.objects.create(
+                account_id=client.account_id,
+                taken_at=at,
+                **{k: v for k, v in figures.items() if k != "leverage"},
+            )
+
+
+def _replace_positions(account_id: str, state: EAState, at: datetime) -> None:
+    tickets = [p.ticket for p in state.positions]
+    Position.objects.filter(account_id=account_id).exclude(ticket__in=tickets).delete()
+    Position.objects.bulk_create(
+        [
+            Position(
+                account_id=account_id,
+                ticket=p.ticket,
+                symbol=p.symbol,
+                side=p.type,
+                volume=p.volume,
+                price_open=p.price_open,
+                price_current=p.price_open,
+                sl=p.sl,
+                tp=p.tp,
+                profit=p.profit,
+                magic=p.magic,
+                comment=p.comment,
+                identifier=p.identifier,
+                opened_at=p.time,
+                updated_at=at,
+            )
+            for p in state.positions
+        ],
+        update_conflicts=True,
+        unique_fields=["account", "ticket"],
+        update_fields=["volume", "sl", "tp", "profit", "comment", "updated_at"],
+    )
+
+
+def _replace_orders(account_id: str, state: EAState) -> None:
+    tickets = [o.ticket for o in state.orders]
+    Order.objects.filter(account_id=account_id).exclude(ticket__in=tickets).delete()
+    Order.objects.bulk_create(
+        [
+            Order(
+                account_id=account_id,
+                ticket=o.ticket,
+                symbol=o.symbol,
+                order_type=o.type,
+                volume_initial=o.volume,
+                volume_current=o.volume,
+                price_open=o.price_open,
+                sl=o.sl,
+                tp=o.tp,
+                magic=o.magic,
+                comment=o.comment,
+                placed_at=o.time_setup,
+            )
+            for o in state.orders
+        ],
+        update_conflicts=True,
+        unique_fields=["account", "ticket"],
+        update_fields=["volume_current", "price_open", "sl", "tp", "comment"],
+    )
+
+
+# --- reads shared by the API, the admin and the copy engine ---
+
+
+def ea_state_latest(account_id) -> EAState | None:
+    """The newest reported state (Redis first, then the last persisted one)."""
+    r = store.client()
+    if r is not None:
+        text = r.get(store.state_key(account_id))
+        if text:
+            return state_from_json(text)
+    conn = EAConnection.objects.filter(account_id=account_id).first()
+    if conn and conn.state.get("json"):
+        return state_from_json(conn.state["json"])
+    return None
+
+
+def ea_connection_status(account_id) -> str:
+    """online / stale / offline from the last heartbeat (Redis first)."""
+    r = store.client()
+    if r is not None:
+        seen = r.hget(store.meta_key(account_id), "seen")
+        if seen:
+            return connection_status(datetime.fromtimestamp(float(seen), tz=UTC))
+    conn = EAConnection.objects.filter(account_id=account_id).only("last_seen_at").first()
+    return connection_status(conn.last_seen_at if conn else None)
+
+
+# --- polling ---
+
+
+def ea_poll_access(client: EAClient) -> tuple[bool, str]:
+    """The billing gate for a command poll (same cache as the heartbeat's)."""
+    r = store.client()
+    now = store.now()
+    meta = r.hgetall(store.meta_key(client.account_id)) if r is not None else {}
+    allowed, reason, refreshed = _access(client, meta, now)
+    if refreshed and r is not None:
+        r.hset(store.meta_key(client.account_id), mapping={"gate": reason, "gate_at": now})
+    return allowed, reason
+
+
+def commands_wait(*, client: EAClient, seconds: float, limit: int) -> list[dict]:
+    """Long poll: block until a command for this account is queued (Redis BLPOP on its wake list) or time runs out."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    r = store.client()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return []
+        if r is not None:
+            woke = r.blpop([store.wake_key(client.account_id)], timeout=min(left, 5.0))
+            if woke is None:
+                continue
+        else:
+            time.sleep(min(left, 0.25))
+        commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
+        if commands:
+            return commands

@@ -1,0 +1,126 @@
+"""The one way into MetaTrader 5: a typed interface and a factory that picks the implementation.
+
+Apps import from here only (``from mt5bridge.gateway import get_gateway, Credentials``);
+the implementations (``simulated``, ``terminal``, ``manager``) are chosen by configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from .types import (  # noqa: F401  (re-exported)
+    SUCCESS_RETCODES,
+    AccountInfo,
+    AccountTradeMode,
+    AuthenticationFailed,
+    BrokerGroup,
+    BrokerUser,
+    Credentials,
+    Deal,
+    DealEntry,
+    DealReason,
+    DealType,
+    GatewayError,
+    GatewayUnavailable,
+    MarginMode,
+    NotFound,
+    OrderRequest,
+    OrderResult,
+    OrderType,
+    PendingOrder,
+    Position,
+    PositionType,
+    Retcode,
+    SymbolInfo,
+    Tick,
+    TradeAction,
+)
+
+GATEWAY_KINDS = ("simulated", "terminal", "manager")
+
+
+@runtime_checkable
+class MT5Gateway(Protocol):
+    """What the apps need from an MT5 server.
+
+    Trader-side calls (``account_info`` ... ``order_send``) act on ``login`` and need a prior
+    successful ``login(credentials)`` on the same gateway object: a terminal holds one
+    account at a time, so its implementation raises ``GatewayError`` when ``login`` is not
+    the account it is logged into. Broker-side calls (``users`` ... ``close_all_positions``)
+    use the gateway's manager rights and need no trader password.
+
+    Every call raises ``GatewayUnavailable`` when the server cannot be reached,
+    ``AuthenticationFailed`` for refused credentials and ``NotFound`` for unknown logins,
+    symbols or tickets. Trade requests never raise for a refused trade: the refusal is the
+    ``retcode`` of the returned ``OrderResult``.
+    """
+
+    kind: str
+
+    # --- trader side ---
+    def login(self, credentials: Credentials) -> AccountInfo: ...
+
+    def account_info(self, login: int) -> AccountInfo: ...
+
+    def positions(self, login: int) -> list[Position]: ...
+
+    def orders(self, login: int) -> list[PendingOrder]: ...
+
+    def deals(self, login: int, date_from: datetime, date_to: datetime) -> list[Deal]: ...
+
+    def symbols(self, login: int | None = None) -> list[SymbolInfo]: ...
+
+    def tick(self, symbol: str) -> Tick: ...
+
+    def order_send(self, login: int, request: OrderRequest) -> OrderResult: ...
+
+    # --- broker side (manager rights) ---
+    def users(self, group_mask: str = "*") -> list[BrokerUser]: ...
+
+    def user(self, login: int) -> BrokerUser: ...
+
+    def groups(self) -> list[BrokerGroup]: ...
+
+    def accounts_info(self, logins: Sequence[int]) -> dict[int, AccountInfo]: ...
+
+    def balance_operation(self, login: int, amount: Decimal, deal_type: DealType, comment: str) -> int: ...
+
+    def deals_by_comment(self, login: int, comment: str) -> list[Deal]: ...
+
+    def set_leverage(self, login: int, leverage: int) -> None: ...
+
+    def close_all_positions(self, login: int) -> list[OrderResult]: ...
+
+
+def get_gateway(kind: str | None = None, *, server: str = "") -> MT5Gateway:
+    """Build the gateway for ``kind`` (or the one configured for ``server``, or the default)."""
+    from django.conf import settings
+
+    kind = kind or settings.MT5_SERVER_GATEWAYS.get(server) or settings.MT5_GATEWAY
+    if kind == "simulated":
+        from .simulated import SimulatedGateway
+
+        return SimulatedGateway()
+    if kind == "manager":
+        from .manager import ManagerGateway
+
+        return ManagerGateway(
+            base_url=settings.MT5_MANAGER_URL,
+            login=settings.MT5_MANAGER_LOGIN,
+            password=settings.MT5_MANAGER_PASSWORD,
+            timeout=settings.MT5_MANAGER_TIMEOUT,
+            retries=settings.MT5_MANAGER_RETRIES,
+            server=server,
+        )
+    if kind == "terminal":
+        from .terminal import TerminalGateway, load_terminal_module
+
+        return TerminalGateway(
+            load_terminal_module(settings.MT5_TERMINAL_MODULE),
+            path=settings.MT5_TERMINAL_PATH or None,
+            timeout_ms=settings.MT5_TERMINAL_TIMEOUT_MS,
+        )
+    raise GatewayError(f"unknown MT5 gateway kind {kind!r}; expected one of {GATEWAY_KINDS}")

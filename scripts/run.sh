@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One command: install, migrate, load demo data and run the whole system.
+# Uses DATABASE_URL / REDIS_URL when set; otherwise this machine's PostgreSQL and Redis when
+# they answer on 127.0.0.1; otherwise the embedded default (SQLite, in-memory layers).
+# Usage: scripts/run.sh [--embedded] [--port N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT="${PORT:-8000}"
+EMBEDDED=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --embedded) EMBEDDED=1 ;;
+    --port) PORT="$2"; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+scripts/setup.sh base
+if [ "$EMBEDDED" = 0 ]; then
+  # shellcheck source=scripts/services.sh
+  . scripts/services.sh
+  if [ -z "${DATABASE_URL:-}" ] && [ "$HAVE_POSTGRES" = 1 ]; then
+    ensure_database mt5backoffice
+    export DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5backoffice"
+  fi
+  if [ -z "${REDIS_URL:-}" ] && [ "$HAVE_REDIS" = 1 ]; then
+    export REDIS_URL="redis://127.0.0.1:6379/0"
+  fi
+fi
+export PORT
+echo "==> database: ${DATABASE_URL:-embedded SQLite (var/db.sqlite3)}"
+echo "==> redis:    ${REDIS_URL:-none (embedded: local-memory cache, in-memory channel layer, filesystem broker)}"
+
+M=".venv/bin/python manage.py"
+$M migrate --noinput -v 0
+$M setup_periodic_tasks -v 0 >/dev/null
+$M seed_demo
+
+cat <<TXT
+
+  MT5 back office is starting on  http://127.0.0.1:${PORT}/
+    admin:        http://127.0.0.1:${PORT}/admin/
+    API docs:     http://127.0.0.1:${PORT}/api/docs/
+  Demo logins (password for all: demo-pass-123):
+$($M seed_demo --list-logins)
+
+  Ctrl-C stops everything.
+TXT
+exec .venv/bin/honcho -f Procfile.dev start

@@ -1,0 +1,98 @@
+"""Shared fixtures: personas (owner, outsider, staff roles), API clients and a clean cache."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+
+
+def _clear_cache() -> None:
+    from django.core.cache import cache
+
+    backend = django_settings.CACHES["default"]["BACKEND"]
+    if backend.endswith("RedisCache"):
+        # Only this worker's keys: other test workers share the Redis database.
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(f"{django_settings.CACHE_KEY_PREFIX}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    """Throttle counters and lockouts must not leak between tests."""
+    _clear_cache()
+    yield
+    _clear_cache()
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings):
+    """Celery tasks run in-process during tests (the broker is not part of what they check)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _fast_test_settings(settings):
+    """A fast password hasher: hashing is not what the tests check, and PBKDF2 costs ~0.3 s a login."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def keep_db_connection():
+    """In-process WSGI calls (not through Django's test client) must not close the test's connection."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def _seed_plans() -> None:
+    from billing.models import Plan
+
+    if not Plan.objects.exists():
+        from importlib import import_module
+
+        from django.apps import apps
+
+        import_module("billing.migrations.0002_seed_plans").seed(apps, None)
+
+
+@pytest.fixture
+def seeded_plans():
+    """The billing plans of the data migration, whatever ran before this test."""
+    _seed_plans()
+
+
+_blocker = []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _remember_db_blocker(django_db_blocker):
+    _blocker.append(django_db_blocker)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends with a flush that also empties the data migrations' rows (the billing
+    plans); put them back so the tests after it see the database every fresh deployment has."""
+    yield
+    marker = item.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or "live_server" in item.fixturenames
+    if transactional and _blocker:
+        with _blocker[0].unblock():
+            _seed_plans()
+
+
+pytest_plugins = ["tests.personas"]

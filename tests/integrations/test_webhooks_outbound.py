@@ -1,0 +1,193 @@
+"""Outbound webhooks: signed deliveries, retries with backoff, disabling, the staff API."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from integrations import services
+from integrations.choices import DeliveryStatus
+from integrations.models import WebhookDelivery, WebhookEndpoint
+from mt5bridge.sync import account_sync
+from tests.personas import api_client_for
+
+pytestmark = pytest.mark.django_db
+SECRET = "endpoint-secret"
+
+
+@pytest.fixture
+def endpoint(receiver, super_admin):
+    endpoint, _ = services.webhook_endpoint_create(
+        url=receiver.url + "/hook", events=["rule.hit", "account.synced"], secret=SECRET, created_by=super_admin
+    )
+    return endpoint
+
+
+def test_backoff_doubles_and_is_capped():
+    assert [services.backoff_seconds(n, base=30, cap=300) for n in (1, 2, 3, 4, 5)] == [30, 60, 120, 240, 300]
+
+
+def test_emitted_event_is_delivered_signed_over_timestamp_and_body(
+    endpoint, receiver, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.webhook_emit("rule.hit", {"rule": "x", "amount": __import__("decimal").Decimal("1.50")})
+    request = receiver.requests[0]
+    headers, body = request["headers"], request["body"]
+    timestamp = headers["X-MT5BO-Timestamp"]
+    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert headers["X-MT5BO-Signature"] == f"v1={expected}"
+    envelope = json.loads(body)
+    assert envelope["event"] == "rule.hit" and envelope["data"] == {"rule": "x", "amount": "1.50"}
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.last_status_code == 200
+    assert delivery.log[0]["status_code"] == 200
+
+
+def test_events_an_endpoint_did_not_choose_are_not_sent(endpoint):
+    assert services.webhook_emit("bonus.granted", {}) == []
+
+
+def test_failed_delivery_is_retried_later_with_backoff(
+    endpoint, receiver, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_BACKOFF_SECONDS = 60
+    receiver.status = 503
+    with django_capture_on_commit_callbacks(execute=True):
+        services.webhook_emit("rule.hit", {})
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+    assert delivery.last_status_code == 503
+    assert timedelta(seconds=55) < delivery.next_attempt_at - timezone.now() <= timedelta(seconds=60)
+    assert services.webhook_deliveries_due() == []  # not due yet
+
+    receiver.status = 200
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    from integrations.tasks import deliver_due_webhooks
+
+    assert deliver_due_webhooks() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 2
+
+
+def test_delivery_gives_up_after_the_maximum_attempts(endpoint, receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    receiver.status = 500
+    (delivery,) = services.webhook_emit("rule.hit", {})
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and len(delivery.log) == 2
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more to do
+
+
+def test_endpoint_is_disabled_after_repeated_failures_and_staff_are_emailed(
+    endpoint, receiver, settings, super_admin, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_DISABLE_AFTER_FAILURES = 3
+    receiver.status = 500
+    for _ in range(3):
+        (delivery,) = services.webhook_emit("rule.hit", {})
+        with django_capture_on_commit_callbacks(execute=True):
+            services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    endpoint.refresh_from_db()
+    assert endpoint.is_active is False and "3 failed deliveries" in endpoint.disabled_reason
+    assert len(mail.outbox) == 1 and super_admin.email in mail.outbox[0].to
+    assert services.webhook_emit("rule.hit", {}) == []
+
+
+def test_unreachable_endpoint_counts_as_a_failure(super_admin):
+    endpoint, _ = services.webhook_endpoint_create(url="http://127.0.0.1:9/x", events=["*"], created_by=super_admin)
+    (delivery,) = services.webhook_emit("anything.new", {})
+    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    assert delivery.last_status_code is None and "ConnectError" in delivery.last_error
+
+
+def test_successful_sync_emits_account_synced(endpoint, owned_account, receiver, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        account_sync(account_id=owned_account.pk, trigger="manual")
+    events = [json.loads(r["body"])["event"] for r in receiver.requests]
+    assert events == ["account.synced"]
+    assert json.loads(receiver.requests[0]["body"])["data"]["login"] == owned_account.login
+
+
+def test_private_urls_are_refused_unless_allowed(settings, super_admin):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(services.ServiceError, match="private or loopback"):
+        services.webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
+
+
+# --- API ---
+
+
+def test_staff_register_an_endpoint_and_get_the_secret_once(super_admin, receiver):
+    client = api_client_for(super_admin)
+    response = client.post(
+        "/api/webhooks/endpoints", {"url": receiver.url, "events": ["preflight.done"]}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert len(response.json()["secret"]) > 20
+    listed = client.get("/api/webhooks/endpoints").json()["results"]
+    assert listed[0]["url"] == receiver.url and "secret" not in listed[0]
+
+
+def test_unknown_event_is_a_400(super_admin, receiver):
+    response = api_client_for(super_admin).post(
+        "/api/webhooks/endpoints", {"url": receiver.url, "events": ["nope"]}, format="json"
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid"
+
+
+def test_ping_is_delivered(super_admin, endpoint, receiver, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client_for(super_admin).post(f"/api/webhooks/endpoints/{endpoint.pk}/ping")
+    assert response.status_code == 202
+    assert receiver.requests[0]["headers"]["X-MT5BO-Event"] == "ping"
+
+
+def test_re_enabling_resets_failures(super_admin, endpoint):
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(is_active=False, consecutive_failures=9)
+    response = api_client_for(super_admin).patch(
+        f"/api/webhooks/endpoints/{endpoint.pk}", {"is_active": True}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["consecutive_failures"] == 0
+
+
+def test_deliveries_are_listed_for_staff_and_can_be_retried(super_admin, endpoint, receiver):
+    receiver.status = 500
+    (delivery,) = services.webhook_emit("rule.hit", {})
+    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    client = api_client_for(super_admin)
+    rows = client.get("/api/webhooks/deliveries").json()["results"]
+    assert rows[0]["last_status_code"] == 500
+    assert client.post(f"/api/webhooks/deliveries/{delivery.pk}/retry").status_code == 202
+
+
+@pytest.mark.parametrize("path", ["/api/webhooks/endpoints", "/api/webhooks/deliveries", "/api/webhooks/status"])
+def test_traders_are_refused_and_anonymous_must_log_in(path, outsider_client, anon_client):
+    assert outsider_client.get(path).status_code == 403
+    assert anon_client.get(path).status_code == 401
+
+
+def test_trader_cannot_register_an_endpoint(outsider_client, receiver):
+    response = outsider_client.post("/api/webhooks/endpoints", {"url": receiver.url, "events": ["*"]}, format="json")
+    assert response.status_code == 403 and not WebhookEndpoint.objects.exists()
+
+
+def test_read_only_staff_see_but_cannot_create(read_only, receiver):
+    client = api_client_for(read_only)
+    assert client.get("/api/webhooks/endpoints").status_code == 200
+    assert (
+        client.post("/api/webhooks/endpoints", {"url": receiver.url, "events": ["*"]}, format="json").status_code == 403
+    )
+
+
+def test_webhook_status_counts_inbound_and_outbound(super_admin, endpoint):
+    data = api_client_for(super_admin).get("/api/webhooks/status").json()
+    assert data["outbound"]["endpoints_active"] == 1 and "inbound" in data
