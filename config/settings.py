@@ -323,6 +323,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set that several apps share a field name for.
+    "ENUM_NAME_OVERRIDES": {
+        "SideEnum": "copytrading.choices.Side",
+        "RuleKindEnum": "copytrading.choices.RuleKind",
+        "RuleActionEnum": "copytrading.choices.RuleAction",
+        "CampaignStatusEnum": "bonuses.choices.CampaignStatus",
+    },
 }
 
 # --- Security: lockout and secrets ----------------------------------------------------
@@ -445,6 +452,8 @@ EA_LIVE_FLOAT_SECONDS = envint("EA_LIVE_FLOAT_SECONDS", 5, minimum=1)  # live pu
 EA_LONG_POLL_MAX_SECONDS = envint("EA_LONG_POLL_MAX_SECONDS", 25, minimum=0)
 EA_GATE_CACHE_SECONDS = envint("EA_GATE_CACHE_SECONDS", 30, minimum=0)  # billing gate answer cached per account
 EA_REDIS_MAX_CONNECTIONS = envint("EA_REDIS_MAX_CONNECTIONS", 500, minimum=2)
+EA_FAST_PATH = envbool("EA_FAST_PATH", True)  # serve POST /api/ea/heartbeat before Django's middleware (ASGI)
+EA_FAST_PATH_THREADS = envint("EA_FAST_PATH_THREADS", 8, minimum=1)  # worker threads per process for that path
 EA_HOOKS_MODULE = envstr("EA_HOOKS_MODULE", "copytrading.hooks")  # on_ea_state / on_command_result
 
 # --- Billing (dj-stripe plans and gates) ----------------------------------------------

@@ -7,6 +7,7 @@ version number in the shared cache (Redis); each process keeps its snapshot unti
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
@@ -35,8 +36,22 @@ class AccountConfig:
         return not self.links_out and not self.incoming_links and not self.rules
 
 
+VERSION_TTL = 0.5  # seconds a process trusts its last read of the version (another process's edit shows within it)
+_version: list = [0, -1.0]  # [value, monotonic time read]
+
+
 def config_version() -> int:
-    return cache.get(VERSION_KEY) or 0
+    """The shared version number, read from the cache at most every VERSION_TTL s per process.
+
+    Heartbeats of thousands of accounts ask for it; one read per half second serves them all."""
+    now = time.monotonic()
+    if now - _version[1] >= VERSION_TTL:
+        _version[0], _version[1] = cache.get(VERSION_KEY) or 0, now
+    return _version[0]
+
+
+def forget_config_version() -> None:
+    _version[1] = -1.0
 
 
 def bump_config_version() -> None:
@@ -47,6 +62,7 @@ def bump_config_version() -> None:
             cache.incr(VERSION_KEY)
         except ValueError:
             cache.set(VERSION_KEY, 1, None)
+        forget_config_version()  # this process sees its own edit at once
 
     bump()
     transaction.on_commit(bump)

@@ -85,7 +85,7 @@ class SystemeSyncView(APIView):
     @extend_schema(
         request=SyncRequestSerializer,
         responses={
-            202: inline_serializer("SyncQueued", {"status": serializers.CharField()}),
+            202: inline_serializer("SystemeSyncQueued", {"status": serializers.CharField()}),
             **ERRORS,
             409: OpenApiResponse(ErrorSerializer, description="Systeme.io not configured"),
         },

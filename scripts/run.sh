@@ -36,6 +36,8 @@ M=".venv/bin/python manage.py"
 $M migrate --noinput -v 0
 $M setup_periodic_tasks -v 0 >/dev/null
 $M seed_demo
+$M seed_copy_demo
+$M seed_bonus_demo
 
 cat <<TXT
 
@@ -44,6 +46,10 @@ cat <<TXT
     API docs:     http://127.0.0.1:${PORT}/api/docs/
   Demo logins (password for all: demo-pass-123):
 $($M seed_demo --list-logins)
+
+  Copy-trading demo: Bob's master 5200001 trades BTCUSD every ~20 s (run_demo_trader); reference EAs
+  beat for 5200001, 5200002 and 5100003, and the two slaves copy it live (log in as bob or alice).
+  Bonus demo: three campaigns in the admin (log in as admin or campaigns); the monitor runs every 0.3 s.
 
   Ctrl-C stops everything.
 TXT

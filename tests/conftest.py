@@ -58,41 +58,4 @@ def keep_db_connection():
     request_finished.connect(close_old_connections)
 
 
-def _seed_plans() -> None:
-    from billing.models import Plan
-
-    if not Plan.objects.exists():
-        from importlib import import_module
-
-        from django.apps import apps
-
-        import_module("billing.migrations.0002_seed_plans").seed(apps, None)
-
-
-@pytest.fixture
-def seeded_plans():
-    """The billing plans of the data migration, whatever ran before this test."""
-    _seed_plans()
-
-
-_blocker = []
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _remember_db_blocker(django_db_blocker):
-    _blocker.append(django_db_blocker)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    """A transactional test ends with a flush that also empties the data migrations' rows (the billing
-    plans); put them back so the tests after it see the database every fresh deployment has."""
-    yield
-    marker = item.get_closest_marker("django_db")
-    transactional = (marker is not None and marker.kwargs.get("transaction")) or "live_server" in item.fixturenames
-    if transactional and _blocker:
-        with _blocker[0].unblock():
-            _seed_plans()
-
-
 pytest_plugins = ["tests.personas"]

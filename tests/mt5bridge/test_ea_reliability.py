@@ -24,7 +24,6 @@ from mt5bridge.ea.protocol import order_comment
 # seeded (billing plans) for the tests that run after this one.
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.usefixtures("seeded_plans"),
     pytest.mark.slow,
 ]
 

@@ -1,0 +1,108 @@
+"""The heartbeat's lean ASGI path (mt5bridge/ea/fast.py) answers exactly like the DRF endpoint: same auth, limits,
+errors and replies; everything else still goes through Django."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+
+from accounts.models import Position
+from mt5bridge.ea import store
+from mt5bridge.ea.models import EAConnection
+from mt5bridge.ea.services import ea_token_revoke
+from tests.mt5bridge.ea_helpers import beat_body, ea_token  # noqa: F401  (fixture)
+
+# The fast path runs the service in its own threads, so the test's rows must be committed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def asgi(method: str, path: str, *, body: bytes = b"", headers: dict | None = None) -> httpx.Response:
+    from config.asgi import application
+
+    async def call():
+        transport = httpx.ASGITransport(app=application, client=("127.0.0.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, path, content=body, headers=headers or {})
+
+    return async_to_sync(call)()
+
+
+def beat(token: str | None, body, **headers) -> httpx.Response:
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return asgi("POST", "/api/ea/heartbeat", body=raw, headers={"Content-Type": "application/json", **headers})
+
+
+def test_a_heartbeat_is_stored_and_answered_with_the_protocol_reply(owned_account, ea_token):  # noqa: F811
+    response = beat(ea_token, beat_body(owned_account.login))
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["v"] == 1 and reply["status"] == "ok" and reply["commands"] == []
+    assert response.headers["content-type"] == "application/json"
+    owned_account.refresh_from_db()
+    assert str(owned_account.equity) == "10012.50"
+    assert Position.objects.filter(account=owned_account, ticket=501).exists()
+    assert EAConnection.objects.get(account=owned_account).beats == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer 0b9f0d4e-2a6b-4f8e-9a51-8f5a1c2d3e4f"}])
+def test_a_missing_or_wrong_token_is_401_with_a_json_error(owned_account, ea_token, headers):  # noqa: F811
+    response = beat(None, beat_body(owned_account.login), **headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] in ("not_authenticated", "authentication_failed")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert not EAConnection.objects.exists()
+
+
+def test_a_revoked_token_is_refused(owned_account, ea_token):  # noqa: F811
+    ea_token_revoke(account=owned_account)
+    assert beat(ea_token, beat_body(owned_account.login)).status_code == 401
+
+
+def test_a_hostile_body_is_400_and_nothing_is_stored(owned_account, ea_token):  # noqa: F811
+    body = beat_body(owned_account.login)
+    body["positions"][0]["volume"] = "-1"
+    for raw in (json.dumps(body).encode(), b'{"login": NaN}', b"not json", b"[]"):
+        response = beat(ea_token, raw)
+        assert response.status_code == 400, raw
+        assert response.json()["error"]["code"] == "protocol_error"
+    assert not EAConnection.objects.exists()
+    assert store.client().get(store.state_key(owned_account.pk)) is None
+
+
+def test_an_oversized_body_is_413_and_nothing_is_stored(owned_account, ea_token, settings):  # noqa: F811
+    settings.EA_MAX_BODY_BYTES = 4096
+    body = beat_body(owned_account.login, terminal={"x": "a" * 10_000})
+    response = beat(ea_token, body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert not EAConnection.objects.exists()
+
+
+def test_beats_beyond_the_per_account_rate_get_429(owned_account, ea_token, settings):  # noqa: F811
+    settings.EA_THROTTLE_PER_SECOND = 2
+    codes = [beat(ea_token, beat_body(owned_account.login)).status_code for _ in range(8)]
+    assert 429 in codes and codes[0] == 200
+
+
+def test_a_heartbeat_for_another_login_is_refused(owned_account, ea_token):  # noqa: F811
+    response = beat(ea_token, beat_body(owned_account.login + 1))
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["field"] == "login"
+    assert not EAConnection.objects.exists()
+
+
+def test_other_methods_and_paths_are_left_to_django(owned_account, ea_token):  # noqa: F811
+    assert asgi("GET", "/api/ea/heartbeat").status_code == 405
+    commands = asgi("GET", "/api/ea/commands", headers={"Authorization": f"Bearer {ea_token}"})
+    assert commands.status_code == 200 and commands.json()["commands"] == []
+
+
+def test_with_the_fast_path_off_django_serves_the_heartbeat(owned_account, ea_token, settings):  # noqa: F811
+    settings.EA_FAST_PATH = False
+    response = beat(ea_token, beat_body(owned_account.login))
+    assert response.status_code == 200 and response.json()["status"] == "ok"
