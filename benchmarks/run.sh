@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# Run the benchmarks against this machine's PostgreSQL and Redis (a dedicated database).
-# Usage: benchmarks/run.sh [sync|startup ...]   (default: all). Results: benchmarks/results/*.json
+# Run the benchmarks against this machine's PostgreSQL and Redis (each benchmark uses its own database).
+# Usage: benchmarks/run.sh [NAME ...]   (default: all). Results: stdout and benchmarks/results/*.json;
+# the figures of record are in docs/benchmarks.md.
+# Names: sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_to_ea
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 # shellcheck source=scripts/services.sh
 . scripts/services.sh
 [ "$HAVE_POSTGRES" = 1 ] && [ "$HAVE_REDIS" = 1 ] || { echo "benchmarks need PostgreSQL and Redis on 127.0.0.1" >&2; exit 1; }
-ensure_database mt5bo_bench
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5bo_bench"
-export REDIS_URL="redis://127.0.0.1:6379/13"
 export LOG_LEVEL=WARNING
 mkdir -p benchmarks/results
-.venv/bin/python manage.py migrate --noinput -v 0
+PY=.venv/bin/python
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(sync startup)
+[ ${#names[@]} -gt 0 ] || names=(sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_to_ea)
 for name in "${names[@]}"; do
+  echo "==> $name (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
   case "$name" in
-    sync) .venv/bin/python benchmarks/sync_throughput.py ;;
-    startup) bash benchmarks/startup.sh ;;
+    sync|startup)
+      ensure_database mt5bo_bench
+      DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5bo_bench" $PY manage.py migrate --noinput -v 0
+      if [ "$name" = sync ]; then
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5bo_bench" REDIS_URL="redis://127.0.0.1:6379/13" \
+          $PY benchmarks/sync_throughput.py
+      else
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5bo_bench" REDIS_URL="redis://127.0.0.1:6379/13" \
+          bash benchmarks/startup.sh
+      fi ;;
+    analytics) $PY benchmarks/analytics_stats.py ;;
+    dashboard) $PY benchmarks/dashboard_summary.py ;;
+    bonus_monitor) $PY benchmarks/bonus_monitor.py ;;
+    copy_latency) $PY benchmarks/copy_latency.py ;;
+    ea_heartbeat) $PY benchmarks/ea_heartbeat.py ;;
+    ea_to_ea) $PY benchmarks/ea_to_ea.py ;;
     *) echo "unknown benchmark $name" >&2; exit 2 ;;
   esac
 done

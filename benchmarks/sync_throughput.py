@@ -45,12 +45,13 @@ PASSWORD = "bench-pass-1"
 def prepare() -> list[str]:
     owner, _ = User.objects.get_or_create(email="bench@example.com")
     TradingAccount.objects.filter(owner=owner).delete()
+    # Every run starts from the same history: earlier runs' simulated deals are dropped first.
+    SimDeal.objects.filter(account__login__gte=FIRST_LOGIN, account__login__lt=FIRST_LOGIN + ACCOUNTS).delete()
     for i in range(ACCOUNTS):
         login = FIRST_LOGIN + i
         create_account(login=login, password=PASSWORD, server=SERVER, balance=Decimal("10000"))
-        if not SimDeal.objects.filter(account__login=login).exists():
-            # ~100 round trips (in + out) = ~200 deals inside the default history window.
-            generate_history(login, days=25, trades_per_day=4, seed=login)
+        # ~100 round trips (in + out) = ~200 deals inside the default history window.
+        generate_history(login, days=25, trades_per_day=4, seed=login)
     token = vault.encrypt(PASSWORD)
     TradingAccount.objects.bulk_create(
         [

@@ -28,7 +28,7 @@ if [ "$EMBEDDED" = 0 ]; then
     export REDIS_URL="redis://127.0.0.1:6379/0"
   fi
 fi
-export PORT
+export PORT WEB_PORT="$PORT"  # honcho gives each process its own PORT; these two share WEB_PORT
 echo "==> database: ${DATABASE_URL:-embedded SQLite (var/db.sqlite3)}"
 echo "==> redis:    ${REDIS_URL:-none (embedded: local-memory cache, in-memory channel layer, filesystem broker)}"
 

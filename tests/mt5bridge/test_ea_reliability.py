@@ -20,12 +20,9 @@ from django.db.models import Count
 from mt5bridge.ea.models import Command
 from mt5bridge.ea.protocol import order_comment
 
-# serialized_rollback: the flush after a transactional test would otherwise wipe rows that data migrations
-# seeded (billing plans) for the tests that run after this one.
-pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.slow,
-]
+# Transactional: the web server and the EAs are other processes. The flush at the end re-seeds roles and
+# plans through post_migrate.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 BURST = int(os.environ.get("EA_RELIABILITY_BURST", "1000"))

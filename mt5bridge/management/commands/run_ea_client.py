@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
@@ -29,6 +30,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from mt5bridge.ea_client import ReferenceEA
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per beat drowns the demo's output
 
         accounts = []
         for ref in options["accounts"]:
