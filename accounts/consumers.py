@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .live import account_group, payloads_for
+from .live import account_group, payloads_for, watchers_add, watchers_remove
 from .permissions import restrict
 
 VIEW = "accounts.view_tradingaccount"
@@ -47,6 +47,7 @@ class AccountsConsumer(AsyncJsonWebsocketConsumer):
         self.account_ids = visible
         for account_id in visible:
             await self.channel_layer.group_add(account_group(account_id), self.channel_name)
+        await database_sync_to_async(watchers_add)(visible)
         await self.accept()
         await self.send_json({"type": "hello", "accounts": visible})
         for payload in await _catch_up(visible):
@@ -55,6 +56,8 @@ class AccountsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         for account_id in getattr(self, "account_ids", []):
             await self.channel_layer.group_discard(account_group(account_id), self.channel_name)
+        if getattr(self, "account_ids", None):
+            await database_sync_to_async(watchers_remove)(self.account_ids)
 
     async def receive_json(self, content, **kwargs):
         # The page asks for a fresh copy after it was hidden or offline for a while.

@@ -71,18 +71,88 @@ def payloads_for(account_ids) -> list[dict]:
     return [account_payload(a, by_account[a.pk]) for a in accounts]
 
 
-def publish_account_update(account_id) -> None:
-    """Tell subscribed dashboards that ``account_id`` changed. Never fails the caller."""
+# --- who is watching: a counter per account, so that nobody pays for pushes nobody receives ----------
+
+WATCH_TTL = 86400  # a socket server that died without disconnecting leaves extra pushes for a day, no more
+
+
+def _redis():
+    """The Redis client behind the cache, or None (the embedded default: every account counts as watched)."""
+    from django.core.cache import cache
+
+    client = getattr(cache, "_cache", None)
+    return client.get_client(write=True) if hasattr(client, "get_client") else None
+
+
+def watch_key(account_id) -> str:
+    from django.conf import settings
+
+    return f"{settings.CACHE_KEY_PREFIX}:live:watch:{account_id}"
+
+
+def watchers_add(account_ids) -> None:
+    r = _redis()
+    if r is None:
+        return
+    pipe = r.pipeline(transaction=False)
+    for account_id in account_ids:
+        pipe.incr(watch_key(account_id))
+        pipe.expire(watch_key(account_id), WATCH_TTL)
+    pipe.execute()
+
+
+def watchers_remove(account_ids) -> None:
+    r = _redis()
+    if r is None:
+        return
+    pipe = r.pipeline(transaction=False)
+    for account_id in account_ids:
+        pipe.decr(watch_key(account_id))
+    for account_id, left in zip(account_ids, pipe.execute(), strict=True):
+        if left <= 0:
+            r.delete(watch_key(account_id))
+
+
+def is_watched(account_id) -> bool:
+    r = _redis()
+    if r is None:
+        return True
+    try:
+        return int(r.get(watch_key(account_id)) or 0) > 0
+    except Exception:  # when in doubt, push
+        return True
+
+
+def publish_account_update(account_id, payload: dict | None = None) -> None:
+    """Tell subscribed dashboards that ``account_id`` changed. Never fails the caller.
+
+    Skipped when no socket watches the account. Callers that hold the figures already (an EA heartbeat)
+    pass ``payload`` and the database is not read."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        payloads = payloads_for([account_id])
-        if not payloads:
+        if not is_watched(account_id):
             return
-        async_to_sync(layer.group_send)(account_group(account_id), {"type": "account.changed", "data": payloads[0]})
+        if payload is None:
+            payloads = payloads_for([account_id])
+            if not payloads:
+                return
+            payload = payloads[0]
+        async_to_sync(layer.group_send)(account_group(account_id), {"type": "account.changed", "data": payload})
     except Exception:  # a live push is best effort; the data is already stored
         logger.exception("live update for account %s not delivered", account_id)
+
+
+def figures_payload(account_id, figures: dict, positions: list[dict]) -> dict:
+    """A payload built from figures in hand (same keys as ``account_payload``; fields not known are left out)."""
+    return {
+        "type": "account",
+        "account": str(account_id),
+        **{name: _text(figures.get(name)) for name in FIGURES},
+        "positions": positions,
+        "sent_at": time.time(),
+    }
 
 
 # --- price-driven updates between syncs ------------------------------------------------------

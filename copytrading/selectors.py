@@ -54,6 +54,14 @@ def forget_config_version() -> None:
     _version[1] = -1.0
 
 
+def forget_local_config() -> None:
+    """Drop this process's snapshots (tests, whose cache is emptied between them, start from nothing)."""
+    with _lock:
+        _local.clear()
+        _configured[0] = None
+    forget_config_version()
+
+
 def bump_config_version() -> None:
     """Invalidate every process's snapshot now and again after the transaction commits."""
 
@@ -68,13 +76,31 @@ def bump_config_version() -> None:
     transaction.on_commit(bump)
 
 
+_configured: list = [None, frozenset()]  # [version, ids of accounts with an active link or rule]
+
+
+def configured_accounts(version: int) -> frozenset[str]:
+    """Every account that is a master, a slave or has a rule, read once per version per process:
+    the heartbeats of all other accounts need no query at all."""
+    if _configured[0] != version:
+        from .models import CopyLink, Rule
+
+        ids = set()
+        for master_id, slave_id in CopyLink.objects.filter(active=True).values_list("master_id", "slave_id"):
+            ids.update((str(master_id), str(slave_id)))
+        ids.update(str(a) for a in Rule.objects.filter(active=True).values_list("account_id", flat=True))
+        with _lock:
+            _configured[0], _configured[1] = version, frozenset(ids)
+    return _configured[1]
+
+
 def account_config(account_id) -> AccountConfig:
     key = str(account_id)
     version = config_version()
     hit = _local.get(key)
     if hit is not None and hit[0] == version:
         return hit[1]
-    config = _load(key)
+    config = _load(key) if key in configured_accounts(version) else AccountConfig(account_id=key)
     with _lock:
         _local[key] = (version, config)
     return config

@@ -33,11 +33,8 @@ echo "==> database: ${DATABASE_URL:-embedded SQLite (var/db.sqlite3)}"
 echo "==> redis:    ${REDIS_URL:-none (embedded: local-memory cache, in-memory channel layer, filesystem broker)}"
 
 M=".venv/bin/python manage.py"
-$M migrate --noinput -v 0
-$M setup_periodic_tasks -v 0 >/dev/null
-$M seed_demo
-$M seed_copy_demo
-$M seed_bonus_demo
+# migrate, periodic jobs, seed_demo, seed_copy_demo, seed_bonus_demo (idempotent), in one process
+$M prepare_demo --logins-file var/demo-logins.txt
 
 cat <<TXT
 
@@ -45,7 +42,7 @@ cat <<TXT
     admin:        http://127.0.0.1:${PORT}/admin/
     API docs:     http://127.0.0.1:${PORT}/api/docs/
   Demo logins (password for all: demo-pass-123):
-$($M seed_demo --list-logins)
+$(cat var/demo-logins.txt)
 
   Copy-trading demo: Bob's master 5200001 trades BTCUSD every ~20 s (run_demo_trader); reference EAs
   beat for 5200001, 5200002 and 5100003, and the two slaves copy it live (log in as bob or alice).

@@ -12,6 +12,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.installed-$profile"
 hash=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+# dev includes base: a current dev install satisfies base too.
+if [ "$profile" = base ] && [ -f .venv/.installed-dev ] && [ "$(cat .venv/.installed-dev)" = "$hash" ]; then
+  stamp=.venv/.installed-dev
+fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
   echo "==> installing Python packages (requirements/$profile.txt)"
   .venv/bin/python -m pip install --quiet --upgrade pip

@@ -22,10 +22,14 @@ def _clear_cache() -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache():
-    """Throttle counters and lockouts must not leak between tests."""
+    """Throttle counters, lockouts and per-process snapshots of cached data must not leak between tests."""
+    from copytrading.selectors import forget_local_config
+
     _clear_cache()
+    forget_local_config()
     yield
     _clear_cache()
+    forget_local_config()
 
 
 @pytest.fixture(autouse=True)

@@ -211,7 +211,7 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
             update.update(gate=reason, gate_at=now)
         r.hset(store.meta_key(client.account_id), mapping=update)
     if changed or (previous is not None and (previous.equity != state.equity or previous.margin != state.margin)):
-        _publish(client, meta, now, force=changed)
+        _publish(client, state, meta, now, force=changed)
     on_state = cq.hook("on_ea_state")
     if on_state is not None:
         try:
@@ -237,23 +237,33 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
     return reply
 
 
-def _publish(client: EAClient, meta: dict, now: float, *, force: bool) -> None:
-    """Live dashboards: on a change at once; when only floating figures moved, at most every EA_LIVE_FLOAT_SECONDS."""
+def _publish(client: EAClient, state: EAState, meta: dict, now: float, *, force: bool) -> None:
+    """Live dashboards: on a change at once; when only floating figures moved, at most every EA_LIVE_FLOAT_SECONDS.
+    The payload is built from the heartbeat itself, so a push costs no database read."""
     if not force and now - float(meta.get("pub", 0)) < settings.EA_LIVE_FLOAT_SECONDS:
         return
     r = store.client()
     if r is not None:
         r.hset(store.meta_key(client.account_id), "pub", now)
-    from accounts.live import publish_account_update
+    from accounts.live import figures_payload, publish_account_update
 
-    publish_account_update(client.account_id)
+    positions = [
+        {
+            "ticket": p.ticket,
+            "symbol": p.symbol,
+            "side": "buy" if p.type == 0 else "sell",
+            "volume": str(p.volume.normalize()),
+            "price_open": str(p.price_open.normalize()),
+            "price_current": None,  # the EA reports P/L, not the current price
+            "swap": None,
+            "profit": str(p.profit),
+        }
+        for p in sorted(state.positions, key=lambda p: p.time)
+    ]
+    publish_account_update(client.account_id, figures_payload(client.account_id, _figures(state), positions))
 
 
-def _persist(
-    client: EAClient, beat: Heartbeat, state: EAState, fingerprint: str, *, changed: bool, beats: int, denied: str
-) -> None:
-    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change."""
-    at = state.received_at
+def _figures(state: EAState) -> dict:
     figures = {
         "balance": state.balance,
         "credit": state.credit,
@@ -265,6 +275,15 @@ def _persist(
     }
     if state.leverage:
         figures["leverage"] = state.leverage
+    return figures
+
+
+def _persist(
+    client: EAClient, beat: Heartbeat, state: EAState, fingerprint: str, *, changed: bool, beats: int, denied: str
+) -> None:
+    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change."""
+    at = state.received_at
+    figures = _figures(state)
     with transaction.atomic():
         TradingAccount.objects.filter(pk=client.account_id).update(**figures, updated_at=at)
         defaults = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -179,3 +180,27 @@ def test_run_live_prices_command_stores_moved_equity(owned_account, monkeypatch)
         assert TradingAccount.objects.get(pk=owned_account.pk).equity != before
     finally:
         clock.set_now(None)
+
+
+@run_async
+async def test_nobody_watching_means_no_push_and_a_closed_page_stops_the_pushes(owned_account):
+    from channels.layers import get_channel_layer
+
+    from accounts.live import account_group, is_watched
+
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(account_group(owned_account.pk), listener)  # in the group, but no page counted
+    assert not await sync_to_async(is_watched)(owned_account.pk)
+    await sync_to_async(publish_account_update)(owned_account.pk)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await layer.receive(listener)
+
+    communicator = _communicator(owned_account.owner, str(owned_account.pk))
+    assert (await communicator.connect())[0]
+    assert await sync_to_async(is_watched)(owned_account.pk)
+    await sync_to_async(publish_account_update)(owned_account.pk)
+    assert (await layer.receive(listener))["data"]["account"] == str(owned_account.pk)
+    await communicator.disconnect()
+    assert not await sync_to_async(is_watched)(owned_account.pk)

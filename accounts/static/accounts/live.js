@@ -65,7 +65,7 @@
     return list.map(function (p) {
       const cls = Number(p.profit) >= 0 ? "up" : "down";
       return "<tr><td>" + esc(p.ticket) + "</td><td>" + esc(p.symbol) + "</td><td>" + esc(p.side) + "</td><td class='num'>" +
-        esc(p.volume) + "</td><td class='num'>" + esc(p.price_open) + "</td><td class='num'>" + esc(p.price_current) +
+        esc(p.volume) + "</td><td class='num'>" + esc(p.price_open) + "</td><td class='num'>" + (p.price_current == null ? "—" : esc(p.price_current)) +
         "</td><td class='num hide-sm'>" + fmt(p.swap) + "</td><td class='num " + cls + "'>" + fmt(p.profit) + "</td></tr>";
     }).join("");
   }
