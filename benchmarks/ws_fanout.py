@@ -57,17 +57,9 @@ while time.time() < end:
 
 
 def session_cookie(user) -> str:
-    from importlib import import_module
+    from dashboard_summary import _session_cookie  # the same logged-in browser session as that benchmark
 
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.save()
-    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+    return _session_cookie(user)
 
 
 async def listen(url: str, cookie: str, latencies: list, counts: list, stop: float, ready: asyncio.Event) -> None:
