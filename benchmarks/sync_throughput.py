@@ -32,7 +32,7 @@ from accounts import vault  # noqa: E402
 from accounts.models import Deal, TradingAccount, User  # noqa: E402
 from mt5bridge import gateway as gw  # noqa: E402
 from mt5bridge.simulated import create_account, generate_history  # noqa: E402
-from mt5bridge.simulated.models import SimDeal  # noqa: E402
+from mt5bridge.simulated.models import SimAccount, SimDeal  # noqa: E402
 from mt5bridge.sync import account_sync  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "400"))
@@ -45,13 +45,14 @@ PASSWORD = "bench-pass-1"
 def prepare() -> list[str]:
     owner, _ = User.objects.get_or_create(email="bench@example.com")
     TradingAccount.objects.filter(owner=owner).delete()
-    # Every run starts from the same history: earlier runs' simulated deals are dropped first.
-    SimDeal.objects.filter(account__login__gte=FIRST_LOGIN, account__login__lt=FIRST_LOGIN + ACCOUNTS).delete()
+    # Every run starts from the same history: earlier runs' simulated accounts (and their deals) are dropped
+    # first, because the history generator runs once per simulated account.
+    SimAccount.objects.filter(login__gte=FIRST_LOGIN, login__lt=FIRST_LOGIN + ACCOUNTS).delete()
     for i in range(ACCOUNTS):
         login = FIRST_LOGIN + i
         create_account(login=login, password=PASSWORD, server=SERVER, balance=Decimal("10000"))
-        # ~100 round trips (in + out) = ~200 deals inside the default history window.
-        generate_history(login, days=25, trades_per_day=4, seed=login)
+        # ~100 round trips (in + out) = ~200 deals inside the default history window (the goal's size).
+        generate_history(login, days=25, trades_per_day=5, seed=login)
     token = vault.encrypt(PASSWORD)
     TradingAccount.objects.bulk_create(
         [

@@ -247,7 +247,7 @@ CACHE_KEY_PREFIX = envstr("CACHE_KEY_PREFIX", "mt5bo") + os.environ.get("PYTEST_
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CACHE_KEY_PREFIX,
         }

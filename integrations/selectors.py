@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -136,3 +137,31 @@ def webhooks_status() -> dict:
             "deliveries_24h": deliveries,
         },
     }
+
+
+# Every account sync asks whether anyone wants "account.synced"; the answer is kept briefly per process
+# (an endpoint saved or deleted in this process clears it at once, other processes within the TTL).
+WEBHOOK_EVENTS_TTL_SECONDS = 2.0
+_webhook_events: tuple[float, frozenset[str]] | None = None
+
+
+def webhook_events_wanted() -> frozenset[str]:
+    """The events some active endpoint subscribes to (``"*"`` stands for every event)."""
+    global _webhook_events
+    now = time.monotonic()
+    if _webhook_events is None or now - _webhook_events[0] > WEBHOOK_EVENTS_TTL_SECONDS:
+        events: set[str] = set()
+        for wanted in WebhookEndpoint.objects.filter(is_active=True).values_list("events", flat=True):
+            events.update(wanted or ())
+        _webhook_events = (now, frozenset(events))
+    return _webhook_events[1]
+
+
+def webhook_event_wanted(event: str) -> bool:
+    wanted = webhook_events_wanted()
+    return "*" in wanted or event in wanted
+
+
+def forget_webhook_events(**kwargs) -> None:
+    global _webhook_events
+    _webhook_events = None

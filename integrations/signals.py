@@ -11,6 +11,10 @@ from accounts.choices import SyncOutcome
 def sync_run_saved(sender, instance, created: bool, **kwargs) -> None:
     if not created or instance.outcome != SyncOutcome.OK:
         return
+    from .selectors import webhook_event_wanted
+
+    if not webhook_event_wanted("account.synced"):
+        return  # nobody subscribed: no account read, no payload (the hot path of every sync)
     account_id, run_pk = instance.account_id, instance.pk
 
     def emit() -> None:

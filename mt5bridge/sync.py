@@ -8,8 +8,9 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -47,8 +48,14 @@ def sync_queue_for(account: TradingAccount) -> str:
     return "sync"
 
 
+# Plans keep whole days of history (at least one), so a newest deal younger than this needs no plan lookup.
+SHORTEST_HISTORY_WINDOW = timedelta(days=1)
+
+
 def history_start(account: TradingAccount, now: datetime) -> datetime:
     """Where this sync starts reading deals: after the newest one held, or the history window."""
+    if account.last_deal_time is not None and account.last_deal_time - DEAL_OVERLAP >= now - SHORTEST_HISTORY_WINDOW:
+        return account.last_deal_time - DEAL_OVERLAP  # the steady state: no plan lookup on the hot path
     window_start = now - timedelta(days=history_days_for(account))
     if account.last_deal_time is None:
         return window_start
@@ -192,102 +199,159 @@ def _record_failure(account, started, started_at, trigger, outcome, message) -> 
 
 
 def _store_deals(account: TradingAccount, deals: list[gw.Deal]) -> int:
+    """Insert the deals not held yet; returns how many were new. Deals never change once made."""
     if not deals:
         return 0
-    tickets = [deal.ticket for deal in deals]
-    known = set(Deal.objects.filter(account=account, ticket__in=tickets).values_list("ticket", flat=True))
-    fresh = [
-        Deal(
-            account=account,
-            ticket=deal.ticket,
-            order=deal.order,
-            time=deal.time,
-            deal_type=int(deal.type),
-            entry=int(deal.entry),
-            magic=deal.magic,
-            position_id=deal.position_id,
-            reason=int(deal.reason),
-            volume=deal.volume,
-            price=deal.price,
-            commission=deal.commission,
-            swap=deal.swap,
-            profit=deal.profit,
-            fee=deal.fee,
-            symbol=deal.symbol,
-            comment=deal.comment[:64],
-            external_id=deal.external_id[:64],
-        )
-        for deal in deals
-        if deal.ticket not in known
-    ]
-    # Deals never change once made, so a concurrent sync inserting the same ticket is harmless.
+    rows = [_deal_columns(deal) for deal in deals]
+    if connection.vendor == "postgresql":
+        return _write_rows_postgres(Deal, account.pk, rows)
+    known = set(
+        Deal.objects.filter(account=account, ticket__in=[r["ticket"] for r in rows]).values_list("ticket", flat=True)
+    )
+    fresh = [Deal(account=account, **row) for row in rows if row["ticket"] not in known]
+    # A concurrent sync inserting the same ticket is harmless.
     Deal.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=1000)
     return len(fresh)
 
 
+def _deal_columns(deal: gw.Deal) -> dict:
+    return {
+        "ticket": deal.ticket,
+        "order": deal.order,
+        "time": deal.time,
+        "deal_type": int(deal.type),
+        "entry": int(deal.entry),
+        "magic": deal.magic,
+        "position_id": deal.position_id,
+        "reason": int(deal.reason),
+        "volume": deal.volume,
+        "price": deal.price,
+        "commission": deal.commission,
+        "swap": deal.swap,
+        "profit": deal.profit,
+        "fee": deal.fee,
+        "symbol": deal.symbol,
+        "comment": deal.comment[:64],
+        "external_id": deal.external_id[:64],
+    }
+
+
+POSITION_UPDATES = ("volume", "price_current", "sl", "tp", "swap", "profit", "comment", "updated_at")
+ORDER_UPDATES = ("volume_current", "price_open", "price_current", "price_stoplimit", "sl", "tp", "expires_at")
+
+
 def _replace_positions(account: TradingAccount, positions: list[gw.Position], now: datetime) -> None:
-    tickets = [p.ticket for p in positions]
-    Position.objects.filter(account=account).exclude(ticket__in=tickets).delete()
-    if not positions:
-        return
-    Position.objects.bulk_create(
-        [
-            Position(
-                account=account,
-                ticket=p.ticket,
-                symbol=p.symbol,
-                side=int(p.type),
-                volume=p.volume,
-                price_open=p.price_open,
-                price_current=p.price_current,
-                sl=p.sl,
-                tp=p.tp,
-                swap=p.swap,
-                profit=p.profit,
-                magic=p.magic,
-                comment=p.comment[:64],
-                identifier=p.identifier,
-                opened_at=p.time,
-                updated_at=p.time_update or now,
-            )
-            for p in positions
-        ],
-        update_conflicts=True,
-        unique_fields=["account", "ticket"],
-        update_fields=["volume", "price_current", "sl", "tp", "swap", "profit", "comment", "updated_at"],
-    )
+    rows = [
+        {
+            "ticket": p.ticket,
+            "symbol": p.symbol,
+            "side": int(p.type),
+            "volume": p.volume,
+            "price_open": p.price_open,
+            "price_current": p.price_current,
+            "sl": p.sl,
+            "tp": p.tp,
+            "swap": p.swap,
+            "profit": p.profit,
+            "magic": p.magic,
+            "comment": p.comment[:64],
+            "identifier": p.identifier,
+            "opened_at": p.time,
+            "updated_at": p.time_update or now,
+        }
+        for p in positions
+    ]
+    _replace_rows(Position, account, rows, POSITION_UPDATES)
 
 
 def _replace_orders(account: TradingAccount, orders: list[gw.PendingOrder]) -> None:
-    tickets = [o.ticket for o in orders]
-    Order.objects.filter(account=account).exclude(ticket__in=tickets).delete()
-    if not orders:
+    rows = [
+        {
+            "ticket": o.ticket,
+            "symbol": o.symbol,
+            "order_type": int(o.type),
+            "volume_initial": o.volume_initial,
+            "volume_current": o.volume_current,
+            "price_open": o.price_open,
+            "price_current": o.price_current,
+            "price_stoplimit": o.price_stoplimit,
+            "sl": o.sl,
+            "tp": o.tp,
+            "magic": o.magic,
+            "comment": o.comment[:64],
+            "placed_at": o.time_setup,
+            "expires_at": o.time_expiration,
+        }
+        for o in orders
+    ]
+    _replace_rows(Order, account, rows, ORDER_UPDATES)
+
+
+def _replace_rows(model, account: TradingAccount, rows: list[dict], updates: tuple[str, ...]) -> None:
+    """Make the account's rows of ``model`` exactly ``rows`` (by ticket): gone ones deleted, others upserted."""
+    rows = list({row["ticket"]: row for row in rows}.values())  # one row per ticket, the last reported wins
+    if connection.vendor == "postgresql":
+        _write_rows_postgres(model, account.pk, rows, updates=updates, replace=True)
         return
-    Order.objects.bulk_create(
-        [
-            Order(
-                account=account,
-                ticket=o.ticket,
-                symbol=o.symbol,
-                order_type=int(o.type),
-                volume_initial=o.volume_initial,
-                volume_current=o.volume_current,
-                price_open=o.price_open,
-                price_current=o.price_current,
-                price_stoplimit=o.price_stoplimit,
-                sl=o.sl,
-                tp=o.tp,
-                magic=o.magic,
-                comment=o.comment[:64],
-                placed_at=o.time_setup,
-                expires_at=o.time_expiration,
-            )
-            for o in orders
-        ],
-        update_conflicts=True,
-        unique_fields=["account", "ticket"],
-        update_fields=["volume_current", "price_open", "price_current", "price_stoplimit", "sl", "tp", "expires_at"],
+    model.objects.filter(account=account).exclude(ticket__in=[r["ticket"] for r in rows]).delete()
+    if rows:
+        model.objects.bulk_create(
+            [model(account=account, **row) for row in rows],
+            update_conflicts=True,
+            unique_fields=["account", "ticket"],
+            update_fields=list(updates),
+        )
+
+
+def _write_rows_postgres(model, account_id, rows: list[dict], *, updates=(), replace=False) -> int:
+    """One statement over column arrays (``unnest``), keyed on (account, ticket); returns rows inserted or updated.
+
+    No model instances and no pre-read: with ``replace`` the account's rows whose ticket is not in ``rows``
+    are deleted in the same statement; without ``updates`` existing tickets are left as they are.
+    """
+    q = connection.ops.quote_name
+    table = q(model._meta.db_table)
+    if not rows:
+        if replace:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_id])
+        return 0
+    connection.ensure_connection()
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(q(field.column) for field in fields)
+    # Numbers and times travel as one comma-joined text per column (str() in C; psycopg's array dumper is
+    # Python, one call per element); text columns, which may hold commas, as real arrays.
+    texts = [field.get_internal_type() in ("CharField", "TextField") for field in fields]
+    arrays = ", ".join(
+        f"%b::{field.db_type(connection)}[]" if text else f"string_to_array(%s, ',', '')::{field.db_type(connection)}[]"
+        for field, text in zip(fields, texts, strict=True)
     )
+    params: list = []
+    sql = ""
+    if replace:
+        sql = f"WITH gone AS (DELETE FROM {table} WHERE account_id = %s AND NOT (ticket = ANY(%b::bigint[]))) "
+        params += [account_id, [row["ticket"] for row in rows]]
+    if updates:
+        assignments = ", ".join(
+            f"{q(model._meta.get_field(n).column)} = EXCLUDED.{q(model._meta.get_field(n).column)}" for n in updates
+        )
+        conflict = f"DO UPDATE SET {assignments}"
+    else:
+        conflict = "DO NOTHING"
+    sql += (
+        f"INSERT INTO {table} (account_id, {columns}) SELECT %s, * FROM unnest({arrays}) "
+        f"ON CONFLICT (account_id, ticket) {conflict} RETURNING 1"
+    )
+    params.append(account_id)
+    for name, text in zip(names, texts, strict=True):
+        values = [row[name] for row in rows]
+        params.append(values if text else ",".join("" if v is None else str(v) for v in values))
+    # Server-side binding: the arrays travel as parameters. Django's client-side cursor would spell each
+    # element into the SQL text, which costs more than the rest of the sync together for 200 deals.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return len(cursor.fetchall())
 
 
 def accounts_due_for_sync(now: datetime | None = None):

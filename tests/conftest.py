@@ -24,12 +24,15 @@ def _clear_cache() -> None:
 def _isolated_cache():
     """Throttle counters, lockouts and per-process snapshots of cached data must not leak between tests."""
     from copytrading.selectors import forget_local_config
+    from integrations.selectors import forget_webhook_events
 
     _clear_cache()
     forget_local_config()
+    forget_webhook_events()
     yield
     _clear_cache()
     forget_local_config()
+    forget_webhook_events()
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.choices import SyncOutcome, SyncStatus
-from accounts.models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
+from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from mt5bridge import gateway as gw
 from mt5bridge.sync import account_sync, accounts_due_for_sync
 from mt5bridge.tasks import sync_due_accounts
@@ -88,6 +88,59 @@ def test_a_new_trade_shows_up_and_a_closed_one_disappears(owned_account):
     assert not Position.objects.filter(account=owned_account).exists()
     assert Deal.objects.filter(account=owned_account, ticket=closing.deal, position_id=position.identifier).exists()
     assert Deal.objects.filter(account=owned_account, ticket=opened.deal).exists()
+
+
+def test_a_resync_updates_kept_positions_and_orders_and_drops_only_the_gone_ones(owned_account):
+    first, second = open_position(owned_account.login), open_position(owned_account.login, volume="0.20")
+    gateway = gw.get_gateway("simulated")
+    gateway.login(gw.Credentials(login=owned_account.login, password=SIM_PASSWORD, server=SIM_SERVER))
+    tick = gateway.tick("BTCUSD")
+    pending = gateway.order_send(
+        owned_account.login,
+        gw.OrderRequest(
+            action=gw.TradeAction.PENDING,
+            symbol="BTCUSD",
+            volume=Decimal("0.10"),
+            type=gw.OrderType.BUY_LIMIT,
+            price=(tick.ask * Decimal("0.9")).quantize(Decimal("0.01")),
+        ),
+    )
+    assert pending.ok, pending
+    account_sync(account_id=owned_account.pk)
+    assert Position.objects.filter(account=owned_account).count() == 2
+    assert Order.objects.filter(account=owned_account, ticket=pending.order).exists()
+
+    kept = Position.objects.get(account=owned_account, volume=Decimal("0.20"))
+    stop = (tick.bid * Decimal("0.5")).quantize(Decimal("0.01"))
+    modified = gateway.order_send(
+        owned_account.login,
+        gw.OrderRequest(action=gw.TradeAction.SLTP, symbol="BTCUSD", position=kept.ticket, sl=stop),
+    )
+    assert modified.ok, modified
+    gone = Position.objects.get(account=owned_account, volume=Decimal("0.10"))
+    closed = gateway.order_send(
+        owned_account.login,
+        gw.OrderRequest(
+            action=gw.TradeAction.DEAL,
+            symbol="BTCUSD",
+            volume=Decimal("0.10"),
+            type=gw.OrderType.SELL,
+            position=gone.ticket,
+        ),
+    )
+    assert closed.ok, closed
+    removed = gateway.order_send(
+        owned_account.login, gw.OrderRequest(action=gw.TradeAction.REMOVE, order=pending.order)
+    )
+    assert removed.ok, removed
+
+    account_sync(account_id=owned_account.pk)
+    left = Position.objects.get(account=owned_account)
+    assert (left.ticket, left.sl, left.pk) == (kept.ticket, stop, kept.pk)  # updated in place, not re-created
+    assert not Order.objects.filter(account=owned_account).exists()
+    assert {first.deal, second.deal, closed.deal} <= set(
+        Deal.objects.filter(account=owned_account).values_list("ticket", flat=True)
+    )
 
 
 def test_an_unreachable_server_is_counted_and_keeps_what_is_stored(owned_account):
