@@ -5,6 +5,10 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Under ASGI each request runs its sync code in a fresh thread-sensitive context, so a persistent
+# connection (CONN_MAX_AGE) is never reused: every request would open a new PostgreSQL connection
+# (~10 ms). The web process therefore uses a psycopg pool unless DATABASE_POOL_MAX says otherwise.
+os.environ.setdefault("DATABASE_POOL_MAX", "8")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

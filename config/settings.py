@@ -256,6 +256,10 @@ CACHES = {
     )
 }
 
+# Sessions are read on every authenticated request: from the cache (Redis), written through to the
+# database so a cache flush logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 # --- Celery ---------------------------------------------------------------------------
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
@@ -283,7 +287,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CHANNEL_LAYERS = {
     "default": (
         {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis pub/sub: one message per group per server process, which hands it to its own sockets
+            # (the list-based layer writes one copy per socket into Redis). Live updates are best effort
+            # either way; a page catches up from the database when it (re)connects.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{CACHE_KEY_PREFIX}:asgi"},
         }
         if REDIS_URL
@@ -484,7 +491,7 @@ BONUS_MONITOR_KEEP_DAYS = envint("BONUS_MONITOR_KEEP_DAYS", 7, minimum=1)
 BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1)
 # PostgreSQL connection pool (psycopg 3, Django 5.1+). An ASGI server runs each sync view in its own
 # thread, and each thread would otherwise keep its own connection (past max_connections under load).
-# 0 = off (persistent connections per thread, CONN_MAX_AGE).
+# 0 = off (persistent connections per thread, CONN_MAX_AGE); config/asgi.py makes it 8 for the web process.
 DATABASE_POOL_MAX = envint("DATABASE_POOL_MAX", 0, minimum=0)
 if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -68,8 +68,8 @@ def test_database_and_redis_urls_switch_to_the_real_components():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[:3] == [
         "django.db.backends.postgresql",
-        "django.core.cache.backends.redis.RedisCache",
-        "channels_redis.core.RedisChannelLayer",
+        "config.cache.RedisCache",
+        "channels_redis.pubsub.RedisPubSubChannelLayer",
     ]
 
 

@@ -197,10 +197,14 @@ async def test_nobody_watching_means_no_push_and_a_closed_page_stops_the_pushes(
         async with asyncio.timeout(0.3):
             await layer.receive(listener)
 
+    # A cancelled receive ends a channel on the pub/sub layer (it unsubscribes), so listen afresh.
+    listener = await layer.new_channel()
+    await layer.group_add(account_group(owned_account.pk), listener)
     communicator = _communicator(owned_account.owner, str(owned_account.pk))
     assert (await communicator.connect())[0]
     assert await sync_to_async(is_watched)(owned_account.pk)
     await sync_to_async(publish_account_update)(owned_account.pk)
-    assert (await layer.receive(listener))["data"]["account"] == str(owned_account.pk)
+    async with asyncio.timeout(2):
+        assert (await layer.receive(listener))["data"]["account"] == str(owned_account.pk)
     await communicator.disconnect()
     assert not await sync_to_async(is_watched)(owned_account.pk)
