@@ -692,12 +692,16 @@ def _thin(n: int) -> np.ndarray:
 
 
 def _equity_series(snaps: SnapshotTable, deal_times: np.ndarray, balance_after: np.ndarray) -> list:
+    # Python scalars (tolist) format several times faster than numpy ones, with the same result.
     if len(snaps):
         order = np.argsort(snaps.time, kind="stable")
         idx = order[_thin(len(order))]
-        return [[iso(snaps.time[i]), money(snaps.equity[i]), money(snaps.balance[i])] for i in idx]
+        points = zip(snaps.time[idx].tolist(), snaps.equity[idx].tolist(), snaps.balance[idx].tolist(), strict=True)
+        return [[iso(t), money(equity), money(balance)] for t, equity, balance in points]
     # No snapshots: the balance curve from deals stands in for equity.
-    return [[iso(deal_times[i]), money(balance_after[i]), money(balance_after[i])] for i in _thin(len(deal_times))]
+    idx = _thin(len(deal_times))
+    points = zip(deal_times[idx].tolist(), map(money, balance_after[idx].tolist()), strict=True)
+    return [[iso(t), balance, balance] for t, balance in points]
 
 
 def _drawdown_series(snaps: SnapshotTable, deal_times: np.ndarray, index: np.ndarray, flows: np.ndarray) -> list:
@@ -711,7 +715,8 @@ def _drawdown_series(snaps: SnapshotTable, deal_times: np.ndarray, index: np.nda
         times = deal_times
     else:
         return []
-    return [[iso(times[i]), pct(fall[i])] for i in _thin(len(times))]
+    idx = _thin(len(times))
+    return [[iso(t), pct(f)] for t, f in zip(times[idx].tolist(), fall[idx].tolist(), strict=True)]
 
 
 def _month_keys(times: np.ndarray) -> np.ndarray:
@@ -825,13 +830,13 @@ def period_bounds(date_from: date | None, date_to: date | None) -> tuple[datetim
 def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None) -> dict:
     """Statistics of one account over whole UTC days (both bounds optional, inclusive).
 
-    Reads the deals and snapshots with three queries (see accounts.dashboard.account_history) and
-    hands them to `compute_statistics`. Callers check access first (`restrict`).
+    Reads the deals, snapshots and opening balance in one query (`accounts.selectors.statistics_history`)
+    and hands them to `compute_statistics`. Callers check access first (`restrict`).
     """
-    from .dashboard import account_history
+    from .selectors import statistics_history
 
     start, end = period_bounds(date_from, date_to)
-    deals, snapshots, opening = account_history(account, start=start, end=end)
+    deals, snapshots, opening = statistics_history(account, start=start, end=end)
     result = compute_statistics(deals, snapshots, opening_balance=opening)
     result["account_id"] = str(account.pk)
     result["currency"] = account.currency

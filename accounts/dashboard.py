@@ -1,4 +1,4 @@
-"""Read paths for the trader dashboard and the analytics loader: a fixed handful of queries per call."""
+"""Read paths for the trader dashboard: a fixed handful of queries per call."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 from django.db import connection
-from django.db.models import BigIntegerField, Count, DecimalField, F, FloatField, OuterRef, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Count, DecimalField, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
-from .analytics import BALANCE, BONUS, CANCELED_TYPES, CREDIT, DealTable, SnapshotTable, money
+from .analytics import BALANCE, BONUS, CANCELED_TYPES, CREDIT, money
 from .choices import SyncStatus
 from .models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
 from .permissions import restrict
@@ -29,190 +28,6 @@ MONEY_OUT = DecimalField(max_digits=22, decimal_places=2)
 def _cents(expression) -> Cast:
     # Round before the cast: SQLite keeps decimals as binary floats (0.29 * 100 = 28.999...).
     return Cast(Round(expression * 100), BigIntegerField())
-
-
-# --- Analytics loader ---------------------------------------------------------------------
-
-
-def account_history(
-    account: TradingAccount,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    packed: bool | None = None,
-) -> tuple[DealTable, SnapshotTable, int]:
-    """The deals and snapshots of ``account`` in [start, end) as columns, and the balance at ``start``.
-
-    At most four queries: the balance before the period, (PostgreSQL) the account's symbols, the
-    deals, the snapshots. ``packed`` (default: on PostgreSQL) reads columns as packed binary.
-    """
-    window = Q()
-    if start:
-        window &= Q(time__gte=start)
-    if end:
-        window &= Q(time__lt=end)
-    opening = 0
-    if start:
-        before = (
-            Deal.objects.filter(account=account, time__lt=start)
-            .exclude(deal_type=CREDIT)
-            .aggregate(total=Sum(_cents(CASH)))
-        )
-        opening = int(before["total"] or 0)
-    if packed is None:
-        packed = connection.vendor == "postgresql"
-    if packed:
-        return _pg_deals(account, start, end), _pg_snapshots(account, start, end), opening
-    rows = list(
-        Deal.objects.filter(window, account=account)
-        .order_by()
-        .values_list(
-            "time",
-            "ticket",
-            "deal_type",
-            "entry",
-            "position_id",
-            "magic",
-            "symbol",
-            Cast(Round(F("volume") * 10_000), BigIntegerField()),
-            Cast("price", output_field=FloatField()),
-            _cents(F("profit")),
-            _cents(F("commission")),
-            _cents(F("swap")),
-            _cents(F("fee")),
-        )
-    )
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 13
-    deals = DealTable.from_columns(
-        time=[t.timestamp() for t in columns[0]],
-        ticket=columns[1],
-        deal_type=columns[2],
-        entry=columns[3],
-        position_id=columns[4],
-        magic=columns[5],
-        symbol=columns[6],
-        volume=columns[7],
-        price=columns[8],
-        profit=columns[9],
-        commission=columns[10],
-        swap=columns[11],
-        fee=columns[12],
-    )
-    snap_window = Q()
-    if start:
-        snap_window &= Q(taken_at__gte=start)
-    if end:
-        snap_window &= Q(taken_at__lt=end)
-    snap_rows = list(
-        AccountSnapshot.objects.filter(snap_window, account=account)
-        .order_by("taken_at")
-        .values_list("taken_at", _cents(F("balance")), _cents(F("equity")), _cents(F("credit")))
-    )
-    scol = list(zip(*snap_rows, strict=True)) if snap_rows else [()] * 4
-    snapshots = SnapshotTable.from_columns(
-        time=[t.timestamp() for t in scol[0]], balance=scol[1], equity=scol[2], credit=scol[3]
-    )
-    return deals, snapshots, opening
-
-
-# PostgreSQL: each column comes back as one packed binary string (a *send() value per row),
-# which numpy reads without a Python object per value; 100,000 deals cost tens of milliseconds
-# instead of the second that building row tuples takes. Every aggregate sees the rows in the
-# same order, so the columns line up.
-PG_EPOCH = 946_684_800.0  # 2000-01-01, PostgreSQL's timestamp origin
-
-_PG_DEALS = """
-SELECT count(*),
-  string_agg(timestamptz_send(time), ''), string_agg(int8send(ticket), ''),
-  string_agg(int2send(deal_type::int2), ''), string_agg(int2send(entry::int2), ''),
-  string_agg(int8send(position_id), ''), string_agg(int8send(magic), ''),
-  string_agg(int4send(array_position(%s::text[], symbol)), ''),
-  string_agg(float8send(volume::float8), ''), string_agg(float8send(price::float8), ''),
-  string_agg(float8send(profit::float8), ''), string_agg(float8send(commission::float8), ''),
-  string_agg(float8send(swap::float8), ''), string_agg(float8send(fee::float8), '')
-FROM accounts_deal WHERE {where}
-"""
-
-# The account's distinct symbols by skipping through the (account, symbol, time) index:
-# a handful of index probes instead of sorting every deal's symbol.
-_PG_SYMBOLS = """
-WITH RECURSIVE s(symbol) AS (
-  (SELECT symbol FROM accounts_deal WHERE account_id = %s ORDER BY symbol LIMIT 1)
-  UNION ALL
-  SELECT (SELECT d.symbol FROM accounts_deal d WHERE d.account_id = %s AND d.symbol > s.symbol
-          ORDER BY d.symbol LIMIT 1)
-  FROM s WHERE s.symbol IS NOT NULL
-)
-SELECT symbol FROM s WHERE symbol IS NOT NULL
-"""
-
-_PG_SNAPSHOTS = """
-SELECT count(*), string_agg(timestamptz_send(taken_at), ''), string_agg(float8send(balance::float8), ''),
-  string_agg(float8send(equity::float8), ''), string_agg(float8send(credit::float8), '')
-FROM accounts_accountsnapshot WHERE {where}
-"""
-
-
-def _pg_where(column: str, account, start, end) -> tuple[str, list]:
-    clauses, params = ["account_id = %s"], [account.pk]
-    if start:
-        clauses.append(f"{column} >= %s")
-        params.append(start)
-    if end:
-        clauses.append(f"{column} < %s")
-        params.append(end)
-    return " AND ".join(clauses), params
-
-
-def _unpack(raw, dtype: str, scale: float | None = None):
-    values = np.frombuffer(raw or b"", dtype=dtype)
-    if dtype == ">i8" and scale is None:
-        return values.astype(np.int64)
-    if scale is not None:  # money and volume: exact decimals carried in a float8, rounded back
-        return np.round(values * scale).astype(np.int64)
-    return values.astype(np.dtype(dtype).newbyteorder("="))
-
-
-def _pg_time(raw) -> np.ndarray:
-    return np.frombuffer(raw or b"", dtype=">i8") / 1e6 + PG_EPOCH
-
-
-def _pg_deals(account, start, end) -> DealTable:
-    where, params = _pg_where("time", account, start, end)
-    with connection.cursor() as cursor:
-        cursor.execute(_PG_SYMBOLS, [account.pk, account.pk])
-        symbols = tuple(r[0] for r in cursor.fetchall())
-        cursor.execute(_PG_DEALS.format(where=where), [list(symbols), *params])
-        row = cursor.fetchone()
-    return DealTable(
-        time=_pg_time(row[1]),
-        ticket=_unpack(row[2], ">i8"),
-        deal_type=np.frombuffer(row[3] or b"", dtype=">i2").astype(np.int64),
-        entry=np.frombuffer(row[4] or b"", dtype=">i2").astype(np.int64),
-        position_id=_unpack(row[5], ">i8"),
-        magic=_unpack(row[6], ">i8"),
-        symbol=np.frombuffer(row[7] or b"", dtype=">i4").astype(np.int64) - 1,
-        symbols=symbols,
-        volume=_unpack(row[8], ">f8", 10_000),
-        price=_unpack(row[9], ">f8"),
-        profit=_unpack(row[10], ">f8", 100),
-        commission=_unpack(row[11], ">f8", 100),
-        swap=_unpack(row[12], ">f8", 100),
-        fee=_unpack(row[13], ">f8", 100),
-    )
-
-
-def _pg_snapshots(account, start, end) -> SnapshotTable:
-    where, params = _pg_where("taken_at", account, start, end)
-    with connection.cursor() as cursor:
-        cursor.execute(_PG_SNAPSHOTS.format(where=where), params)
-        row = cursor.fetchone()
-    return SnapshotTable(
-        time=_pg_time(row[1]),
-        balance=_unpack(row[2], ">f8", 100),
-        equity=_unpack(row[3], ">f8", 100),
-        credit=_unpack(row[4], ">f8", 100),
-    )
 
 
 # --- Dashboard ----------------------------------------------------------------------------
@@ -284,16 +99,10 @@ def _gain_pct(gain: Decimal, base: Decimal) -> float | None:
     return round(float(gain / base * 100), 4) if base > 0 else None
 
 
-def dashboard_summary(user, *, now: datetime | None = None) -> dict[str, Any]:
-    """Totals (one row per currency) and one row per account the user can see.
-
-    Two queries whatever the number of accounts (plus the role lookups `restrict` makes).
-    """
-    now = now or timezone.now()
-    day_start, month_start = period_starts(now)
+def _summary_rows_orm(visible, day_start: datetime, month_start: datetime) -> tuple[list[dict], dict]:
+    """The accounts' figures and their deal sums of this month and today, through the ORM (two queries)."""
     accounts = list(
-        restrict(user, VIEW, TradingAccount.objects.all())
-        .annotate(
+        visible.annotate(
             floating_day_start=_snapshot_before(day_start, "floating_profit"),
             floating_month_start=_snapshot_before(month_start, "floating_profit"),
         )
@@ -317,6 +126,77 @@ def dashboard_summary(user, *, now: datetime | None = None) -> dict[str, Any]:
                 flows_day=zero(Sum(CASH, filter=flow & today, output_field=MONEY_OUT), ZERO, output_field=MONEY_OUT),
             )
         }
+    return accounts, sums
+
+
+_SUMMARY_SUMS = ("realized_month", "flows_month", "realized_day", "flows_day")
+
+# One statement: the visible accounts, the floating P/L of the last snapshot before today and before the
+# month (index probes on (account, taken_at)), and this month's deal sums per account (index range on
+# (account, time)). Building the same through the ORM costs more CPU than the database spends on it.
+_SUMMARY_SQL = """
+SELECT {columns},
+  (SELECT s.floating_profit FROM accounts_accountsnapshot s
+    WHERE s.account_id = a.id AND s.taken_at < %(day)s ORDER BY s.taken_at DESC LIMIT 1),
+  (SELECT s.floating_profit FROM accounts_accountsnapshot s
+    WHERE s.account_id = a.id AND s.taken_at < %(month)s ORDER BY s.taken_at DESC LIMIT 1),
+  COALESCE(d.realized_month, 0), COALESCE(d.flows_month, 0), COALESCE(d.realized_day, 0), COALESCE(d.flows_day, 0)
+FROM accounts_tradingaccount a
+LEFT JOIN LATERAL (
+  SELECT
+    SUM(x.profit + x.commission + x.swap + x.fee) FILTER (WHERE x.deal_type <> ALL(%(not_pl)s)) AS realized_month,
+    SUM(x.profit + x.commission + x.swap + x.fee) FILTER (WHERE x.deal_type = ANY(%(flow)s)) AS flows_month,
+    SUM(x.profit + x.commission + x.swap + x.fee)
+      FILTER (WHERE x.deal_type <> ALL(%(not_pl)s) AND x.time >= %(day)s) AS realized_day,
+    SUM(x.profit + x.commission + x.swap + x.fee)
+      FILTER (WHERE x.deal_type = ANY(%(flow)s) AND x.time >= %(day)s) AS flows_day
+  FROM accounts_deal x WHERE x.account_id = a.id AND x.time >= %(month)s
+) d ON true
+WHERE a.id IN ({visible})
+ORDER BY a.name, a.login
+"""
+
+
+def _summary_rows_postgres(visible, day_start: datetime, month_start: datetime) -> tuple[list[dict], dict]:
+    """What `_summary_rows_orm` returns, in one round trip (the permission path's query is its subquery)."""
+    visible_sql, visible_params = visible.values("pk").query.sql_with_params()
+    # The subquery's own placeholders are positional; turn the statement into one named style.
+    named = {f"v{i}": value for i, value in enumerate(visible_params)}
+    visible_sql = visible_sql.replace("%%", "%%%%") % tuple(f"%(v{i})s" for i in range(len(visible_params)))
+    columns = ", ".join(f"a.{connection.ops.quote_name(name)}" for name in ACCOUNT_FIELDS)
+    params = {
+        "day": day_start,
+        "month": month_start,
+        "not_pl": list(NOT_PL_TYPES),
+        "flow": list(FLOW_TYPES),
+        **named,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SUMMARY_SQL.format(columns=columns, visible=visible_sql), params)
+        fetched = cursor.fetchall()
+    width = len(ACCOUNT_FIELDS)
+    accounts, sums = [], {}
+    for row in fetched:
+        account = dict(zip(ACCOUNT_FIELDS, row[:width], strict=True))
+        account["floating_day_start"], account["floating_month_start"] = row[width], row[width + 1]
+        accounts.append(account)
+        sums[account["id"]] = dict(zip(_SUMMARY_SUMS, row[width + 2 :], strict=True))
+    return accounts, sums
+
+
+def dashboard_summary(user, *, now: datetime | None = None) -> dict[str, Any]:
+    """Totals (one row per currency) and one row per account the user can see.
+
+    One query on PostgreSQL, two elsewhere, whatever the number of accounts (plus the role lookups
+    `restrict` makes).
+    """
+    now = now or timezone.now()
+    day_start, month_start = period_starts(now)
+    visible = restrict(user, VIEW, TradingAccount.objects.all())
+    if connection.vendor == "postgresql":
+        accounts, sums = _summary_rows_postgres(visible, day_start, month_start)
+    else:
+        accounts, sums = _summary_rows_orm(visible, day_start, month_start)
     rows, totals = [], {}
     for a in accounts:
         s = sums.get(a["id"], {})

@@ -11,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from guardian.shortcuts import get_objects_for_user
 from rest_framework.permissions import BasePermission
 
@@ -61,10 +62,40 @@ def restrict(user, perm: str, queryset: QuerySet, *, owner_path: str | None = No
     account_perm = "accounts.view_tradingaccount" if codename.startswith("view_") else f"accounts.{codename}"
     if label == "accounts.tradingaccount":
         account_perm = perm
-    shared = get_objects_for_user(
+    return queryset.filter(owned | Q(**{f"{account_path}__in": shared_accounts(user, account_perm)}))
+
+
+# The "shared with this user" subquery is the same SQL for every user but for the user's id: it is built
+# by django-guardian once per permission and process (with a user id no one has), then reused with the
+# real id. Building it anew costs milliseconds of ORM work on every request.
+_PROBE_USER_ID = -7_000_000_001
+_shared_sql: dict[tuple[str, int], tuple[str, tuple] | None] = {}
+
+
+def _guardian_shared(user, account_perm: str) -> QuerySet:
+    return get_objects_for_user(
         user, account_perm, klass=_account_model(), with_superuser=False, accept_global_perms=False
     ).values("pk")
-    return queryset.filter(owned | Q(**{f"{account_path}__in": shared}))
+
+
+def shared_accounts(user, account_perm: str):
+    """The ids of the trading accounts shared with ``user`` for ``account_perm`` (a subquery)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.contenttypes.models import ContentType
+
+    # The content type's id is in the SQL too; it changes only when a test database is flushed.
+    key = (account_perm, ContentType.objects.get_for_model(_account_model()).pk)
+    if key not in _shared_sql:
+        probe = get_user_model()(pk=_PROBE_USER_ID, is_active=True)
+        sql, params = _guardian_shared(probe, account_perm).query.sql_with_params()
+        # Usable only if the probe id is a parameter (never spelled into the SQL itself).
+        usable = _PROBE_USER_ID in params and str(_PROBE_USER_ID) not in sql
+        _shared_sql[key] = (sql, params) if usable else None
+    cached = _shared_sql[key]
+    if cached is None:
+        return _guardian_shared(user, account_perm)
+    sql, params = cached
+    return RawSQL(sql, tuple(user.pk if p == _PROBE_USER_ID else p for p in params))
 
 
 def _account_model():

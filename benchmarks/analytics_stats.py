@@ -2,7 +2,7 @@
 
 Measured in one run, each the median of BENCH_REPEAT runs (default 7):
 - the pure computation (`compute_statistics` over columns already in memory);
-- the database read alone (`account_history`: three queries);
+- the database read alone (`accounts.selectors.statistics_history`: one query);
 - the whole `statistics_for_account` (read + compute), and its JSON encoding.
 Goal: <= 0.5 s. Runs against PostgreSQL database mt5bo_bench_t3a (DATABASE_URL overrides).
 Usage: .venv/bin/python benchmarks/analytics_stats.py
@@ -201,13 +201,13 @@ def timed(fn, repeat: int = REPEAT) -> dict:
 
 def main() -> dict:
     from accounts.analytics import compute_statistics, statistics_for_account
-    from accounts.dashboard import account_history
+    from accounts.selectors import statistics_history
 
     ensure_database()
     t0 = time.perf_counter()
     account = seed_account()
     seeded = time.perf_counter() - t0
-    deals, snapshots, opening = account_history(account)
+    deals, snapshots, opening = statistics_history(account)
     result = statistics_for_account(account)
     body = json.dumps(result)
     figures = {
@@ -215,7 +215,7 @@ def main() -> dict:
         "snapshots": len(snapshots),
         "closed_trades": result["trades_count"],
         "pure_compute": timed(lambda: compute_statistics(deals, snapshots, opening_balance=opening)),
-        "db_read": timed(lambda: account_history(account)),
+        "db_read": timed(lambda: statistics_history(account)),
         "statistics_for_account": timed(lambda: statistics_for_account(account)),
         "statistics_for_account_plus_json": timed(lambda: json.dumps(statistics_for_account(account))),
         "json_bytes": len(body),

@@ -248,6 +248,8 @@ def main() -> dict:
         "LOG_LEVEL": "WARNING",
         # Production mode wants real keys; the summary never decrypts, so a throwaway one does.
         "FIELD_ENCRYPTION_KEYS": "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=",
+        # What config/asgi.py sets for the web process (this server module loads settings before it).
+        "DATABASE_POOL_MAX": os.environ.get("DATABASE_POOL_MAX", "8"),
     }
     command = [
         str(ROOT / ".venv/bin/gunicorn"),

@@ -1,16 +1,22 @@
-"""Hand-computed fixtures for every analytics formula (pure functions, no database)."""
+"""Hand-computed fixtures for every analytics formula (pure functions, no database), then the database read."""
 
 from __future__ import annotations
 
+import itertools
 import math
-from datetime import UTC, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import numpy as np
 import pytest
 
 from accounts import analytics as an
-from accounts.analytics import DealTable, SnapshotTable, compute_statistics
+from accounts.analytics import DealTable, SnapshotTable, compute_statistics, statistics_for_account
+from accounts.models import AccountSnapshot, Deal, TradingAccount
+from accounts.selectors import _statistics_history_portable, statistics_history
+from accounts.vault import encrypt
+from tests.personas import next_login
 
 
 def at(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -447,3 +453,179 @@ def test_long_series_are_thinned_for_charts():
     series = stats(deals)["series"]
     assert len(series["equity"]) <= an.MAX_POINTS and len(series["drawdown"]) <= an.MAX_POINTS
     assert series["equity"][-1][1] == "970.01"  # the last point is kept
+
+
+# --- The database read path -------------------------------------------------------------------
+
+START = datetime(2026, 1, 5, 8, tzinfo=UTC)
+
+
+def _account(owner) -> TradingAccount:
+    return TradingAccount.objects.create(
+        owner=owner, login=next_login(), server="MetaSim-Demo", password_encrypted=encrypt("x"), currency="EUR"
+    )
+
+
+def _mixed_history(account: TradingAccount, *, positions: int = 120, seed: int = 3) -> None:
+    """A few hundred deals of every kind and six-hourly snapshots, at microsecond times.
+
+    Deposits, withdrawals, credit in and out, a bonus, commission and cancelled deals; buys and sells
+    on three symbols and magic numbers up to 2**62, closed whole, in two parts or by a reversal, or
+    left open; commissions on every trade deal, swaps on overnight exits, an occasional fee.
+    """
+    rng = random.Random(seed)
+    tickets = itertools.count(1)
+    rows: list[Deal] = []
+
+    def add(time, deal_type, **fields):
+        rows.append(Deal(account=account, ticket=next(tickets), time=time, deal_type=deal_type, **fields))
+
+    def cents(mean, spread):
+        return D(str(round(rng.gauss(mean, spread), 2)))
+
+    add(START, an.BALANCE, profit=D("5000.00"))
+    add(START + timedelta(minutes=1), an.CREDIT, profit=D("500.00"))
+    clock = START + timedelta(hours=1)
+    symbols = (("EURUSD", 5, 1.08), ("USDJPY", 3, 150.0), ("XAUUSD", 2, 2300.0))
+    for position in range(1, positions + 1):
+        name, digits, level = rng.choice(symbols)
+        long = rng.random() < 0.5
+        side, other = (an.BUY, an.SELL) if long else (an.SELL, an.BUY)
+        volume = D(rng.randint(2, 300)) / 100
+        common = {"position_id": position, "symbol": name, "magic": rng.choice((0, 7, 2**62))}
+        commission = -(volume * D("3.5")).quantize(D("0.01"))
+        opened = clock + timedelta(seconds=rng.uniform(1, 3600))
+        price = D(str(round(level * (1 + rng.gauss(0, 0.01)), digits)))
+        add(opened, side, entry=an.ENTRY_IN, volume=volume, price=price, commission=commission, **common)
+        shape = position % 7  # 0: closed in two parts, 1: reversed, 6: left open, others: closed at once
+        closed = opened + timedelta(seconds=rng.uniform(60, 2 * 86400))
+        exit_price = D(str(round(float(price) * (1 + rng.gauss(0, 0.002)), digits)))
+        costs = {
+            "commission": commission,
+            "swap": cents(-0.5, 1) if closed - opened > timedelta(days=1) else D(0),
+            "fee": D("-0.01") if position % 11 == 0 else D(0),
+        }
+        exits = [(closed, an.ENTRY_OUT, volume, exit_price, costs)]
+        if shape == 0:
+            part = (volume / 3).quantize(D("0.01"))
+            exits = [(opened + (closed - opened) / 2, an.ENTRY_OUT, part, price, {})]
+            exits.append((closed, an.ENTRY_OUT, volume - part, exit_price, costs))
+        elif shape == 1:
+            exits = [(closed, an.ENTRY_INOUT, volume * 2, exit_price, {"commission": commission})]
+        elif shape == 6:
+            exits = []
+        for moment, entry, size, exit_at, charges in exits:
+            add(moment, other, entry=entry, volume=size, price=exit_at, profit=cents(3, 60), **charges, **common)
+        clock += timedelta(seconds=rng.uniform(2 * 3600, 20 * 3600))
+        if position % 25 == 0:
+            add(clock, an.BALANCE, profit=D("-300.00"))  # withdrawal
+            add(clock + timedelta(seconds=1), 7, profit=D("-1.23"))  # a commission deal
+        if position == 40:
+            add(clock + timedelta(seconds=2), an.BONUS, profit=D("100.00"))
+            add(clock + timedelta(seconds=3), an.CANCELED_TYPES[0], profit=D("0.00"))
+        if position == 80:
+            add(clock + timedelta(seconds=4), an.CREDIT, profit=D("-500.00"))
+    Deal.objects.bulk_create(rows)
+    balance = 5000.0
+    steps = int((clock - START) / timedelta(hours=6))
+    snapshots = []
+    for k in range(steps):
+        balance += rng.gauss(2, 40)
+        snapshots.append(
+            AccountSnapshot(
+                account=account,
+                taken_at=START + timedelta(hours=6 * k, microseconds=rng.randint(0, 999_999)),
+                balance=D(str(round(balance, 2))),
+                equity=D(str(round(balance + rng.gauss(0, 25), 2))),
+                credit=D("500.00") if k < steps // 2 else D("0.00"),
+            )
+        )
+    AccountSnapshot.objects.bulk_create(snapshots)
+
+
+def _statistics_from_orm_objects(account, date_from: date | None, date_to: date | None) -> dict:
+    """The reference: model instances (Decimal money, datetime times) through the record builders."""
+    start, end = an.period_bounds(date_from, date_to)
+    deals, snapshots = Deal.objects.filter(account=account), AccountSnapshot.objects.filter(account=account)
+    opening = D(0)
+    if start:
+        opening = sum(
+            (
+                d.profit + d.commission + d.swap + d.fee
+                for d in deals.filter(time__lt=start)
+                if d.deal_type != an.CREDIT
+            ),
+            D(0),
+        )
+        deals, snapshots = deals.filter(time__gte=start), snapshots.filter(taken_at__gte=start)
+    if end:
+        deals, snapshots = deals.filter(time__lt=end), snapshots.filter(taken_at__lt=end)
+    result = compute_statistics(
+        DealTable.from_records(list(deals)),
+        SnapshotTable.from_records(list(snapshots)),
+        opening_balance=int(opening * 100),
+    )
+    result["account_id"] = str(account.pk)
+    result["currency"] = account.currency
+    result["date_from"] = date_from.isoformat() if date_from else None
+    result["date_to"] = date_to.isoformat() if date_to else None
+    return result
+
+
+@pytest.fixture
+def mixed_account(owner):
+    account = _account(owner)
+    _mixed_history(account)
+    return account
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("date_from", "date_to"),
+    [(None, None), (date(2026, 1, 20), date(2026, 2, 10)), (date(2026, 1, 25), None)],
+    ids=["whole-history", "window", "from-a-date"],
+)
+def test_statistics_read_in_one_query_equal_those_from_orm_objects(mixed_account, date_from, date_to):
+    result = statistics_for_account(mixed_account, date_from=date_from, date_to=date_to)
+    assert result == _statistics_from_orm_objects(mixed_account, date_from, date_to)
+    if date_from is None and date_to is None:
+        # The fixture exercised what it means to: every statistic present, money of every kind.
+        s = result["summary"]
+        assert result["insufficient"] == [] and result["trades_count"] >= an.MIN_TRADES
+        assert 250 <= s["deals"] <= 400
+        assert s["credit"] == "0.00" and s["bonuses"] == "100.00" and s["withdrawals"] == "1200.00"
+        assert s["swaps"] != "0.00" and s["fees"] != "0.00" and s["commissions"] != "0.00"
+        assert {row["magic"] for row in result["series"]["by_magic"]} == {0, 7, 2**62}
+    else:
+        assert result["summary"]["opening_balance"] not in (None, "0.00")
+
+
+@pytest.mark.django_db
+def test_portable_history_reader_gives_the_same_columns_as_the_postgresql_one(mixed_account):
+    start, end = an.period_bounds(date(2026, 1, 20), date(2026, 2, 10))
+    fast_deals, fast_snaps, fast_opening = statistics_history(mixed_account, start=start, end=end)
+    deals, snaps, opening = _statistics_history_portable(mixed_account, start=start, end=end)
+    assert fast_opening == opening != 0
+    by_ticket, fast_by_ticket = np.argsort(deals.ticket), np.argsort(fast_deals.ticket)
+    for field in ("time", "ticket", "deal_type", "entry", "position_id", "magic", "volume", "price", "profit"):
+        assert np.array_equal(getattr(deals, field)[by_ticket], getattr(fast_deals, field)[fast_by_ticket]), field
+    for field in ("commission", "swap", "fee"):
+        assert np.array_equal(getattr(deals, field)[by_ticket], getattr(fast_deals, field)[fast_by_ticket]), field
+    names = np.array(deals.symbols)[deals.symbol][by_ticket]
+    assert list(names) == list(np.array(fast_deals.symbols)[fast_deals.symbol][fast_by_ticket])
+    by_time, fast_by_time = np.argsort(snaps.time), np.argsort(fast_snaps.time)
+    for field in ("time", "balance", "equity", "credit"):
+        assert np.array_equal(getattr(snaps, field)[by_time], getattr(fast_snaps, field)[fast_by_time]), field
+
+
+@pytest.mark.django_db
+def test_statistics_for_account_costs_one_query_whatever_the_number_of_deals(
+    owner, mixed_account, django_assert_num_queries
+):
+    empty, small = _account(owner), _account(owner)
+    _mixed_history(small, positions=3)
+    assert Deal.objects.filter(account=small).count() < 10 < 250 < Deal.objects.filter(account=mixed_account).count()
+    for account in (empty, small, mixed_account):
+        for window in ({}, {"date_from": date(2026, 1, 20), "date_to": date(2026, 2, 10)}):
+            with django_assert_num_queries(1):
+                statistics_for_account(account, **window)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
-import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
-from accounts.analytics import compute_statistics, statistics_for_account
+from accounts.analytics import statistics_for_account
 from accounts.choices import SyncStatus
 from accounts.dashboard import dashboard_summary
 from accounts.models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
@@ -205,6 +204,42 @@ def test_dashboard_summary_endpoint_and_who_sees_what(api, owner, outsider, trad
     assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
 
 
+@pytest.fixture
+def trader(db):
+    from accounts.choices import Role
+    from tests.personas import UserFactory
+
+    return UserFactory(roles=[Role.TRADER])
+
+
+def test_shared_accounts_are_in_the_summary_of_whom_they_were_shared_with_only(api, owner, outsider, trader, trading):
+    # The "shared with" subquery is built once per process and reused with each user's id.
+    assign_perm("accounts.view_tradingaccount", trader, trading)
+    assert [a["id"] for a in api(trader).get("/api/dashboard/summary").json()["accounts"]] == [str(trading.pk)]
+    assert api(outsider).get("/api/dashboard/summary").json()["accounts"] == []
+    assert api(owner).get("/api/dashboard/summary").json()["accounts"][0]["id"] == str(trading.pk)
+
+
+def test_the_one_statement_summary_reads_what_the_orm_reads(owner, trader, trading):
+    from accounts import dashboard
+    from accounts.permissions import restrict
+
+    make_account(owner, currency="EUR", balance=D("500"), equity=D("500"))
+    other = make_account(trader, balance=D("900"), equity=D("950"), floating_profit=D("50"))
+    add_deal(other, 5, NOW - timedelta(hours=1), 0, profit=D("12.34"), commission=D("-1.5"))
+    assign_perm("accounts.view_tradingaccount", owner, other)
+    day, month = dashboard.period_starts(NOW)
+    visible = restrict(owner, dashboard.VIEW, TradingAccount.objects.all())
+    fast_accounts, fast_sums = dashboard._summary_rows_postgres(visible, day, month)
+    orm_accounts, orm_sums = dashboard._summary_rows_orm(visible, day, month)
+    assert len(fast_accounts) == 3 and fast_accounts == orm_accounts
+    zero = dict.fromkeys(dashboard._SUMMARY_SUMS, D("0"))
+    assert fast_sums == {
+        a["id"]: {**zero, **{k: v for k, v in orm_sums.get(a["id"], {}).items() if k in zero}} for a in orm_accounts
+    }
+    assert fast_sums[trading.pk]["realized_month"] != 0
+
+
 def test_paused_and_inactive_accounts_say_so(owner):
     make_account(owner, sync_status=SyncStatus.PAUSED, last_error="Password refused")
     make_account(owner, is_active=False)
@@ -361,40 +396,3 @@ def test_mt5_refresh_touches_nothing_of_others(api, outsider, owned_account):
     assert body == {"queued": [], "skipped": []}
     assert api(None).post("/api/mt5/refresh").status_code == 401
     assert not SyncRun.objects.exists()
-
-
-def test_packed_and_plain_history_loaders_agree(trading):
-    from accounts.dashboard import account_history
-
-    add_deal(
-        trading,
-        77,
-        datetime(2026, 3, 12, tzinfo=UTC),
-        1,
-        entry=1,
-        position_id=77,
-        symbol="XAUUSD",
-        volume=D("0.03"),
-        price=D("2345.67"),
-        profit=D("-0.29"),
-        commission=D("-0.07"),
-        swap=D("-1.13"),
-        fee=D("-0.01"),
-        magic=2**62,
-    )
-    start, end = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 16, tzinfo=UTC)
-    packed = account_history(trading, start=start, end=end, packed=True)
-    plain = account_history(trading, start=start, end=end, packed=False)
-    assert packed[2] == plain[2] == 100000
-    for a, b in ((packed[0], plain[0]), (packed[1], plain[1])):
-        order_a, order_b = np.argsort(a.time, kind="stable"), np.argsort(b.time, kind="stable")
-        for field in a.__dataclass_fields__:
-            if field in ("symbol", "symbols"):
-                continue
-            assert np.array_equal(getattr(a, field)[order_a], getattr(b, field)[order_b]), field
-    names_a = [packed[0].symbols[c] for c in packed[0].symbol]
-    names_b = [plain[0].symbols[c] for c in plain[0].symbol]
-    assert sorted(names_a) == sorted(names_b) and "XAUUSD" in names_a
-    assert compute_statistics(*packed[:2], opening_balance=packed[2]) == compute_statistics(
-        *plain[:2], opening_balance=plain[2]
-    )
