@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 load generator for the EA benchmarks (asyncio + keep-alive, one process).
+"""A small HTTP/1.1 load generator for the EA benchmarks (asyncio + keep-alive, one process), and the lean
+keep-alive client (``Connection``) the EA-to-EA benchmark's simulated EAs speak through.
 
 Usage (normally started by ea_heartbeat.py): python benchmarks/ea_load.py SPEC.json → prints a JSON result.
 SPEC: {"host", "port", "path", "requests": [[headers_and_body_bytes_as_latin1], ...], "concurrency",
@@ -11,6 +12,47 @@ import asyncio
 import json
 import sys
 import time
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, one request at a time, like an EA's WebRequest.
+
+    A general-purpose client (httpx) costs about a millisecond of CPU a request; on a small machine shared with the
+    server, that CPU comes out of the latency being measured.
+    """
+
+    def __init__(self, host: str, port: int, token: str):
+        self.host, self.port = host, port
+        self.auth = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n".encode()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, target: str, body: bytes | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"{method} {target} HTTP/1.1\r\n".encode() + self.auth
+        if body is not None:
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        self.writer.write(head + b"\r\n" + (body or b""))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status, length, chunked = int(head[9:12]), 0, False
+        for line in head.split(b"\r\n"):
+            name = line[:18].lower()
+            if name.startswith(b"content-length:"):
+                length = int(line[15:])
+            elif name.startswith(b"transfer-encoding:") and b"chunked" in line.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length) if length else b""
+        parts = []
+        while size := int((await self.reader.readuntil(b"\r\n")).strip(), 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+        await self.reader.readuntil(b"\r\n")
+        return status, b"".join(parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 async def _worker(spec, requests, offset, stats, stop_at, warm_at):

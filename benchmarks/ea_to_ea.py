@@ -1,10 +1,16 @@
 """EA to EA over HTTP: from a master's heartbeat (with a new position) to its slave receiving the copy command.
 
-Masters beat with a new position every BENCH_INTERVAL s; each slave holds a long poll
-(GET /api/ea/commands?wait=20). The server's copy hook (copytrading.hooks when it exists and
-BENCH_HOOKS=copytrading.hooks, else the stand-in benchmarks/ea_bench_hooks.py) turns the new position into
-one command for the slave. Latency = slave reply received − master request sent, same clock, one process.
-Usage: benchmarks/ea_to_ea.py  (env: BENCH_PAIRS=20 BENCH_SECONDS=15 BENCH_INTERVAL=0.25 BENCH_WORKERS=2)
+Masters beat with a new position every BENCH_INTERVAL s, at phases spread over the interval as independent EAs'
+timers are (all starting on the same tick would make every beat part of a burst of BENCH_PAIRS). Each slave holds
+a long poll (GET /api/ea/commands?wait=BENCH_WAIT) and acks what it gets on a second connection while its next
+poll already waits (BENCH_ACK_INLINE=1: ack, then poll, as ``ReferenceEA.poll`` does). The server's copy hook
+(copytrading.hooks when BENCH_HOOKS=copytrading.hooks, else the stand-in benchmarks/ea_bench_hooks.py) turns the
+new position into one command for the slave. Latency = slave reply received − master request sent, same clock,
+one process; copies sent in the first BENCH_WARMUP_SECONDS are not counted. Each EA speaks through its own
+keep-alive connection with a lean HTTP/1.1 client (ea_load.Connection) on uvloop: httpx cost about a millisecond
+of CPU a request, taken from the server on this small shared machine and counted in the latency.
+Usage: benchmarks/ea_to_ea.py  (env: BENCH_PAIRS=20 BENCH_SECONDS=15 BENCH_INTERVAL=0.25 BENCH_WORKERS=2
+BENCH_WAIT=20 BENCH_WARMUP_SECONDS=2 BENCH_ACK_INLINE=)
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import json
 import os
 import time
 
-import httpx
 from ea_heartbeat import ROOT, flush_redis, heartbeat_body, seed_accounts, setup_environment, start_server
+from ea_load import Connection
 
 PAIRS = int(os.environ.get("BENCH_PAIRS", "20"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
 INTERVAL = float(os.environ.get("BENCH_INTERVAL", "0.25"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+WAIT = int(os.environ.get("BENCH_WAIT", "20"))
+WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
+ACK_INLINE = os.environ.get("BENCH_ACK_INLINE", "") == "1"
 HOOKS = os.environ.get("BENCH_HOOKS", "ea_bench_hooks")
 PORT = 8766
 
@@ -49,54 +58,95 @@ def master_body(login: int, tickets: list[int]) -> bytes:
     return json.dumps(body).encode()
 
 
-async def master(client, login, token, sent, stop_at, base):
+async def master(conn, login, sent, spans, stop_at, base, phase):
     tickets: list[int] = []
     n = 0
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    await client.post("/api/ea/heartbeat", content=master_body(login, []), headers=headers)  # first state
+    await conn.request("POST", "/api/ea/heartbeat", master_body(login, []))  # first state
+    await asyncio.sleep(phase)
     while time.perf_counter() < stop_at:
         n += 1
         ticket = base + n
         tickets.append(ticket)
         body = master_body(login, tickets)
-        sent[ticket] = time.perf_counter()
-        response = await client.post("/api/ea/heartbeat", content=body, headers=headers)
-        assert response.status_code == 200, response.text
+        spans["sent_wall"][ticket] = time.time()
+        sent[ticket] = started = time.perf_counter()
+        status, reply = await conn.request("POST", "/api/ea/heartbeat", body)
+        spans["heartbeat_rtt"][ticket] = time.perf_counter() - started
+        assert status == 200, reply
         await asyncio.sleep(INTERVAL)
 
 
-async def slave(client, token, sent, received, stop_at):
-    headers = {"Authorization": f"Bearer {token}"}
-    while time.perf_counter() < stop_at + 1:
-        response = await client.get("/api/ea/commands", params={"wait": 2}, headers=headers)
-        now = time.perf_counter()
-        assert response.status_code == 200, response.text
-        commands = response.json()["commands"]
+async def slave(conn, ack_conn, received, spans):
+    """Long poll, take the commands, ack them, poll again. The ack goes out on a second connection while the next
+    poll already waits (BENCH_ACK_INLINE=1: ack first, then poll, as ``ReferenceEA.poll`` does): a copy that
+    arrives while an EA is busy waits for the EA, not for the server, and that is not what is measured here."""
+    acks: list[dict] = []
+    acking = None
+    while True:
+        status, reply = await conn.request("GET", f"/api/ea/commands?wait={WAIT}")
+        now, wall = time.perf_counter(), time.time()
+        assert status == 200, reply
+        commands = json.loads(reply)["commands"]
         for command in commands:
             ticket = int(command["params"]["comment"])
             received[ticket] = now
-        if commands:
-            results = [{"id": c["id"], "status": "executed", "retcode": 10009} for c in commands]
-            await client.post("/api/ea/command-ack", json={"results": results}, headers=headers)
+            spans["created_wall"][ticket] = command["created_at"]
+            spans["received_wall"][ticket] = wall
+        acks += [{"id": c["id"], "status": "executed", "retcode": 10009} for c in commands]
+        if acks and (acking is None or acking.done()):
+            if acking is not None:
+                acking.result()  # re-raise a failed ack
+            acking = asyncio.create_task(ack(ack_conn, acks, spans))
+            acks = []
+            if ACK_INLINE:
+                await acking
+
+
+async def ack(conn, results: list[dict], spans) -> None:
+    started = time.perf_counter()
+    status, reply = await conn.request("POST", "/api/ea/command-ack", json.dumps({"results": results}).encode())
+    if started >= spans["measure_from"]:
+        spans["ack_rtt"].append(time.perf_counter() - started)
+    assert status == 200, reply
 
 
 async def run(pairs) -> dict:
     sent: dict[int, float] = {}
     received: dict[int, float] = {}
-    limits = httpx.Limits(max_connections=4 * len(pairs) + 10)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=30, limits=limits) as client:
-        stop_at = time.perf_counter() + SECONDS
-        tasks = []
-        for k, (m, s) in enumerate(pairs):
-            tasks.append(slave(client, s[2], sent, received, stop_at))
-            tasks.append(master(client, m[1], m[2], sent, stop_at, base=(k + 1) * 10_000_000))
-        await asyncio.gather(*tasks)
+    measure_from = time.perf_counter() + WARMUP
+    stop_at = measure_from + SECONDS
+    spans: dict = {"sent_wall": {}, "created_wall": {}, "received_wall": {}, "heartbeat_rtt": {}, "ack_rtt": []}
+    spans["measure_from"] = measure_from
+    connections = [
+        (Connection("127.0.0.1", PORT, m[2]), Connection("127.0.0.1", PORT, s[2]), Connection("127.0.0.1", PORT, s[2]))
+        for m, s in pairs
+    ]
+    slaves = [asyncio.create_task(slave(s_conn, ack_conn, received, spans)) for _, s_conn, ack_conn in connections]
+    await asyncio.gather(
+        *[
+            master(m_conn, m[1], sent, spans, stop_at, base=(k + 1) * 10_000_000, phase=k * INTERVAL / len(pairs))
+            for k, ((m, _), (m_conn, *_)) in enumerate(zip(pairs, connections, strict=True))
+        ]
+    )
+    await asyncio.sleep(1.0)  # the last copies arrive
+    for task in slaves:
+        task.cancel()
+    for outcome in await asyncio.gather(*slaves, return_exceptions=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+            raise outcome  # a slave failed (an HTTP error, a broken reply): the figures would be wrong
+    for conns in connections:
+        for conn in conns:
+            conn.close()
+    # Copies sent during the warm-up (first beats: token, billing gate and queue caches of each server process,
+    # database pool) are not counted.
+    sent = {t: at for t, at in sent.items() if at >= measure_from}
     lat = sorted((received[t] - sent[t]) * 1000 for t in sent if t in received)
     count = len(lat)
 
     def pct(p):
         return round(lat[min(count - 1, int(p * count))], 2) if count else None
 
+    got = [t for t in sent if t in received]
     return {
         "copies_sent": len(sent),
         "copies_received": count,
@@ -104,7 +154,29 @@ async def run(pairs) -> dict:
         "p90_ms": pct(0.9),
         "p99_ms": pct(0.99),
         "max_ms": pct(1.0),
+        # Where the time goes (wall clock, same machine): master request → copy command created by the hook
+        # (the server's heartbeat), command created → slave has it (queue, wake-up, poll reply), and the
+        # round trips of the master's heartbeat and the slave's ack.
+        "breakdown_ms": {
+            "sent_to_command_created": summary([spans["created_wall"][t] - spans["sent_wall"][t] for t in got]),
+            "command_created_to_slave": summary([spans["received_wall"][t] - spans["created_wall"][t] for t in got]),
+            "master_heartbeat_rtt": summary([spans["heartbeat_rtt"][t] for t in sent if t in spans["heartbeat_rtt"]]),
+            "slave_ack_rtt": summary(spans["ack_rtt"]),
+        },
     }
+
+
+def summary(seconds: list[float]) -> dict:
+    values = sorted(seconds)
+    count = len(values)
+    if not count:
+        return {}
+    return {f"p{p}": round(values[min(count - 1, int(p / 100 * count))] * 1000, 2) for p in (50, 90, 99)}
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 def main() -> None:
@@ -117,7 +189,14 @@ def main() -> None:
     for m, s in zip(masters, slaves, strict=True):
         store.client().set(f"bench:slave_of:{m[0]}", s[0])
     server = start_server(workers=WORKERS, port=PORT, extra_env={"EA_HOOKS_MODULE": HOOKS})
+    load_before = load_average()
     try:
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
         result = asyncio.run(run(list(zip(masters, slaves, strict=True))))
     finally:
         server.terminate()
@@ -129,6 +208,10 @@ def main() -> None:
             "interval_s": INTERVAL,
             "workers": WORKERS,
             "hooks": HOOKS,
+            "long_poll_wait_s": WAIT,
+            "ack": "inline, then poll" if ACK_INLINE else "on a second connection while the next poll waits",
+            "warmup_s": WARMUP,
+            "load_average_before_after": [load_before, load_average()],
             "machine": f"{os.cpu_count()} cores shared by server, clients, PostgreSQL and Redis",
         }
     )

@@ -24,9 +24,9 @@ from accounts.models import TradingAccount
 from accounts.permissions import restrict
 from config.errors import error_body
 from mt5bridge import commands as cq
-from mt5bridge.ea import services, store
+from mt5bridge.ea import services
 from mt5bridge.ea.models import EAToken
-from mt5bridge.ea.protocol import PROTOCOL_VERSION, ProtocolError, parse_ack, parse_json
+from mt5bridge.ea.protocol import MAX_POLL_COMMANDS, ProtocolError, parse_ack, parse_json, parse_poll
 
 EA_ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="The message breaks the protocol (details.field says where)"),
@@ -161,36 +161,26 @@ class CommandsView(EAView):
             OpenApiParameter(
                 "wait", int, description=f"long poll: hold up to N s (0–{settings.EA_LONG_POLL_MAX_SECONDS})"
             ),
-            OpenApiParameter("max", int, description="at most this many commands (1–200, default 50)"),
+            OpenApiParameter("max", int, description=f"at most this many commands (1–{MAX_POLL_COMMANDS}, default 50)"),
         ],
         responses={200: _REPLY, **EA_ERRORS},
         tags=["ea"],
     )
     def get(self, request):
         try:
-            wait = int(request.query_params.get("wait", 0))
-            limit = int(request.query_params.get("max", 50))
-        except ValueError:
-            return protocol_error(ProtocolError("must be an integer", "wait/max"))
-        if not 0 <= wait <= settings.EA_LONG_POLL_MAX_SECONDS or not 1 <= limit <= 200:
-            return protocol_error(
-                ProtocolError(f"wait must be 0–{settings.EA_LONG_POLL_MAX_SECONDS} and max 1–200", "wait/max")
+            wait, limit = parse_poll(
+                request.query_params.get("wait"),
+                request.query_params.get("max"),
+                max_wait=settings.EA_LONG_POLL_MAX_SECONDS,
             )
+        except ProtocolError as exc:
+            return protocol_error(exc)
         client = request.user
         allowed, reason = services.ea_poll_access(client)
         commands = cq.commands_deliver(account_id=client.account_id, limit=limit) if allowed else []
         if allowed and not commands and wait:
             commands = services.commands_wait(client=client, seconds=wait, limit=limit)
-        reply = {
-            "v": PROTOCOL_VERSION,
-            "status": "ok" if allowed else "denied",
-            "server_time": store.now(),
-            "next_beat_ms": settings.EA_BEAT_MS,
-            "commands": commands,
-        }
-        if not allowed:
-            reply["reason"] = reason
-        return JsonResponse(reply)
+        return JsonResponse(services.poll_reply(allowed=allowed, reason=reason, commands=commands))
 
 
 class CommandAckView(EAView):
@@ -211,7 +201,7 @@ class CommandAckView(EAView):
         except ProtocolError as exc:
             return protocol_error(exc)
         outcomes = cq.command_results_apply(account_id=request.user.account_id, results=results)
-        return JsonResponse({"acks": [{"id": o.id, "outcome": o.outcome} for o in outcomes]})
+        return JsonResponse(services.ack_reply(outcomes))
 
 
 # --- owner side: the account's token ---

@@ -1,30 +1,44 @@
-"""The heartbeat's lean ASGI path: ``POST /api/ea/heartbeat`` without Django's middleware stack and DRF.
+"""The EA's lean ASGI path: heartbeat, command poll and command-ack without Django's middleware stack and DRF.
 
 Thousands of EAs beat every second, and a steady-state beat touches Redis only; running it through
 session, CSRF, message, locale and DRF machinery cost more than the beat itself. This ASGI layer sits in
 front of Django (``config/asgi.py``), reads the body with the same size cap, and calls the same service
-functions as the DRF view in ``mt5bridge.ea.api`` (token auth, wrong-token limit per IP, per-account throttle,
-``heartbeat_process``) in a small thread pool, answering with the same JSON bodies and status codes. Every
-other request, and the heartbeat itself when ``EA_FAST_PATH`` is off, goes to Django unchanged.
+functions as the DRF views in ``mt5bridge.ea.api`` (token auth, wrong-token limit per IP, per-account throttle,
+``heartbeat_process``, ``commands_deliver``, ``command_results_apply``) in a small thread pool, answering with
+the same JSON bodies and status codes.
+
+The command poll's long wait (``?wait=N``) holds no thread here: between two deliveries the request only awaits
+an ``asyncio.Event``, set by one Redis subscription per process (``store.wake_channel``, published when commands
+are cached). The DRF view blocks a thread per waiting EA instead. Every other request, all three when
+``EA_FAST_PATH`` is off, and the poll without Redis (the embedded default) go to Django unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.http import QueryDict
 
 from config.errors import error_body
-from mt5bridge.ea import services
-from mt5bridge.ea.protocol import ProtocolError
+from mt5bridge import commands as cq
+from mt5bridge.ea import services, store
+from mt5bridge.ea.protocol import ProtocolError, parse_ack, parse_json, parse_poll
 
 logger = logging.getLogger(__name__)
 
-PATHS = frozenset({"/api/ea/heartbeat", "/api/ea/heartbeat/"})
+HEARTBEAT_PATHS = frozenset({"/api/ea/heartbeat", "/api/ea/heartbeat/"})
+# Exactly the DRF routes (no trailing-slash variants there either).
+POLL_PATH = "/api/ea/commands"
+ACK_PATH = "/api/ea/command-ack"
+# While the wake-up subscription is (re)connecting, a waiting poll looks at its queue this often.
+UNSUBSCRIBED_RECHECK_SECONDS = 1.0
 
 
 class _Refused(Exception):
@@ -43,23 +57,27 @@ def _token(headers: dict[bytes, bytes]) -> str | None:
     return headers.get(b"x-ea-token", b"").decode("latin-1") or None
 
 
+def _authorize(token: str | None, ip: str) -> services.EAClient:
+    """What ``EAView.initial`` does: EA token auth, the wrong-token limit per IP, then the per-account throttle."""
+    if not token:
+        raise _Refused(401, "not_authenticated", "An EA token is required (Authorization: Bearer <token>).", _CHALLENGE)
+    client = services.ea_authenticate(token)
+    if client is None:
+        if not services.bad_token_allows(ip):
+            raise _Refused(429, "throttled", "Too many wrong EA tokens from this address.")
+        raise _Refused(401, "authentication_failed", "The EA token is wrong or has been revoked.", _CHALLENGE)
+    if not services.ea_throttle_allows(client):
+        raise _Refused(
+            429, "throttled", "Request was throttled. Expected available in 1 second.", [(b"retry-after", b"1")]
+        )
+    return client
+
+
 def beat(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
     """Authenticate, throttle and process one heartbeat (runs in a worker thread, like a sync Django view)."""
     close_old_connections()
     try:
-        if not token:
-            raise _Refused(
-                401, "not_authenticated", "An EA token is required (Authorization: Bearer <token>).", _CHALLENGE
-            )
-        client = services.ea_authenticate(token)
-        if client is None:
-            if not services.bad_token_allows(ip):
-                raise _Refused(429, "throttled", "Too many wrong EA tokens from this address.")
-            raise _Refused(401, "authentication_failed", "The EA token is wrong or has been revoked.", _CHALLENGE)
-        if not services.ea_throttle_allows(client):
-            raise _Refused(
-                429, "throttled", "Request was throttled. Expected available in 1 second.", [(b"retry-after", b"1")]
-            )
+        client = _authorize(token, ip)
         try:
             return 200, services.heartbeat_process(client=client, body=body), []
         except ProtocolError as exc:
@@ -70,23 +88,182 @@ def beat(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
         close_old_connections()
 
 
+def ack(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
+    """Authenticate, throttle and apply one ``command-ack`` (worker thread)."""
+    close_old_connections()
+    try:
+        client = _authorize(token, ip)
+        try:
+            results = parse_ack(parse_json(body))
+        except ProtocolError as exc:
+            return 400, error_body("protocol_error", exc.message, {"field": exc.field}), []
+        outcomes = cq.command_results_apply(account_id=client.account_id, results=results)
+        return 200, services.ack_reply(outcomes), []
+    except _Refused as exc:
+        return exc.status, error_body(exc.code, exc.message), exc.headers
+    finally:
+        close_old_connections()
+
+
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ea"')]
 
 
+# --- the command poll ---
+
+
+@dataclass(frozen=True)
+class _Poll:
+    client: services.EAClient
+    wait: int
+    limit: int
+    allowed: bool
+    reason: str
+
+
+def poll_open(token: str | None, ip: str, query_string: bytes) -> _Poll | tuple[int, dict, list]:
+    """Authenticate and throttle a poll, read ``wait``/``max`` and ask the billing gate, in the DRF view's order
+    (worker thread). Returns the poll, or the refusal to send as (status, body, headers)."""
+    close_old_connections()
+    try:
+        client = _authorize(token, ip)
+        query = QueryDict(query_string.decode("utf-8", "replace"))
+        try:
+            wait, limit = parse_poll(query.get("wait"), query.get("max"), max_wait=settings.EA_LONG_POLL_MAX_SECONDS)
+        except ProtocolError as exc:
+            return 400, error_body("protocol_error", exc.message, {"field": exc.field}), []
+        allowed, reason = services.ea_poll_access(client)
+        return _Poll(client, wait, limit, allowed, reason)
+    except _Refused as exc:
+        return exc.status, error_body(exc.code, exc.message), exc.headers
+    finally:
+        close_old_connections()
+
+
+def poll_deliver(poll: _Poll) -> list[dict]:
+    """The commands due for the poll's account, marked delivered (worker thread; the same call as the DRF view)."""
+    close_old_connections()
+    try:
+        return cq.commands_deliver(account_id=poll.client.account_id, limit=poll.limit)
+    finally:
+        close_old_connections()
+
+
+class WakeUps:
+    """The long polls waiting in this event loop, per account, and the one Redis subscription that wakes them.
+
+    A poll registers before it looks at its queue, so a command cached after that look always wakes it. Messages
+    published while the subscription is down are lost, so every (re)subscription wakes every waiter to look again.
+    """
+
+    def __init__(self):
+        self.waiting: dict[str, set[asyncio.Event]] = {}
+        self.turns: dict[str, asyncio.Lock] = {}
+        self.listening = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._listen())
+
+    def register(self, account_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self.waiting.setdefault(account_id, set()).add(event)
+        self.turns.setdefault(account_id, asyncio.Lock())
+        return event
+
+    def unregister(self, account_id: str, event: asyncio.Event) -> None:
+        events = self.waiting.get(account_id)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self.waiting[account_id]
+                del self.turns[account_id]
+
+    def turn(self, account_id: str) -> asyncio.Lock:
+        """Polls of one account waiting here look at its queue one at a time, so a wake-up hands a command to one
+        of them, as the DRF view's BLPOP does (``commands_deliver`` itself does not exclude a concurrent caller)."""
+        return self.turns[account_id]
+
+    def wake(self, account_id: str) -> None:
+        for event in self.waiting.get(account_id, ()):
+            event.set()
+
+    def wake_all(self) -> None:
+        for events in self.waiting.values():
+            for event in events:
+                event.set()
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        redis = store.async_client()
+        try:
+            while True:
+                pubsub = redis.pubsub()
+                try:
+                    await pubsub.subscribe(store.wake_channel())
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.wake(message["data"])
+                        elif message["type"] == "subscribe":  # also after redis-py reconnects by itself
+                            self.listening.set()
+                            self.wake_all()
+                            delay = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("EA wake-up subscription lost (%s); resubscribing in %.1f s", exc, delay)
+                finally:
+                    self.listening.clear()
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                self.wake_all()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        finally:
+            # Cancelled only when the loop shuts down (server exit, or the end of a test's loop).
+            with contextlib.suppress(Exception):
+                await redis.connection_pool.disconnect()
+
+
+_wake_ups: dict = {}
+
+
+def wake_ups() -> WakeUps:
+    """The running loop's ``WakeUps`` (one per process under an ASGI server; tests run a loop per request)."""
+    loop = asyncio.get_running_loop()
+    for closed in [known for known in _wake_ups if known.is_closed()]:
+        del _wake_ups[closed]
+    if loop not in _wake_ups:
+        _wake_ups[loop] = WakeUps()
+    return _wake_ups[loop]
+
+
+async def _disconnected(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class EAFastPath:
-    """ASGI middleware: serve the heartbeat itself, pass everything else to ``app``."""
+    """ASGI middleware: serve the heartbeat, the command poll and the ack itself, pass everything else to ``app``."""
 
     def __init__(self, app, *, threads: int | None = None):
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=threads or settings.EA_FAST_PATH_THREADS, thread_name_prefix="ea")
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] not in PATHS or not settings.EA_FAST_PATH:
-            return await self.app(scope, receive, send)
-        if scope["method"] != "POST":
-            return await _respond(
-                send, 405, error_body("method_not_allowed", f'Method "{scope["method"]}" not allowed.')
-            )
+        if scope["type"] == "http" and settings.EA_FAST_PATH:
+            path, method = scope["path"], scope["method"]
+            if path in HEARTBEAT_PATHS:
+                if method != "POST":
+                    return await _respond(
+                        send, 405, error_body("method_not_allowed", f'Method "{method}" not allowed.')
+                    )
+                return await self.post(beat, "heartbeat", scope, receive, send)
+            # Other methods get DRF's answer (405 after authentication); without Redis the DRF view polls the database.
+            if path == POLL_PATH and method == "GET" and settings.REDIS_URL:
+                return await self.poll(scope, receive, send)
+            if path == ACK_PATH and method == "POST":
+                return await self.post(ack, "command-ack", scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def post(self, handler, name: str, scope, receive, send):
+        """Read the body (``EA_MAX_BODY_BYTES`` cap, checked from Content-Length first) and run ``handler``."""
         headers = _headers(scope)
         limit = settings.EA_MAX_BODY_BYTES
         try:
@@ -110,11 +287,71 @@ class EAFastPath:
         ip = (scope.get("client") or ("", 0))[0]
         loop = asyncio.get_running_loop()
         try:
-            status, payload, extra = await loop.run_in_executor(self.pool, beat, _token(headers), ip, b"".join(chunks))
+            status, payload, extra = await loop.run_in_executor(
+                self.pool, handler, _token(headers), ip, b"".join(chunks)
+            )
         except Exception:
-            logger.exception("heartbeat failed")
+            logger.exception("%s failed", name)
             status, payload, extra = 500, error_body("server_error", "Server error."), []
         await _respond(send, status, payload, extra)
+
+    async def poll(self, scope, receive, send):
+        while True:  # a GET body is ignored, as Django does; read it so that receive() then reports a disconnect
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            if not message.get("more_body"):
+                break
+        ip = (scope.get("client") or ("", 0))[0]
+        loop = asyncio.get_running_loop()
+        try:
+            opened = await loop.run_in_executor(
+                self.pool, poll_open, _token(_headers(scope)), ip, scope.get("query_string", b"")
+            )
+            if isinstance(opened, tuple):
+                return await _respond(send, *opened)
+            commands = await self._commands(opened, receive) if opened.allowed else []
+            if commands is None:  # the EA hung up while waiting
+                return
+            status, payload = 200, services.poll_reply(allowed=opened.allowed, reason=opened.reason, commands=commands)
+        except Exception:
+            logger.exception("command poll failed")
+            status, payload = 500, error_body("server_error", "Server error.")
+        await _respond(send, status, payload)
+
+    async def _commands(self, poll: _Poll, receive) -> list[dict] | None:
+        """Deliver what is due; with ``wait``, wait for a wake-up (or the EA hanging up → None) and look again."""
+        loop = asyncio.get_running_loop()
+        if not poll.wait:
+            return await loop.run_in_executor(self.pool, poll_deliver, poll)
+        hub = wake_ups()
+        account_id = poll.client.account_id
+        woken = hub.register(account_id)
+        hung_up = loop.create_task(_disconnected(receive))
+        try:
+            async with hub.turn(account_id):
+                commands = await loop.run_in_executor(self.pool, poll_deliver, poll)
+            deadline = loop.time() + poll.wait
+            while not commands:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return []
+                if not hub.listening.is_set():
+                    left = min(left, UNSUBSCRIBED_RECHECK_SECONDS)
+                woke = loop.create_task(woken.wait())
+                done, _ = await asyncio.wait({woke, hung_up}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                woke.cancel()
+                if hung_up in done:
+                    return None
+                if woke not in done and hub.listening.is_set():
+                    continue  # the wait is over (checked above); nothing came
+                woken.clear()
+                async with hub.turn(account_id):
+                    commands = await loop.run_in_executor(self.pool, poll_deliver, poll)
+            return commands
+        finally:
+            hub.unregister(account_id, woken)
+            hung_up.cancel()
 
 
 def _too_large() -> dict:

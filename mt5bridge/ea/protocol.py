@@ -20,6 +20,8 @@ TAG_PREFIX = "c"
 MAX_POSITIONS = 2000
 MAX_ORDERS = 2000
 MAX_RESULTS = 500
+MAX_POLL_COMMANDS = 200  # ``max`` of a command poll
+DEFAULT_POLL_COMMANDS = 50
 MAX_SYMBOL = 64
 MAX_TEXT = 255
 MAX_TICKET = 2**63 - 1
@@ -324,6 +326,18 @@ _PARAM_RULES: dict[str, dict[str, str]] = {
     "pause": {},
     "resume": {},
 }
+
+
+def parse_poll(wait: str | None, limit: str | None, *, max_wait: int) -> tuple[int, int]:
+    """The ``wait`` (seconds) and ``max`` (commands) query parameters of a command poll, absent → 0 and 50."""
+    try:
+        seconds = 0 if wait is None else int(wait)
+        count = DEFAULT_POLL_COMMANDS if limit is None else int(limit)
+    except ValueError:
+        raise ProtocolError("must be an integer", "wait/max") from None
+    if not 0 <= seconds <= max_wait or not 1 <= count <= MAX_POLL_COMMANDS:
+        raise ProtocolError(f"wait must be 0–{max_wait} and max 1–{MAX_POLL_COMMANDS}", "wait/max")
+    return seconds, count
 
 
 def validate_command_params(kind: str, params: object) -> dict:

@@ -201,6 +201,14 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
     changed = meta.get("fp") != fingerprint
     due = now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
     allowed, reason, gate_refreshed = _access(client, meta, now)
+    # The copy/rules hook runs before the state is written to PostgreSQL: it needs only the frozen states, and a
+    # master's copies should not wait for a dozen writes (nor be lost if one fails after the Redis swap above).
+    on_state = cq.hook("on_ea_state")
+    if on_state is not None:
+        try:
+            on_state(previous, state)
+        except Exception:  # the state is still stored; the copy/rules engine logs its own failure
+            logger.exception("on_ea_state failed for account %s", client.account_id)
     if changed or due or r is None:
         _persist(client, beat, state, fingerprint, changed=changed, beats=beats, denied=reason)
     if r is not None and (changed or due or gate_refreshed):
@@ -212,12 +220,6 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
         r.hset(store.meta_key(client.account_id), mapping=update)
     if changed or (previous is not None and (previous.equity != state.equity or previous.margin != state.margin)):
         _publish(client, state, meta, now, force=changed)
-    on_state = cq.hook("on_ea_state")
-    if on_state is not None:
-        try:
-            on_state(previous, state)
-        except Exception:  # the state is stored; the copy/rules engine logs its own failure
-            logger.exception("on_ea_state failed for account %s", client.account_id)
     commands = (
         cq.commands_deliver(account_id=client.account_id, limit=beat.max_commands, now=now, prefetched=queued)
         if allowed
@@ -409,8 +411,28 @@ def ea_poll_access(client: EAClient) -> tuple[bool, str]:
     return allowed, reason
 
 
+def poll_reply(*, allowed: bool, reason: str, commands: list[dict]) -> dict:
+    """The answer to ``GET /api/ea/commands`` (the DRF view and the ASGI fast path send the same body)."""
+    reply = {
+        "v": PROTOCOL_VERSION,
+        "status": "ok" if allowed else "denied",
+        "server_time": store.now(),
+        "next_beat_ms": settings.EA_BEAT_MS,
+        "commands": commands,
+    }
+    if not allowed:
+        reply["reason"] = reason
+    return reply
+
+
+def ack_reply(outcomes) -> dict:
+    """The answer to ``POST /api/ea/command-ack`` (DRF view and fast path alike)."""
+    return {"acks": [{"id": o.id, "outcome": o.outcome} for o in outcomes]}
+
+
 def commands_wait(*, client: EAClient, seconds: float, limit: int) -> list[dict]:
-    """Long poll: block until a command for this account is queued (Redis BLPOP on its wake list) or time runs out."""
+    """Long poll in a thread (the DRF view): block until a command for this account is queued (Redis BLPOP on its
+    wake list) or time runs out. The ASGI fast path waits without a thread (``mt5bridge.ea.fast``)."""
     import time
 
     deadline = time.monotonic() + seconds

@@ -6,6 +6,7 @@ Redis is the fast path only; every command is durable in PostgreSQL first. With 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from functools import cache
@@ -25,21 +26,33 @@ def client():
     )
 
 
-@cache
+_async_clients: dict = {}
+
+
 def async_client():
+    """The asyncio client of the running event loop, or None without Redis.
+
+    One pool per event loop: an ASGI server process runs one loop, so that is one pool per process; a pool's
+    connections belong to the loop that opened them, and a test starts a loop per request.
+    """
     if not settings.REDIS_URL:
         return None
     import redis.asyncio as aredis
 
-    return aredis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, max_connections=settings.EA_REDIS_MAX_CONNECTIONS
-    )
+    loop = asyncio.get_running_loop()
+    for closed in [known for known in _async_clients if known.is_closed()]:
+        del _async_clients[closed]
+    if loop not in _async_clients:
+        _async_clients[loop] = aredis.Redis.from_url(
+            settings.REDIS_URL, decode_responses=True, max_connections=settings.EA_REDIS_MAX_CONNECTIONS
+        )
+    return _async_clients[loop]
 
 
 def reset_clients() -> None:
     """Forget pooled connections (tests that change REDIS_URL, forked processes)."""
     client.cache_clear()
-    async_client.cache_clear()
+    _async_clients.clear()
 
 
 def _p() -> str:
@@ -70,6 +83,12 @@ def wake_key(account_id) -> str:
     return f"{_p()}:wake:{account_id}"
 
 
+def wake_channel() -> str:
+    """Pub/sub channel announcing "account X has new commands" (message = the account id) to waiting long polls
+    on the ASGI fast path; the wake list above serves the DRF view's BLPOP."""
+    return f"{_p()}:wake"
+
+
 def reconcile_key(account_id) -> str:
     return f"{_p()}:qchk:{account_id}"
 
@@ -95,6 +114,7 @@ def queue_push(payloads_by_account: dict[str, list[dict]]) -> None:
         pipe.hset(queue_key(account_id), mapping={p["id"]: json.dumps(p, separators=(",", ":")) for p in payloads})
         pipe.rpush(wake_key(account_id), "1")
         pipe.expire(wake_key(account_id), 30)
+        pipe.publish(wake_channel(), account_id)
     pipe.execute()
 
 
