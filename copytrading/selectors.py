@@ -46,8 +46,20 @@ def config_version() -> int:
     Heartbeats of thousands of accounts ask for it; one read per half second serves them all."""
     now = time.monotonic()
     if now - _version[1] >= VERSION_TTL:
-        _version[0], _version[1] = cache.get(VERSION_KEY) or 0, now
+        value = cache.get(VERSION_KEY)
+        _version[0], _version[1] = (_fresh_version() if value is None else value), now
     return _version[0]
+
+
+def _fresh_version() -> int:
+    """A number for a missing version key (Redis flushed or restarted) that no process has cached yet.
+
+    Starting again from 0 would let a process trust a snapshot it took under an old 0 (an account then without
+    links stays "idle" and its trades are not copied). Microseconds since the epoch are above any number reached
+    by bumps; ``add`` (SET NX) makes every process agree on one.
+    """
+    cache.add(VERSION_KEY, time.time_ns() // 1000, None)
+    return cache.get(VERSION_KEY) or 0
 
 
 def forget_config_version() -> None:
@@ -68,8 +80,8 @@ def bump_config_version() -> None:
     def bump() -> None:
         try:
             cache.incr(VERSION_KEY)
-        except ValueError:
-            cache.set(VERSION_KEY, 1, None)
+        except ValueError:  # missing: a fresh number is a change for every process
+            _fresh_version()
         forget_config_version()  # this process sees its own edit at once
 
     bump()

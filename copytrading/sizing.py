@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from .choices import SizingMode
 
 ZERO = Decimal("0")
+ONE = Decimal("1")
 
 
 class SizingSkip(Exception):
@@ -39,7 +41,13 @@ def round_to_step(volume: Decimal, step: Decimal, *, rounding: str = ROUND_DOWN)
     """Volume rounded to a multiple of ``step`` (down by default, so a copy never risks more than asked)."""
     if step <= 0:
         return volume
-    return ((volume / step).quantize(Decimal("1"), rounding=rounding) * step).normalize() + ZERO
+    return ((volume / step).quantize(ONE, rounding=rounding) * step).normalize() + ZERO
+
+
+@functools.lru_cache(maxsize=1024)
+def _largest_volume(maximum: Decimal, step: Decimal) -> Decimal:
+    # The same few symbols are sized for every slave of every master: round their maximum once.
+    return round_to_step(maximum, step)
 
 
 def clamp(
@@ -52,7 +60,7 @@ def clamp(
         volume = max(volume, link_min)
     volume = round_to_step(volume, rules.step)
     volume = max(volume, rules.minimum)
-    return min(volume, round_to_step(rules.maximum, rules.step))
+    return min(volume, _largest_volume(rules.maximum, rules.step))
 
 
 def raw_volume(

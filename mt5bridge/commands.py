@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -24,7 +25,13 @@ from django.utils import timezone
 from config.errors import Conflict, ServiceError
 from mt5bridge.ea import store
 from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandOrigin, CommandStatus
-from mt5bridge.ea.protocol import CommandResult, ProtocolError, command_payload, validate_command_params
+from mt5bridge.ea.protocol import (
+    COMMENT_LENGTH,
+    CommandResult,
+    ProtocolError,
+    command_payload,
+    validate_command_params,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +87,7 @@ def _hook(module_name: str, name: str):
 # --- enqueue ---
 
 
-def payload_of(command: Command) -> dict:
+def payload_of(command: Command | NewCommand) -> dict:
     return command_payload(
         command_id=command.id,
         kind=command.kind,
@@ -90,7 +97,8 @@ def payload_of(command: Command) -> dict:
     )
 
 
-def _cache_after_commit(commands: Iterable[Command]) -> None:
+def commands_cache_after_commit(commands: Iterable[Command | NewCommand]) -> None:
+    """Push the commands to their accounts' Redis queues once the transaction that stored them commits."""
     by_account: dict[str, list[dict]] = defaultdict(list)
     for command in commands:
         by_account[str(command.account_id)].append(payload_of(command))
@@ -105,18 +113,63 @@ def _safe_push(by_account: dict[str, list[dict]]) -> None:
         logger.exception("could not cache %d accounts' new commands in Redis", len(by_account))
 
 
-def _build(spec: CommandSpec, now: datetime, by=None) -> Command:
+@dataclass(slots=True)
+class NewCommand:
+    """A validated command with its id, not stored yet: what a caller inserting many at once in raw SQL needs."""
+
+    id: uuid.UUID
+    account_id: str
+    kind: str
+    params: dict
+    origin: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    link_id: int | None = None
+    intent: str = ""
+    created_by_id: int | None = None
+
+
+def _validated_params(kind: str, params: dict, memo: dict | None) -> dict:
+    """``validate_command_params``; with a memo, parameters that differ only in the comment are checked once.
+
+    One master trade copied to many slaves gives the same symbol, side, volume and stops on most of them;
+    only the comment (the copy id) differs, and a comment is valid when it is a string of at most 31 characters.
+    """
+    if memo is None or not isinstance(params, dict):
+        return validate_command_params(kind, params)
+    comment = params.get("comment")
+    if comment is not None and not (isinstance(comment, str) and len(comment) <= COMMENT_LENGTH):
+        return validate_command_params(kind, params)  # raises, naming the field
+    try:
+        key = (kind, bool(comment), *((k, type(v), v) for k, v in params.items() if k != "comment"))
+        clean = memo.get(key)
+    except TypeError:  # an unhashable value (a list): no memo
+        return validate_command_params(kind, params)
+    if clean is None:
+        clean = memo[key] = validate_command_params(kind, params)
+        return clean
+    clean = dict(clean)
+    if comment:
+        clean["comment"] = comment
+    return clean
+
+
+def command_prepare(spec: CommandSpec, now: datetime, by=None, *, memo: dict | None = None) -> NewCommand:
+    """Check a spec (origin, parameters, key) and give it an id. Raises ServiceError(code="invalid_command").
+
+    ``memo``: one dict shared by the specs of one batch (see ``_validated_params``)."""
     if spec.origin not in ORIGINS:
         raise ServiceError(f"unknown origin {spec.origin!r}; expected one of {list(ORIGINS)}", code="invalid_origin")
     try:
-        params = validate_command_params(spec.kind, spec.params)
+        params = _validated_params(spec.kind, spec.params, memo)
     except ProtocolError as exc:
         raise ServiceError(
             f"{exc.field or 'params'}: {exc.message}", code="invalid_command", details={"field": exc.field}
         ) from exc
     if spec.idempotency_key is not None and not (0 < len(spec.idempotency_key) <= 100):
         raise ServiceError("idempotency_key must be 1 to 100 characters", code="invalid_command")
-    return Command(
+    return NewCommand(
         id=uuid.uuid4(),
         account_id=spec.account_id,
         kind=spec.kind,
@@ -126,7 +179,77 @@ def _build(spec: CommandSpec, now: datetime, by=None) -> Command:
         expires_at=spec.expires_at,
         idempotency_key=spec.idempotency_key,
         link_id=spec.link_id,
+        created_by_id=getattr(by, "pk", None),
+    )
+
+
+def _build(spec: CommandSpec, now: datetime, by=None) -> Command:
+    new = command_prepare(spec, now, by)
+    return Command(
+        id=new.id,
+        account_id=new.account_id,
+        kind=new.kind,
+        params=new.params,
+        origin=new.origin,
+        created_at=now,
+        expires_at=new.expires_at,
+        idempotency_key=new.idempotency_key,
+        link_id=new.link_id,
         created_by=by,
+    )
+
+
+def commands_insert_sql(commands: list[NewCommand]) -> tuple[str, list]:
+    """PostgreSQL: one ``INSERT`` of many prepared commands that skips a repeated (account, idempotency key)
+    and returns the ids it did insert (``RETURNING id``).
+
+    The rows travel as one JSON parameter (``jsonb_to_recordset``): encoding it is a single C call, where
+    per-column arrays cost the driver microseconds per value. A caller may put the statement in a ``WITH``
+    next to its own inserts, so a whole batch is one statement and one round trip; it then caches the
+    inserted commands with ``commands_cache_after_commit``.
+    """
+    iso: dict = {None: None}  # a batch shares a few timestamps: format each once
+
+    def text(moment: datetime | None) -> str | None:
+        found = iso.get(moment, iso)
+        if found is iso:
+            found = iso[moment] = moment.isoformat()
+        return found
+
+    rows = json.dumps(
+        [
+            {
+                "id": str(c.id),
+                "account_id": str(c.account_id),
+                "kind": c.kind,
+                "params": c.params,
+                "origin": c.origin,
+                "expires_at": text(c.expires_at),
+                "idempotency_key": c.idempotency_key,
+                "link_id": c.link_id,
+                "intent": c.intent,
+                "created_by_id": c.created_by_id,
+                "created_at": text(c.created_at),
+            }
+            for c in commands
+        ],
+        separators=(",", ":"),
+    )
+    return _insert_sql(), [CommandStatus.PENDING.value, rows]
+
+
+@functools.cache
+def _insert_sql() -> str:
+    return (
+        f"INSERT INTO {Command._meta.db_table} (id, account_id, kind, params, origin, status, retcode, message, "
+        "result, created_at, delivered_at, delivery_count, finished_at, expires_at, idempotency_key, link_id, "
+        "intent, retry_of_id, created_by_id) "
+        "SELECT c.id, c.account_id, c.kind, c.params, c.origin, %s, NULL, '', '{}'::jsonb, c.created_at, NULL, 0, "
+        "NULL, c.expires_at, c.idempotency_key, c.link_id, c.intent, NULL, c.created_by_id "
+        "FROM jsonb_to_recordset(%s::jsonb) AS c(id uuid, account_id uuid, kind text, params jsonb, origin text, "
+        "expires_at timestamptz, idempotency_key text, link_id bigint, intent text, created_by_id bigint, "
+        "created_at timestamptz) "
+        "ON CONFLICT DO NOTHING RETURNING id"
     )
 
 
@@ -153,7 +276,7 @@ def command_enqueue(
     try:
         with transaction.atomic():
             command.save(force_insert=True)
-            _cache_after_commit([command])
+            commands_cache_after_commit([command])
     except IntegrityError as exc:
         if idempotency_key is not None:
             existing = Command.objects.filter(account_id=account_id, idempotency_key=idempotency_key).first()
@@ -190,7 +313,7 @@ def commands_enqueue_bulk(specs: list[CommandSpec], *, by=None) -> list[Command]
             else:
                 result = built
             built_ids = {c.id for c in built}
-            _cache_after_commit([c for c in result if c.id in built_ids])
+            commands_cache_after_commit([c for c in result if c.id in built_ids])
     except IntegrityError as exc:
         raise ServiceError("a trading account in the batch does not exist", code="invalid_account") from exc
     return result
@@ -243,7 +366,7 @@ def command_retry(*, command_id, by=None) -> Command:
             retry_of=original,
             created_by=by if getattr(by, "pk", None) else None,
         )
-        _cache_after_commit([command])
+        commands_cache_after_commit([command])
     return command
 
 
