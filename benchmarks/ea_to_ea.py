@@ -4,8 +4,9 @@ Masters beat with a new position every BENCH_INTERVAL s, at phases spread over t
 timers are (all starting on the same tick would make every beat part of a burst of BENCH_PAIRS). Each slave holds
 a long poll (GET /api/ea/commands?wait=BENCH_WAIT) and acks what it gets on a second connection while its next
 poll already waits (BENCH_ACK_INLINE=1: ack, then poll, as ``ReferenceEA.poll`` does). The server's copy hook
-(copytrading.hooks when BENCH_HOOKS=copytrading.hooks, else the stand-in benchmarks/ea_bench_hooks.py) turns the
-new position into one command for the slave. Latency = slave reply received − master request sent, same clock,
+(the copy engine, copytrading.hooks, through one CopyLink per pair; BENCH_HOOKS=ea_bench_hooks: a stand-in that
+only enqueues, to tell the engine's share from the transport's) turns the new position into one command for the
+slave. Latency = slave reply received − master request sent, same clock,
 one process; copies sent in the first BENCH_WARMUP_SECONDS are not counted. Each EA speaks through its own
 keep-alive connection with a lean HTTP/1.1 client (ea_load.Connection) on uvloop: httpx cost about a millisecond
 of CPU a request, taken from the server on this small shared machine and counted in the latency.
@@ -30,7 +31,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 WAIT = int(os.environ.get("BENCH_WAIT", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 ACK_INLINE = os.environ.get("BENCH_ACK_INLINE", "") == "1"
-HOOKS = os.environ.get("BENCH_HOOKS", "ea_bench_hooks")
+HOOKS = os.environ.get("BENCH_HOOKS", "copytrading.hooks")
 PORT = 8766
 
 
@@ -88,7 +89,7 @@ async def slave(conn, ack_conn, received, spans):
         assert status == 200, reply
         commands = json.loads(reply)["commands"]
         for command in commands:
-            ticket = int(command["params"]["comment"])
+            ticket = ticket_of(command["params"]["comment"])
             received[ticket] = now
             spans["created_wall"][ticket] = command["created_at"]
             spans["received_wall"][ticket] = wall
@@ -100,6 +101,34 @@ async def slave(conn, ack_conn, received, spans):
             acks = []
             if ACK_INLINE:
                 await acking
+
+
+def ticket_of(comment: str) -> int:
+    """The master ticket in a copy's comment: the stand-in writes it, the engine's copy id is cp<link>.<ticket> in
+    base 36."""
+    return int(comment) if comment.isdigit() else int(comment.rsplit(".", 1)[1], 36)
+
+
+def link_pairs(pairs) -> None:
+    """One active copy link per pair (the engine's default sizing: multiplier 1), slaves known to the simulated
+    server so their symbol list maps BTCUSD."""
+    from decimal import Decimal
+
+    from accounts.models import TradingAccount
+    from copytrading.models import CopyLink
+    from copytrading.selectors import bump_config_version
+    from mt5bridge.simulated import create_account
+    from mt5bridge.simulated.models import SimAccount
+
+    for m, s in pairs:
+        for login in (m[1], s[1]):
+            if not SimAccount.objects.filter(login=login).exists():
+                create_account(login=login, password="Bench-pass-1", server="MetaSim-Demo", balance=Decimal("10000"))
+    accounts = {str(a.pk): a for a in TradingAccount.objects.filter(pk__in=[x[0] for p in pairs for x in p])}
+    CopyLink.objects.bulk_create(
+        [CopyLink(master=accounts[m[0]], slave=accounts[s[0]], created_by=accounts[m[0]].owner) for m, s in pairs]
+    )
+    bump_config_version()
 
 
 async def ack(conn, results: list[dict], spans) -> None:
@@ -188,6 +217,8 @@ def main() -> None:
 
     for m, s in zip(masters, slaves, strict=True):
         store.client().set(f"bench:slave_of:{m[0]}", s[0])
+    if HOOKS == "copytrading.hooks":
+        link_pairs(list(zip(masters, slaves, strict=True)))
     server = start_server(workers=WORKERS, port=PORT, extra_env={"EA_HOOKS_MODULE": HOOKS})
     load_before = load_average()
     try:

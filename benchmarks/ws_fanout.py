@@ -3,10 +3,11 @@
 BENCH_ACCOUNTS accounts (default 100) of one trader, each account page open in BENCH_SOCKETS / BENCH_ACCOUNTS
 browsers (session-authenticated sockets on /ws/accounts/<id>/). A publisher process pushes every account once a
 second through ``accounts.live.publish_account_update`` with the figures in hand (the EA heartbeat's way), so
-every socket gets one update per second. Latency = receive time − the payload's ``sent_at`` (same machine
+every socket gets one update per second. The accounts are spread evenly over each second, as EAs beating on
+their own timers are; BENCH_BURST=1 pushes all of them at the start of each second instead (the worst case). Latency = receive time − the payload's ``sent_at`` (same machine
 clock). Server: uvicorn workers (BENCH_WORKERS, default 2) on config.asgi, channel layer on Redis, PostgreSQL
 for sessions. Goal: p99 delivery ≤ 100 ms. Database mt5bo_bench_ws, Redis db 10.
-Usage: .venv/bin/python benchmarks/ws_fanout.py   (env: BENCH_SOCKETS BENCH_ACCOUNTS BENCH_SECONDS=30)
+Usage: .venv/bin/python benchmarks/ws_fanout.py   (env: BENCH_SOCKETS BENCH_ACCOUNTS BENCH_SECONDS=30 BENCH_BURST)
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ django.setup()
 from accounts.live import figures_payload, publish_account_update
 ids = sys.argv[1].split(",")
 end = time.time() + float(sys.argv[2])
+burst = os.environ.get("BENCH_BURST") == "1"
 tick = 0
 while time.time() < end:
     start = time.time()
-    for account_id in ids:
+    for index, account_id in enumerate(ids):
+        if not burst:  # accounts beat at their own phase within the second, as EAs on their own timers do
+            time.sleep(max(0.0, start + index / len(ids) - time.time()))
         figures = {"balance": "10000.00", "equity": f"{10000 + tick % 50}.25", "margin": "100"}
         publish_account_update(account_id, figures_payload(account_id, figures, []))
     tick += 1
@@ -113,6 +117,9 @@ async def clients(ids: list[str], cookie: str) -> dict:
         "accounts": ACCOUNTS,
         "seconds": SECONDS,
         "server_workers": WORKERS,
+        "publishing": "burst at the start of each second"
+        if os.environ.get("BENCH_BURST") == "1"
+        else "spread over each second",
         "updates_received": len(latencies),
         "updates_expected": expected,
         "per_second": round(len(latencies) / elapsed, 1),
