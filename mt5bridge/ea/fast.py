@@ -39,6 +39,7 @@ POLL_PATH = "/api/ea/commands"
 ACK_PATH = "/api/ea/command-ack"
 # While the wake-up subscription is (re)connecting, a waiting poll looks at its queue this often.
 UNSUBSCRIBED_RECHECK_SECONDS = 1.0
+CLOSE_TIMEOUT_SECONDS = 1.0  # closing the wake-up subscription when its loop shuts down
 
 
 class _Refused(Exception):
@@ -210,15 +211,17 @@ class WakeUps:
                     logger.warning("EA wake-up subscription lost (%s); resubscribing in %.1f s", exc, delay)
                 finally:
                     self.listening.clear()
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+                    # Bounded: closing a pub/sub whose read was just cancelled can wait forever on its connection,
+                    # and a loop shutting down waits for this task.
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)
                 self.wake_all()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         finally:
             # Cancelled only when the loop shuts down (server exit, or the end of a test's loop).
-            with contextlib.suppress(Exception):
-                await redis.connection_pool.disconnect()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(redis.connection_pool.disconnect(), CLOSE_TIMEOUT_SECONDS)
 
 
 _wake_ups: dict = {}
