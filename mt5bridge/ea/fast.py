@@ -220,8 +220,15 @@ class WakeUps:
                 delay = min(delay * 2, 5.0)
         finally:
             # Cancelled only when the loop shuts down (server exit, or the end of a test's loop).
+            # ``nowait``: without it a connection awaits its transport's ``wait_closed()``, which can wait forever
+            # when another task's read still holds the transport (redis-py #3941) and keeps the loop from closing.
+            pool = redis.connection_pool
+            connections = [*pool._available_connections, *pool._in_use_connections]
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(redis.connection_pool.disconnect(), CLOSE_TIMEOUT_SECONDS)
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.disconnect(nowait=True) for c in connections), return_exceptions=True),
+                    CLOSE_TIMEOUT_SECONDS,
+                )
 
 
 _wake_ups: dict = {}

@@ -4,11 +4,12 @@ thread, and the answers, errors and delivery bookkeeping are the DRF views'."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.asgi import get_asgi_application
 
 from accounts.models import TradingAccount
@@ -25,6 +26,23 @@ from tests.personas import SIM_SERVER, next_login
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def in_server_loop(coroutine):
+    """Run ``coroutine`` on one long-lived event loop, as an ASGI server process does.
+
+    The wake-up subscription belongs to its loop and lives as long as the loop; a new loop per request would
+    open and tear one down on every poll, which no server does. The thread is a daemon and the loop is never
+    closed, so the tests never wait on that teardown.
+    """
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, name="asgi-loop", daemon=True).start()
+    return asyncio.run_coroutine_threadsafe(coroutine, _LOOP).result(timeout=60)
+
+
 def _app():
     from config.asgi import application
 
@@ -38,7 +56,7 @@ def ack(token: str | None, body: bytes) -> httpx.Response:
             headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
             return await client.post("/api/ea/command-ack", content=body, headers=headers)
 
-    return async_to_sync(call)()
+    return in_server_loop(call())
 
 
 async def _get(app, token: str | None, **params) -> httpx.Response:
@@ -49,7 +67,7 @@ async def _get(app, token: str | None, **params) -> httpx.Response:
 
 
 def poll(token: str | None, **params) -> httpx.Response:
-    return async_to_sync(_get)(_app(), token, **params)
+    return in_server_loop(_get(_app(), token, **params))
 
 
 def _enqueue(account_id) -> Command:
@@ -78,7 +96,7 @@ def test_a_command_queued_during_the_wait_is_returned_at_once_and_marked_deliver
         response = await waiting
         return command, response, time.perf_counter() - queued_at
 
-    command, response, took = async_to_sync(scenario)()
+    command, response, took = in_server_loop(scenario())
     assert response.status_code == 200, response.text
     reply = response.json()
     assert reply["v"] == 1 and reply["status"] == "ok" and reply["next_beat_ms"] > 0
@@ -147,7 +165,7 @@ def test_a_missing_wrong_or_revoked_token_is_401_with_a_json_error(owned_account
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 return await client.get("/api/ea/commands", params={"wait": 5}, headers=transport_headers)
 
-        response = async_to_sync(call)()
+        response = in_server_loop(call())
     else:
         response = poll(token, wait=5)
     assert response.status_code == 401
@@ -163,7 +181,7 @@ def test_another_accounts_commands_are_never_returned(owned_account, ea_token, o
         theirs = await sync_to_async(_enqueue)(other_account.pk)
         return theirs, await waiting
 
-    theirs, response = async_to_sync(scenario)()
+    theirs, response = in_server_loop(scenario())
     assert response.status_code == 200 and response.json()["commands"] == []
     theirs.refresh_from_db()
     assert theirs.status == CommandStatus.PENDING and theirs.delivery_count == 0
@@ -224,7 +242,7 @@ def test_waiting_polls_hold_no_thread_so_heartbeats_are_answered_meanwhile(owned
         replies = [r.json()["commands"] for r in await asyncio.gather(*waiting)]
         return beat, took, still_waiting, command, replies
 
-    beat, took, still_waiting, command, replies = async_to_sync(scenario)()
+    beat, took, still_waiting, command, replies = in_server_loop(scenario())
     assert beat.status_code == 200, beat.text
     assert took < 2.0 and still_waiting == 12
     # Exactly one of the waiting polls gets the command.
@@ -257,7 +275,7 @@ def test_an_ea_that_hangs_up_while_waiting_is_not_handed_the_command(owned_accou
         await asyncio.wait_for(serving, 2)
         return await sync_to_async(_enqueue)(owned_account.pk)
 
-    command = async_to_sync(scenario)()
+    command = in_server_loop(scenario())
     assert sent == []
     command.refresh_from_db()
     assert command.status == CommandStatus.PENDING and command.delivery_count == 0
