@@ -225,15 +225,7 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
         if allowed
         else []
     )
-    reply = {
-        "v": PROTOCOL_VERSION,
-        "status": "ok" if allowed else "denied",
-        "server_time": store.now(),
-        "next_beat_ms": settings.EA_BEAT_MS,
-        "commands": commands,
-    }
-    if not allowed:
-        reply["reason"] = reason
+    reply = poll_reply(allowed=allowed, reason=reason, commands=commands)
     if outcomes:
         reply["acks"] = [{"id": o.id, "outcome": o.outcome} for o in outcomes]
     return reply
@@ -412,7 +404,8 @@ def ea_poll_access(client: EAClient) -> tuple[bool, str]:
 
 
 def poll_reply(*, allowed: bool, reason: str, commands: list[dict]) -> dict:
-    """The answer to ``GET /api/ea/commands`` (the DRF view and the ASGI fast path send the same body)."""
+    """The answer to ``GET /api/ea/commands`` (the DRF view and the ASGI fast path send the same body); a heartbeat's
+    reply is the same with the acks of the results it carried."""
     reply = {
         "v": PROTOCOL_VERSION,
         "status": "ok" if allowed else "denied",
