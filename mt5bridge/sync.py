@@ -261,7 +261,7 @@ def _replace_positions(account: TradingAccount, positions: list[gw.Position], no
         }
         for p in positions
     ]
-    _replace_rows(Position, account, rows, POSITION_UPDATES)
+    replace_account_rows(Position, account.pk, rows, POSITION_UPDATES)
 
 
 def _replace_orders(account: TradingAccount, orders: list[gw.PendingOrder]) -> None:
@@ -284,19 +284,20 @@ def _replace_orders(account: TradingAccount, orders: list[gw.PendingOrder]) -> N
         }
         for o in orders
     ]
-    _replace_rows(Order, account, rows, ORDER_UPDATES)
+    replace_account_rows(Order, account.pk, rows, ORDER_UPDATES)
 
 
-def _replace_rows(model, account: TradingAccount, rows: list[dict], updates: tuple[str, ...]) -> None:
-    """Make the account's rows of ``model`` exactly ``rows`` (by ticket): gone ones deleted, others upserted."""
+def replace_account_rows(model, account_id, rows: list[dict], updates: tuple[str, ...]) -> None:
+    """Make the account's rows of ``model`` exactly ``rows`` (by ticket): gone ones deleted, others upserted
+    (``updates`` are the columns an existing ticket takes from its new row). Sync and EA heartbeats share it."""
     rows = list({row["ticket"]: row for row in rows}.values())  # one row per ticket, the last reported wins
     if connection.vendor == "postgresql":
-        _write_rows_postgres(model, account.pk, rows, updates=updates, replace=True)
+        _write_rows_postgres(model, account_id, rows, updates=updates, replace=True)
         return
-    model.objects.filter(account=account).exclude(ticket__in=[r["ticket"] for r in rows]).delete()
+    model.objects.filter(account_id=account_id).exclude(ticket__in=[r["ticket"] for r in rows]).delete()
     if rows:
         model.objects.bulk_create(
-            [model(account=account, **row) for row in rows],
+            [model(account_id=account_id, **row) for row in rows],
             update_conflicts=True,
             unique_fields=["account", "ticket"],
             update_fields=list(updates),

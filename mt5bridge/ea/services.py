@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from accounts.models import AccountSnapshot, Order, Position, TradingAccount
 from config.errors import ServiceError
@@ -20,6 +23,7 @@ from mt5bridge.ea import store
 from mt5bridge.ea.models import EAConnection, EAToken, connection_status
 from mt5bridge.ea.protocol import PROTOCOL_VERSION, Heartbeat, parse_heartbeat, parse_json
 from mt5bridge.ea.state import EAState, state_fingerprint, state_from_json, state_to_json
+from mt5bridge.sync import replace_account_rows
 
 logger = logging.getLogger(__name__)
 
@@ -272,94 +276,130 @@ def _figures(state: EAState) -> dict:
     return figures
 
 
+EA_POSITION_UPDATES = ("volume", "sl", "tp", "profit", "comment", "updated_at")
+EA_ORDER_UPDATES = ("volume_current", "price_open", "sl", "tp", "comment")
+
+
 def _persist(
     client: EAClient, beat: Heartbeat, state: EAState, fingerprint: str, *, changed: bool, beats: int, denied: str
 ) -> None:
-    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change."""
+    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change.
+
+    On PostgreSQL that is one statement for the account, connection, token and snapshot rows and one each for
+    positions and orders (column arrays), in one transaction: a changed master beat waits for it before its reply.
+    """
     at = state.received_at
     figures = _figures(state)
+    connection_row = {
+        "last_seen_at": at,
+        "ea_version": beat.ea_version,
+        "protocol_version": beat.version,
+        "terminal": beat.terminal,
+        "state": {"json": state_to_json(state)},
+        "state_fingerprint": fingerprint,
+        "persisted_at": at,
+        "beats": beats,
+        "access_denied_reason": denied,
+    }
+    snapshot = {k: v for k, v in figures.items() if k != "leverage"} if changed else None
     with transaction.atomic():
-        TradingAccount.objects.filter(pk=client.account_id).update(**figures, updated_at=at)
-        defaults = {
-            "last_seen_at": at,
-            "ea_version": beat.ea_version,
-            "protocol_version": beat.version,
-            "terminal": beat.terminal,
-            "state": {"json": state_to_json(state)},
-            "state_fingerprint": fingerprint,
-            "persisted_at": at,
-            "beats": beats,
-            "access_denied_reason": denied,
-        }
-        conn, created = EAConnection.objects.update_or_create(account_id=client.account_id, defaults=defaults)
-        if created:
-            EAConnection.objects.filter(pk=conn.pk).update(first_seen_at=at)
-        EAToken.objects.filter(account_id=client.account_id).update(last_used_at=at)  # on the persist cadence
+        if db_connection.vendor == "postgresql":
+            _persist_rows_postgres(client.account_id, at, figures, connection_row, snapshot)
+        else:
+            _persist_rows_orm(client.account_id, at, figures, connection_row, snapshot)
         if changed:
-            _replace_positions(client.account_id, state, at)
-            _replace_orders(client.account_id, state)
-            AccountSnapshot.objects.create(
-                account_id=client.account_id,
-                taken_at=at,
-                **{k: v for k, v in figures.items() if k != "leverage"},
-            )
+            replace_account_rows(Position, client.account_id, _position_rows(state, at), EA_POSITION_UPDATES)
+            replace_account_rows(Order, client.account_id, _order_rows(state), EA_ORDER_UPDATES)
 
 
-def _replace_positions(account_id: str, state: EAState, at: datetime) -> None:
-    tickets = [p.ticket for p in state.positions]
-    Position.objects.filter(account_id=account_id).exclude(ticket__in=tickets).delete()
-    Position.objects.bulk_create(
-        [
-            Position(
-                account_id=account_id,
-                ticket=p.ticket,
-                symbol=p.symbol,
-                side=p.type,
-                volume=p.volume,
-                price_open=p.price_open,
-                price_current=p.price_open,
-                sl=p.sl,
-                tp=p.tp,
-                profit=p.profit,
-                magic=p.magic,
-                comment=p.comment,
-                identifier=p.identifier,
-                opened_at=p.time,
-                updated_at=at,
-            )
-            for p in state.positions
-        ],
-        update_conflicts=True,
-        unique_fields=["account", "ticket"],
-        update_fields=["volume", "sl", "tp", "profit", "comment", "updated_at"],
+def _persist_rows_orm(account_id: str, at: datetime, figures: dict, connection_row: dict, snapshot) -> None:
+    TradingAccount.objects.filter(pk=account_id).update(**figures, updated_at=at)
+    conn, created = EAConnection.objects.update_or_create(account_id=account_id, defaults=connection_row)
+    if created:
+        EAConnection.objects.filter(pk=conn.pk).update(first_seen_at=at)
+    EAToken.objects.filter(account_id=account_id).update(last_used_at=at)  # on the persist cadence
+    if snapshot is not None:
+        AccountSnapshot.objects.create(account_id=account_id, taken_at=at, **snapshot)
+
+
+def _persist_rows_postgres(account_id: str, at: datetime, figures: dict, connection_row: dict, snapshot) -> None:
+    """The account figures, the connection row (first_seen_at set once), the token's last use and the snapshot,
+    as one statement of data-modifying CTEs."""
+    q = db_connection.ops.quote_name
+    account_table = q(TradingAccount._meta.db_table)
+    conn_table = q(EAConnection._meta.db_table)
+    token_table = q(EAToken._meta.db_table)
+    figure_names = list(figures)
+    conn_names = list(connection_row)
+    params: list = [*(figures[n] for n in figure_names), at, account_id]
+    sql = (
+        f"WITH account AS (UPDATE {account_table} SET "
+        + ", ".join(f"{q(n)} = %s" for n in figure_names)
+        + ", updated_at = %s WHERE id = %s), "
+        f"conn AS (INSERT INTO {conn_table} (account_id, first_seen_at, {', '.join(q(n) for n in conn_names)}) "
+        f"VALUES (%s, %s, {', '.join(['%s'] * len(conn_names))}) ON CONFLICT (account_id) DO UPDATE SET "
+        + ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in conn_names)
+        + f"), token AS (UPDATE {token_table} SET last_used_at = %s WHERE account_id = %s)"
     )
+    params += [account_id, at]
+    params += [Jsonb(v) if isinstance(v, dict) else v for v in connection_row.values()]
+    params += [at, account_id]
+    if snapshot is not None:
+        snapshot_table = q(AccountSnapshot._meta.db_table)
+        names = list(snapshot)
+        sql += (
+            f", snapshot AS (INSERT INTO {snapshot_table} (account_id, taken_at, {', '.join(q(n) for n in names)}) "
+            f"VALUES (%s, %s, {', '.join(['%s'] * len(names))}))"
+        )
+        params += [account_id, at, *snapshot.values()]
+    sql += " SELECT 1"
+    db_connection.ensure_connection()
+    with psycopg.Cursor(db_connection.connection) as cursor:  # server-side binding, no SQL text spelled per value
+        cursor.execute(sql, params)
 
 
-def _replace_orders(account_id: str, state: EAState) -> None:
-    tickets = [o.ticket for o in state.orders]
-    Order.objects.filter(account_id=account_id).exclude(ticket__in=tickets).delete()
-    Order.objects.bulk_create(
-        [
-            Order(
-                account_id=account_id,
-                ticket=o.ticket,
-                symbol=o.symbol,
-                order_type=o.type,
-                volume_initial=o.volume,
-                volume_current=o.volume,
-                price_open=o.price_open,
-                sl=o.sl,
-                tp=o.tp,
-                magic=o.magic,
-                comment=o.comment,
-                placed_at=o.time_setup,
-            )
-            for o in state.orders
-        ],
-        update_conflicts=True,
-        unique_fields=["account", "ticket"],
-        update_fields=["volume_current", "price_open", "sl", "tp", "comment"],
-    )
+def _position_rows(state: EAState, at: datetime) -> list[dict]:
+    return [
+        {
+            "ticket": p.ticket,
+            "symbol": p.symbol,
+            "side": p.type,
+            "volume": p.volume,
+            "price_open": p.price_open,
+            "price_current": p.price_open,
+            "sl": p.sl,
+            "tp": p.tp,
+            "swap": 0,  # not reported by the EA
+            "profit": p.profit,
+            "magic": p.magic,
+            "comment": p.comment,
+            "identifier": p.identifier,
+            "opened_at": p.time,
+            "updated_at": at,
+        }
+        for p in state.positions
+    ]
+
+
+def _order_rows(state: EAState) -> list[dict]:
+    return [
+        {
+            "ticket": o.ticket,
+            "symbol": o.symbol,
+            "order_type": o.type,
+            "volume_initial": o.volume,
+            "volume_current": o.volume,
+            "price_open": o.price_open,
+            "price_current": 0,
+            "price_stoplimit": 0,
+            "sl": o.sl,
+            "tp": o.tp,
+            "magic": o.magic,
+            "comment": o.comment,
+            "placed_at": o.time_setup,
+        }
+        for o in state.orders
+    ]
 
 
 # --- reads shared by the API, the admin and the copy engine ---
