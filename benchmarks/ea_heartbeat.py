@@ -3,8 +3,10 @@
 One run measures, served the same way (uvicorn, BENCH_WORKERS processes, DEBUG off):
 - a bare Django async JSON endpoint (parse the body, answer a small JSON) — the floor;
 - POST /api/ea/heartbeat with a realistic body (5 positions, 2 pending orders, floating equity that changes
-  every beat, so each beat also publishes a live update), for BENCH_ACCOUNTS accounts.
-Usage: benchmarks/ea_heartbeat.py  (env: BENCH_ACCOUNTS=300 BENCH_CONCURRENCY=64 BENCH_SECONDS=15 BENCH_WORKERS=2)
+  every beat), for BENCH_ACCOUNTS accounts, each beating in turn.
+The load comes from wrk (BENCH_LOADGEN=wrk, the default: a C load generator, so that the 2 cores go to the server)
+or from the asyncio client in ea_load.py (BENCH_LOADGEN=python), which on this machine takes a core of its own.
+Usage: benchmarks/ea_heartbeat.py  (env: BENCH_ACCOUNTS=5000 BENCH_CONCURRENCY=64 BENCH_SECONDS=30 BENCH_WORKERS=2)
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ ENV = {
     "FIELD_ENCRYPTION_KEYS": "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=",
     "SECURE_SSL_REDIRECT": "0",  # loopback plain HTTP, as behind a TLS-terminating proxy
 }
-ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "300"))
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "5000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
+LOADGEN = os.environ.get("BENCH_LOADGEN", "wrk")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "20"))
@@ -206,6 +209,8 @@ def raw_request(path: str, token: str, body: bytes) -> str:
 def run_load(
     path: str, requests: list[str], *, concurrency: int = CONCURRENCY, seconds: float = SECONDS, port: int = PORT
 ) -> dict:
+    if LOADGEN == "wrk":
+        return run_wrk(requests, concurrency=concurrency, seconds=seconds, port=port)
     spec = {
         "host": "127.0.0.1",
         "port": port,
@@ -224,13 +229,35 @@ def run_load(
     return json.loads(out.stdout)
 
 
-def prime(rows) -> None:
-    """One beat per account before measuring: the first beat of an account writes its state to PostgreSQL
-    and reads the billing gate; later beats touch Redis only, which is the steady state being measured."""
-    from mt5bridge.ea.services import ea_authenticate, heartbeat_process
-
-    for _, login, token in rows:
-        heartbeat_process(client=ea_authenticate(token), body=heartbeat_body(login, 0))
+def run_wrk(requests: list[str], *, concurrency: int, seconds: float, port: int, threads: int = 1) -> dict:
+    """The same load from wrk: ``requests`` are raw requests as ``raw_request`` builds them (path, token, body
+    are taken back out of them for wrk's own request builder)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as fh:
+        for raw in requests:
+            head, body = raw.split("\r\n\r\n", 1)
+            path = head.split(" ", 2)[1]
+            token = head.split("Authorization: Bearer ", 1)[1].split("\r\n", 1)[0]
+            fh.write(f"{path}\t{token}\t{body}\n")
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{int(seconds)}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(ROOT / "benchmarks" / "ea_wrk.lua"),
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_REQUESTS": fh.name, "BENCH_THREADS": str(threads)},
+    )
+    os.unlink(fh.name)
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
 
 
 def main() -> None:
@@ -241,7 +268,6 @@ def main() -> None:
         raw_request("/api/ea/heartbeat", token, heartbeat_body(login, k)) for k in range(3) for _, login, token in rows
     ]
     bare = [raw_request("/bench/bare", token, heartbeat_body(login, 0)) for _, login, token in rows[:200]]
-    prime(rows)
     server = start_server()
     try:
         results = {
@@ -252,10 +278,13 @@ def main() -> None:
             "accounts": ACCOUNTS,
             "server": "uvicorn (uvloop, httptools); bare: Django ASGI with the full middleware stack; "
             "heartbeat: its lean ASGI path (mt5bridge/ea/fast.py)",
+            "load_generator": "wrk, 1 thread" if LOADGEN == "wrk" else "benchmarks/ea_load.py (asyncio, uvloop)",
         }
-        # Warm-up through the server: every account beats several times, so each server process has its token
-        # cache, billing-gate answer and copy configuration in hand, and the state written within the last
-        # minute, as in production where each account beats every second. Not measured.
+        # Warm-up through the server: every account beats several times (its first beat authenticates from the
+        # database, writes the state to PostgreSQL and asks the billing gate), so each server process knows its
+        # tokens and copy configuration, as in production where each account beats every second. Not measured.
+        # The periodic work falls inside the measured run at its production rate: the state writes of the
+        # warm-up's first beats come due again (60 s cadence), billing-gate refreshes and queue checks recur (30 s).
         run_load("/api/ea/heartbeat", beats, seconds=WARMUP_SECONDS)
         results["bare_async_endpoint"] = run_load("/bench/bare", bare)
         results["heartbeat"] = run_load("/api/ea/heartbeat", beats)

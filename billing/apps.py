@@ -12,11 +12,12 @@ class BillingConfig(AppConfig):
         from django.db.models.signals import post_delete, post_migrate, post_save
 
         from .models import Plan
-        from .selectors import CATALOG_KEY
+        from .selectors import CATALOG_KEY, plan_changed
         from .webhooks import connect_handlers
 
         def forget_catalog(**_kwargs) -> None:
             cache.delete(CATALOG_KEY)
+            plan_changed.send(sender=None, user_id=None)
 
         post_save.connect(forget_catalog, sender=Plan, dispatch_uid="billing.forget_catalog.save")
         post_delete.connect(forget_catalog, sender=Plan, dispatch_uid="billing.forget_catalog.delete")

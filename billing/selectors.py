@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .models import Plan, PlanAssignment
@@ -39,6 +40,11 @@ def plan_by_slug(slug: str) -> Plan:
     return next(iter(catalog.values())) if catalog else Plan(slug=slug, name=slug, rank=0)
 
 
+# Sent when a user's plan may have changed (user_id) or the plan catalog did (user_id=None): answers cached from
+# the plans elsewhere (the EA's billing gate) are dropped on it.
+plan_changed = Signal()
+
+
 def _user_key(user_id, local: bool) -> str:
     # The mode is part of the key so adding or removing Stripe keys takes effect at once.
     return f"billing:user-plan:v1:{'local' if local else 'stripe'}:{user_id}"
@@ -46,6 +52,7 @@ def _user_key(user_id, local: bool) -> str:
 
 def forget_user_plan(user_id) -> None:
     cache.delete_many([_user_key(user_id, True), _user_key(user_id, False)])
+    plan_changed.send(sender=None, user_id=user_id)
 
 
 def state_of(assignment: PlanAssignment | None) -> PlanState:

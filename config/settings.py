@@ -457,7 +457,9 @@ EA_REDELIVER_SECONDS = envint("EA_REDELIVER_SECONDS", 10, minimum=1)  # resend a
 EA_QUEUE_RECONCILE_SECONDS = envint("EA_QUEUE_RECONCILE_SECONDS", 30, minimum=1)  # Redis queue vs database check
 EA_LIVE_FLOAT_SECONDS = envint("EA_LIVE_FLOAT_SECONDS", 5, minimum=1)  # live push of floating equity at most this often
 EA_LONG_POLL_MAX_SECONDS = envint("EA_LONG_POLL_MAX_SECONDS", 25, minimum=0)
-EA_GATE_CACHE_SECONDS = envint("EA_GATE_CACHE_SECONDS", 30, minimum=0)  # billing gate answer cached per account
+EA_GATE_CACHE_SECONDS = envint(
+    "EA_GATE_CACHE_SECONDS", 300, minimum=0
+)  # gate answer per account; billing changes drop it at once
 EA_REDIS_MAX_CONNECTIONS = envint("EA_REDIS_MAX_CONNECTIONS", 500, minimum=2)
 EA_FAST_PATH = envbool("EA_FAST_PATH", True)  # serve POST /api/ea/heartbeat before Django's middleware (ASGI)
 EA_FAST_PATH_THREADS = envint("EA_FAST_PATH_THREADS", 8, minimum=1)  # worker threads per process for that path

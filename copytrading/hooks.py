@@ -11,7 +11,7 @@ from django.utils import timezone
 from .choices import CopyKind, CopyStatus
 from .engine import copy_master_state
 from .rules import rules_check
-from .selectors import account_config
+from .selectors import account_config, account_config_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ def on_ea_state(previous: Any | None, current: Any) -> None:
             rules_check(config, current)
         except Exception:
             logger.exception("checking the rules of %s failed", current.account_id)
+
+
+def ea_state_is_idle(account_id) -> bool:
+    """True when ``on_ea_state`` would do nothing for the account, known from this process's memory alone (the EA
+    fast path then answers the beat on its event loop); False when finding out needs the cache or the database."""
+    config = account_config_in_memory(account_id)
+    return config is not None and config.is_idle
 
 
 def slave_positions_closed(*, account_id: str, previous: Any, current: Any) -> int:

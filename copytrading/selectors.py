@@ -118,6 +118,18 @@ def account_config(account_id) -> AccountConfig:
     return config
 
 
+def account_config_in_memory(account_id) -> AccountConfig | None:
+    """``account_config`` when this process can answer it with no I/O (its version read within VERSION_TTL and
+    the account's snapshot taken under it), else None. The EA fast path asks it on the event loop."""
+    if time.monotonic() - _version[1] >= VERSION_TTL:
+        return None
+    key = str(account_id)
+    hit = _local.get(key)
+    if hit is not None and hit[0] == _version[0]:
+        return hit[1]
+    return None
+
+
 def _load(account_id: str) -> AccountConfig:
     from .models import AccountCopyState, CopyLink, Rule
 

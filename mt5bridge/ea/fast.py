@@ -21,6 +21,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -29,7 +30,8 @@ from django.http import QueryDict
 from config.errors import error_body
 from mt5bridge import commands as cq
 from mt5bridge.ea import services, store
-from mt5bridge.ea.protocol import ProtocolError, parse_ack, parse_json, parse_poll
+from mt5bridge.ea.protocol import ProtocolError, parse_ack, parse_heartbeat, parse_json, parse_poll
+from mt5bridge.ea.state import state_fingerprint, state_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +70,7 @@ def _authorize(token: str | None, ip: str) -> services.EAClient:
             raise _Refused(429, "throttled", "Too many wrong EA tokens from this address.")
         raise _Refused(401, "authentication_failed", "The EA token is wrong or has been revoked.", _CHALLENGE)
     if not services.ea_throttle_allows(client):
-        raise _Refused(
-            429, "throttled", "Request was throttled. Expected available in 1 second.", [(b"retry-after", b"1")]
-        )
+        raise _Refused(429, "throttled", THROTTLED_MESSAGE, [(b"retry-after", b"1")])
     return client
 
 
@@ -79,6 +79,7 @@ def beat(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
     close_old_connections()
     try:
         client = _authorize(token, ip)
+        _remember(token, client)
         try:
             return 200, services.heartbeat_process(client=client, body=body), []
         except ProtocolError as exc:
@@ -107,6 +108,103 @@ def ack(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
 
 
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ea"')]
+THROTTLED_MESSAGE = "Request was throttled. Expected available in 1 second."
+_THROTTLED = (429, error_body("throttled", THROTTLED_MESSAGE), [(b"retry-after", b"1")])
+
+
+# --- the steady heartbeat, answered on the event loop ---
+
+# Token hash → the EA client it authenticated as in this process. Only a hint: the beat script writes nothing
+# unless Redis's token cache still holds the same account (revoking or rotating a token deletes that entry).
+_known: dict[str, services.EAClient] = {}
+KNOWN_MAX = 200_000
+# Larger bodies (hundreds of positions) are parsed in a worker thread, not on the event loop.
+STEADY_MAX_BYTES = 64 * 1024
+
+
+def _hashed(token: str | None) -> str | None:
+    canonical = services.canonical_token(token) if token else None
+    return services.token_hash(canonical) if canonical else None
+
+
+def _remember(token: str | None, client: services.EAClient) -> None:
+    hashed = _hashed(token)
+    if hashed is None:
+        return
+    if len(_known) >= KNOWN_MAX:
+        _known.clear()
+    _known[hashed] = client
+
+
+def _finish(client, beat_, fingerprint, swapped) -> tuple[int, dict, list]:
+    """The rest of a beat whose Redis work is done (worker thread): what ``heartbeat_finish`` does."""
+    close_old_connections()
+    try:
+        reply = services.heartbeat_finish(
+            client,
+            beat_,
+            fingerprint,
+            swapped["previous"],
+            swapped["meta"],
+            swapped["beats"],
+            swapped["queued"],
+            swapped["epoch"],
+        )
+        return 200, reply, []
+    finally:
+        close_old_connections()
+
+
+async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, list] | None:
+    """A heartbeat from a known token, validated and stored with one Redis round trip on the event loop; the beats
+    that need more (the database, the copy/rules engine, a live push, commands) continue in ``pool``.
+
+    None when the full path must answer: an unknown or stale token, a body the parser refuses (the full path
+    authenticates first, so a bad token gets its 401 before any 400), command results to apply.
+    """
+    hashed = _hashed(token)
+    client = _known.get(hashed) if hashed else None
+    if client is None or len(body) > STEADY_MAX_BYTES:
+        return None
+    received_at = datetime.now(UTC)
+    try:
+        beat_ = parse_heartbeat(
+            parse_json(body), account_id=client.account_id, login=client.login, received_at=received_at
+        )
+    except ProtocolError:
+        return None
+    if beat_.results:
+        return None
+    state = beat_.state
+    fingerprint = state_fingerprint(state)
+    outcome, swapped = await store.beat_swap(
+        token_hash=hashed,
+        expected=f"{client.account_id}|{client.login}|{client.owner_id}",
+        account_id=client.account_id,
+        owner_id=client.owner_id,
+        state_json=state_to_json(state),
+        at=received_at.timestamp(),
+        throttle=settings.EA_THROTTLE_PER_SECOND,
+    )
+    if outcome == "stale":
+        _known.pop(hashed, None)
+        return None
+    if outcome == "throttled":
+        return _THROTTLED
+    gate = services.heartbeat_quiet(
+        client,
+        beat_,
+        fingerprint,
+        swapped["previous"],
+        swapped["meta"],
+        swapped["queued"],
+        swapped["watched"],
+        swapped["epoch"],
+    )
+    if gate is not None:
+        allowed, reason = gate
+        return 200, services.poll_reply(allowed=allowed, reason=reason, commands=[]), []
+    return await asyncio.get_running_loop().run_in_executor(pool, _finish, client, beat_, fingerprint, swapped)
 
 
 # --- the command poll ---
@@ -264,7 +362,7 @@ class EAFastPath:
                     return await _respond(
                         send, 405, error_body("method_not_allowed", f'Method "{method}" not allowed.')
                     )
-                return await self.post(beat, "heartbeat", scope, receive, send)
+                return await self.post(beat, "heartbeat", scope, receive, send, steady=bool(settings.REDIS_URL))
             # Other methods get DRF's answer (405 after authentication); without Redis the DRF view polls the database.
             if path == POLL_PATH and method == "GET" and settings.REDIS_URL:
                 return await self.poll(scope, receive, send)
@@ -272,8 +370,9 @@ class EAFastPath:
                 return await self.post(ack, "command-ack", scope, receive, send)
         return await self.app(scope, receive, send)
 
-    async def post(self, handler, name: str, scope, receive, send):
-        """Read the body (``EA_MAX_BODY_BYTES`` cap, checked from Content-Length first) and run ``handler``."""
+    async def post(self, handler, name: str, scope, receive, send, *, steady: bool = False):
+        """Read the body (``EA_MAX_BODY_BYTES`` cap, checked from Content-Length first) and run ``handler``
+        (with ``steady``, a heartbeat first tries ``steady_beat``)."""
         headers = _headers(scope)
         limit = settings.EA_MAX_BODY_BYTES
         try:
@@ -296,10 +395,12 @@ class EAFastPath:
                 break
         ip = (scope.get("client") or ("", 0))[0]
         loop = asyncio.get_running_loop()
+        body, token = b"".join(chunks), _token(headers)
         try:
-            status, payload, extra = await loop.run_in_executor(
-                self.pool, handler, _token(headers), ip, b"".join(chunks)
-            )
+            answer = await steady_beat(self.pool, token, body) if steady else None
+            if answer is None:
+                answer = await loop.run_in_executor(self.pool, handler, token, ip, body)
+            status, payload, extra = answer
         except Exception:
             logger.exception("%s failed", name)
             status, payload, extra = 500, error_body("server_error", "Server error."), []

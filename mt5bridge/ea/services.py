@@ -22,7 +22,13 @@ from mt5bridge import commands as cq
 from mt5bridge.ea import store
 from mt5bridge.ea.models import EAConnection, EAToken, connection_status
 from mt5bridge.ea.protocol import PROTOCOL_VERSION, Heartbeat, parse_heartbeat, parse_json
-from mt5bridge.ea.state import EAState, state_fingerprint, state_from_json, state_to_json
+from mt5bridge.ea.state import (
+    EAState,
+    state_fingerprint,
+    state_floating_figures,
+    state_from_json,
+    state_to_json,
+)
 from mt5bridge.sync import replace_account_rows
 
 logger = logging.getLogger(__name__)
@@ -161,10 +167,33 @@ def bad_token_allows(ip: str) -> bool:
 # --- heartbeat ---
 
 
-def _access(client: EAClient, meta: dict, now: float) -> tuple[bool, str, bool]:
-    """(allowed, reason, refreshed): the billing gate, cached per account for EA_GATE_CACHE_SECONDS."""
-    if meta.get("gate") is not None and now - float(meta.get("gate_at", 0)) < settings.EA_GATE_CACHE_SECONDS:
-        return meta["gate"] == "", meta["gate"], False
+def ea_gates_forget(owner_id=None) -> None:
+    """Drop the cached billing gate answers of one owner's accounts, or of every account (owner_id None)."""
+    r = store.client()
+    if r is None:
+        return
+    key = store.gate_epoch_keys(owner_id)[0 if owner_id is None else 1]
+    r.incr(key)
+    if owner_id is not None:
+        r.expire(key, 30 * 86400)
+
+
+def _gate_cached(meta: dict, now: float, epoch: str) -> str | None:
+    """The cached gate answer ("" = allowed, else the reason) when it is still good, else None."""
+    gate = meta.get("gate")
+    if gate is None or meta.get("gate_epoch") != epoch:
+        return None
+    if now - float(meta.get("gate_at", 0)) >= settings.EA_GATE_CACHE_SECONDS:
+        return None
+    return gate
+
+
+def _access(client: EAClient, meta: dict, now: float, epoch: str) -> tuple[bool, str, bool]:
+    """(allowed, reason, refreshed): the billing gate, cached per account until billing or the owner's accounts
+    change (``epoch``) and at most EA_GATE_CACHE_SECONDS."""
+    gate = _gate_cached(meta, now, epoch)
+    if gate is not None:
+        return gate == "", gate, False
     from billing.gates import ea_access
 
     account = TradingAccount.objects.filter(pk=client.account_id).first()
@@ -178,20 +207,20 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
     """Store a heartbeat and answer it with the commands due. Raises ProtocolError (→ 400) before storing anything."""
     received_at = received_at or datetime.now(UTC)
     beat = parse_heartbeat(parse_json(body), account_id=client.account_id, login=client.login, received_at=received_at)
-    now = received_at.timestamp()
     outcomes = cq.command_results_apply(account_id=client.account_id, results=beat.results) if beat.results else []
-    state = beat.state
-    fingerprint = state_fingerprint(state)
+    fingerprint = state_fingerprint(beat.state)
     r = store.client()
     if r is not None:
         pipe = r.pipeline(transaction=False)
-        pipe.set(store.state_key(client.account_id), state_to_json(state), get=True, ex=86400)
+        pipe.set(store.state_key(client.account_id), state_to_json(beat.state), get=True, ex=86400)
         pipe.hgetall(store.meta_key(client.account_id))
-        pipe.hset(store.meta_key(client.account_id), mapping={"seen": now})
+        pipe.hset(store.meta_key(client.account_id), mapping={"seen": received_at.timestamp()})
         pipe.hincrby(store.meta_key(client.account_id), "beats", 1)
         cq.queue_fetch(pipe, client.account_id)
-        previous_json, meta, _, beats, *queued = pipe.execute()
-        previous = state_from_json(previous_json) if previous_json else None
+        for key in store.gate_epoch_keys(client.owner_id):
+            pipe.get(key)
+        previous_json, meta, _, beats, *queued, epoch_all, epoch_owner = pipe.execute()
+        epoch = store.gate_epoch((epoch_all, epoch_owner))
     else:
         conn = EAConnection.objects.filter(account_id=client.account_id).first()
         meta = (
@@ -199,12 +228,32 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
             if conn and conn.persisted_at
             else {}
         )
-        previous = state_from_json(conn.state["json"]) if conn and conn.state.get("json") else None
+        previous_json = conn.state["json"] if conn and conn.state.get("json") else None
         beats = (conn.beats if conn else 0) + 1
-        queued = None
+        queued, epoch = None, ""
+    return heartbeat_finish(client, beat, fingerprint, previous_json, meta, beats, queued, epoch, outcomes)
+
+
+def heartbeat_finish(
+    client: EAClient,
+    beat: Heartbeat,
+    fingerprint: str,
+    previous_json: str | None,
+    meta: dict,
+    beats: int,
+    queued,
+    epoch: str,
+    outcomes=(),
+) -> dict:
+    """Everything after the state swap in Redis (``previous_json``/``meta``/``queued``/``epoch`` are what it read): the
+    billing gate, the copy/rules hook, the PostgreSQL write on change or cadence, the live push, the commands due."""
+    r = store.client()
+    state = beat.state
+    now = state.received_at.timestamp()
+    previous = state_from_json(previous_json) if previous_json else None
     changed = meta.get("fp") != fingerprint
     due = now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
-    allowed, reason, gate_refreshed = _access(client, meta, now)
+    allowed, reason, gate_refreshed = _access(client, meta, now, epoch)
     # The copy/rules hook runs before the state is written to PostgreSQL: it needs only the frozen states, and a
     # master's copies should not wait for a dozen writes (nor be lost if one fails after the Redis swap above).
     on_state = cq.hook("on_ea_state")
@@ -220,7 +269,7 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
         if changed or due:
             update["persisted"] = now
         if gate_refreshed:
-            update.update(gate=reason, gate_at=now)
+            update.update(gate=reason, gate_at=now, gate_epoch=epoch)
         r.hset(store.meta_key(client.account_id), mapping=update)
     if changed or (previous is not None and (previous.equity != state.equity or previous.margin != state.margin)):
         _publish(client, state, meta, now, force=changed)
@@ -233,6 +282,40 @@ def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | 
     if outcomes:
         reply["acks"] = [{"id": o.id, "outcome": o.outcome} for o in outcomes]
     return reply
+
+
+def heartbeat_quiet(
+    client: EAClient,
+    beat: Heartbeat,
+    fingerprint: str,
+    previous_json: str | None,
+    meta: dict,
+    queued,
+    watched: bool,
+    epoch: str,
+) -> tuple[bool, str] | None:
+    """The gate answer (allowed, reason) when ``heartbeat_finish`` would do nothing but answer "no commands",
+    known without I/O: nothing changed, no write due, the gate answer cached, no command queued or queue check due,
+    the copy/rules hook idle for the account, no live push due. None when ``heartbeat_finish`` has work to do."""
+    state = beat.state
+    now = state.received_at.timestamp()
+    if previous_json is None or meta.get("fp") != fingerprint or beat.results:
+        return None
+    if now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS:
+        return None
+    gate = _gate_cached(meta, now, epoch)
+    if gate is None:
+        return None
+    if gate == "" and (queued[0] or queued[1]):
+        return None
+    if cq.hook("on_ea_state") is not None:
+        idle = cq.hook("ea_state_is_idle")
+        if idle is None or not idle(client.account_id):
+            return None
+    if watched and now - float(meta.get("pub", 0)) >= settings.EA_LIVE_FLOAT_SECONDS:
+        if state_floating_figures(previous_json) != (state.equity, state.margin):
+            return None
+    return gate == "", gate
 
 
 def _publish(client: EAClient, state: EAState, meta: dict, now: float, *, force: bool) -> None:
@@ -436,10 +519,17 @@ def ea_poll_access(client: EAClient) -> tuple[bool, str]:
     """The billing gate for a command poll (same cache as the heartbeat's)."""
     r = store.client()
     now = store.now()
-    meta = r.hgetall(store.meta_key(client.account_id)) if r is not None else {}
-    allowed, reason, refreshed = _access(client, meta, now)
+    meta, epoch = {}, ""
+    if r is not None:
+        pipe = r.pipeline(transaction=False)
+        pipe.hgetall(store.meta_key(client.account_id))
+        for key in store.gate_epoch_keys(client.owner_id):
+            pipe.get(key)
+        meta, *epochs = pipe.execute()
+        epoch = store.gate_epoch(epochs)
+    allowed, reason, refreshed = _access(client, meta, now, epoch)
     if refreshed and r is not None:
-        r.hset(store.meta_key(client.account_id), mapping={"gate": reason, "gate_at": now})
+        r.hset(store.meta_key(client.account_id), mapping={"gate": reason, "gate_at": now, "gate_epoch": epoch})
     return allowed, reason
 
 

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-__all__ = ["EAPosition", "EAOrder", "EAState", "state_from_json", "state_to_json", "state_fingerprint"]
+__all__ = [
+    "EAPosition",
+    "EAOrder",
+    "EAState",
+    "state_from_json",
+    "state_to_json",
+    "state_fingerprint",
+    "state_floating_figures",
+]
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,12 @@ def state_from_json(text: str | bytes) -> EAState:
             for o in d["o"]
         ),
     )
+
+
+def state_floating_figures(text: str | bytes) -> tuple[Decimal, Decimal]:
+    """(equity, margin) of a state stored by ``state_to_json``, without building the whole state."""
+    figures = json.loads(text)["f"]
+    return Decimal(figures[2]), Decimal(figures[3])
 
 
 def state_fingerprint(state: EAState) -> str:

@@ -53,6 +53,7 @@ def reset_clients() -> None:
     """Forget pooled connections (tests that change REDIS_URL, forked processes)."""
     client.cache_clear()
     _async_clients.clear()
+    _beat_scripts.clear()
 
 
 def _p() -> str:
@@ -101,6 +102,18 @@ def bad_token_key(ip: str, window: int) -> str:
     return f"{_p()}:badtok:{ip}:{window}"
 
 
+def gate_epoch_keys(owner_id) -> list[str]:
+    """Counters bumped when billing gate answers may have changed: for every account (the plan catalog), and
+    for one owner's accounts (their plan, or their accounts' number or state). A cached answer is good only under
+    the counters it was computed with."""
+    return [f"{_p()}:gate:all", f"{_p()}:gate:owner:{owner_id}"]
+
+
+def gate_epoch(values) -> str:
+    """The epoch text of the two counters' values (as read by GET; missing = 0)."""
+    return f"{values[0] or 0}:{values[1] or 0}"
+
+
 # --- pending-command cache ---
 
 
@@ -139,6 +152,77 @@ def queue_replace(account_id, payloads: list[dict]) -> None:
     if payloads:
         pipe.hset(queue_key(account_id), mapping={p["id"]: json.dumps(p, separators=(",", ":")) for p in payloads})
     pipe.execute()
+
+
+# --- a steady heartbeat in one round trip ---
+
+# KEYS: token cache, throttle counter, state, meta, queue check, queue, live-watch counter, the two gate epochs.
+# ARGV: the token cache value the caller expects, throttle limit, state JSON, now, queue check period (s).
+# Nothing is written unless the token still maps to the expected account (a revoked or rotated token's key is
+# deleted, so it never matches) and the throttle allows the beat.
+BEAT_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], 2) end
+if n > tonumber(ARGV[2]) then return {1} end
+local previous = redis.call('SET', KEYS[3], ARGV[3], 'GET', 'EX', 86400)
+local meta = redis.call('HGETALL', KEYS[4])
+redis.call('HSET', KEYS[4], 'seen', ARGV[4])
+local beats = redis.call('HINCRBY', KEYS[4], 'beats', 1)
+local check = redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[5])
+local queue = redis.call('HGETALL', KEYS[6])
+local watched = tonumber(redis.call('GET', KEYS[7]) or '0') > 0
+local epoch = (redis.call('GET', KEYS[8]) or '0') .. ':' .. (redis.call('GET', KEYS[9]) or '0')
+return {2, previous, meta, beats, check, queue, watched and 1 or 0, epoch}
+"""
+
+_beat_scripts: dict = {}
+
+
+def _pairs(flat: list) -> dict:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def beat_swap(
+    *, token_hash: str, expected: str, account_id: str, owner_id: int, state_json: str, at: float, throttle: int
+) -> tuple[str, dict | None]:
+    """One heartbeat's Redis work in one round trip (the EA fast path): token check, throttle, state swap, meta
+    read and ``seen``/``beats`` update, the queue check flag and the queue, whether a dashboard watches, the gate
+    epoch.
+
+    Returns ("stale", None) when the token no longer maps to ``expected`` (nothing written), ("throttled", None),
+    or ("ok", {"previous", "meta", "beats", "queued", "watched", "epoch"}) with ``queued`` as ``commands.queue_fetch`` reads it.
+    """
+    from accounts.live import watch_key
+
+    r = async_client()
+    script = _beat_scripts.get(id(r))
+    if script is None or script.registered_client is not r:
+        script = _beat_scripts[id(r)] = r.register_script(BEAT_SCRIPT)
+    keys = [
+        token_key(token_hash),
+        throttle_key(account_id, int(at)),
+        state_key(account_id),
+        meta_key(account_id),
+        reconcile_key(account_id),
+        queue_key(account_id),
+        watch_key(account_id),
+        *gate_epoch_keys(owner_id),
+    ]
+    answer = await script(keys=keys, args=[expected, throttle, state_json, at, settings.EA_QUEUE_RECONCILE_SECONDS])
+    if answer[0] == 0:
+        return "stale", None
+    if answer[0] == 1:
+        return "throttled", None
+    _, previous, meta, beats, check, queue, watched, epoch = answer
+    return "ok", {
+        "previous": previous,
+        "meta": _pairs(meta),
+        "beats": int(beats),
+        "queued": [check, _pairs(queue)],
+        "watched": bool(watched),
+        "epoch": epoch,
+    }
 
 
 def now() -> float:

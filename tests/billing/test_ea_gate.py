@@ -46,3 +46,32 @@ def test_a_heartbeat_for_an_account_over_the_limit_is_denied_and_within_it_is_ok
 
 def test_a_heartbeat_in_local_mode_on_the_default_plan_is_ok(owner, local_mode):
     assert heartbeat(make_account(owner))["status"] == "ok"
+
+
+def _beat(token: str) -> dict:
+    response = APIClient().post(
+        "/api/ea/heartbeat", data=BEAT, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_a_plan_change_reaches_the_cached_gate_answer_at_once(owner, stripe_mode, settings):
+    settings.EA_GATE_CACHE_SECONDS = 300  # the answer is cached; the change must not wait for it to age out
+    token = ea_services.ea_token_issue(account=make_account(owner))
+    assert _beat(token)["status"] == "denied"
+    on_plan(owner, "basic")
+    assert _beat(token)["status"] == "ok"
+    on_plan(owner, "free")
+    assert _beat(token)["status"] == "denied"
+
+
+def test_pausing_another_account_of_the_owner_reaches_the_cached_gate_answer_at_once(owner, stripe_mode, settings):
+    settings.EA_GATE_CACHE_SECONDS = 300
+    on_plan(owner, "basic")
+    accounts = [make_account(owner) for _ in range(4)]
+    token = ea_services.ea_token_issue(account=accounts[3])
+    assert _beat(token)["reason"].startswith("plan_limit")
+    accounts[0].is_active = False
+    accounts[0].save(update_fields=["is_active"])
+    assert _beat(token)["status"] == "ok"

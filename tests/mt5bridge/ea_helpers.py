@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import httpx
@@ -9,6 +11,22 @@ import pytest
 from rest_framework.test import APIClient
 
 from mt5bridge.ea.services import ea_token_issue
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def in_server_loop(coroutine):
+    """Run ``coroutine`` on one long-lived event loop, as an ASGI server process does.
+
+    The wake-up subscription and the asyncio Redis pool belong to their loop and live as long as it; a new loop
+    per request would open and tear them down on every call, which no server does. The thread is a daemon and
+    the loop is never closed, so the tests never wait on that teardown.
+    """
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, name="asgi-loop", daemon=True).start()
+    return asyncio.run_coroutine_threadsafe(coroutine, _LOOP).result(timeout=60)
 
 
 def beat_body(login: int, **overrides) -> dict:

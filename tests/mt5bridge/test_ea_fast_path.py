@@ -7,13 +7,13 @@ import json
 
 import httpx
 import pytest
-from asgiref.sync import async_to_sync
 
 from accounts.models import Position
-from mt5bridge.ea import store
+from mt5bridge.ea import fast, store
 from mt5bridge.ea.models import EAConnection
-from mt5bridge.ea.services import ea_token_revoke
-from tests.mt5bridge.ea_helpers import beat_body, ea_token  # noqa: F401  (fixture)
+from mt5bridge.ea.services import ea_token_issue, ea_token_revoke
+from mt5bridge.ea.state import state_from_json
+from tests.mt5bridge.ea_helpers import beat_body, ea_token, in_server_loop  # noqa: F401  (fixture)
 
 # The fast path runs the service in its own threads, so the test's rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def asgi(method: str, path: str, *, body: bytes = b"", headers: dict | None = No
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             return await client.request(method, path, content=body, headers=headers or {})
 
-    return async_to_sync(call)()
+    return in_server_loop(call())
 
 
 def beat(token: str | None, body, **headers) -> httpx.Response:
@@ -106,3 +106,112 @@ def test_with_the_fast_path_off_django_serves_the_heartbeat(owned_account, ea_to
     settings.EA_FAST_PATH = False
     response = beat(ea_token, beat_body(owned_account.login))
     assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+# --- the steady beat: a known token's beat answered on the event loop with one Redis round trip ---
+
+
+@pytest.fixture
+def full_path_calls(monkeypatch):
+    """Counts the beats that went to a worker thread: the full path (``beat``) or the finishing part (``_finish``)."""
+    calls = {"beat": 0, "finish": 0}
+    real_beat, real_finish = fast.beat, fast._finish
+
+    def counted_beat(*args):
+        calls["beat"] += 1
+        return real_beat(*args)
+
+    def counted_finish(*args):
+        calls["finish"] += 1
+        return real_finish(*args)
+
+    monkeypatch.setattr(fast, "beat", counted_beat)
+    monkeypatch.setattr(fast, "_finish", counted_finish)
+    return calls
+
+
+def _meta(account) -> dict:
+    return store.client().hgetall(store.meta_key(account.pk))
+
+
+def test_an_unchanged_beat_is_answered_without_a_thread_and_counted(owned_account, ea_token, full_path_calls):  # noqa: F811
+    body = beat_body(owned_account.login)
+    first = beat(ea_token, body)
+    assert first.status_code == 200 and full_path_calls == {"beat": 1, "finish": 0}
+    seen_before = float(_meta(owned_account)["seen"])
+    body["account"]["equity"] = "10013.75"  # floating figures move every beat; nothing else changed
+    second = beat(ea_token, body)
+    assert second.status_code == 200, second.text
+    assert full_path_calls == {"beat": 1, "finish": 0}
+    reply = second.json()
+    assert set(reply) == set(first.json()) and reply["status"] == "ok" and reply["commands"] == []
+    meta = _meta(owned_account)
+    assert meta["beats"] == "2" and float(meta["seen"]) >= seen_before
+    assert str(state_from_json(store.client().get(store.state_key(owned_account.pk))).equity) == "10013.75"
+    # PostgreSQL is written on change and on its cadence, not on every beat.
+    assert EAConnection.objects.get(account=owned_account).beats == 1
+
+
+def test_a_changed_beat_from_a_known_token_is_written_to_postgres(owned_account, ea_token, full_path_calls):  # noqa: F811
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    body["positions"].append({**body["positions"][0], "ticket": 502, "identifier": 502, "volume": "0.30"})
+    response = beat(ea_token, body)
+    assert response.status_code == 200
+    assert full_path_calls == {"beat": 1, "finish": 1}
+    assert set(Position.objects.filter(account=owned_account).values_list("ticket", flat=True)) == {501, 502}
+    assert EAConnection.objects.get(account=owned_account).beats == 2
+
+
+def test_a_token_revoked_after_steady_beats_is_refused_and_nothing_is_stored(owned_account, ea_token):  # noqa: F811
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    beat(ea_token, body)
+    ea_token_revoke(account=owned_account)
+    body["account"]["equity"] = "1.00"
+    assert beat(ea_token, body).status_code == 401
+    assert str(state_from_json(store.client().get(store.state_key(owned_account.pk))).equity) == "10012.50"
+    assert _meta(owned_account)["beats"] == "2"
+
+
+def test_a_rotated_token_is_refused_and_the_new_one_takes_the_steady_path(owned_account, ea_token, full_path_calls):  # noqa: F811
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    new_token = ea_token_issue(account=owned_account)
+    assert beat(ea_token, body).status_code == 401
+    assert beat(new_token, body).status_code == 200
+    assert beat(new_token, body).status_code == 200
+    assert full_path_calls["beat"] == 3  # the first beat, the refused one, the new token's first
+
+
+def test_a_hostile_body_from_a_known_token_is_400_and_the_state_is_kept(owned_account, ea_token):  # noqa: F811
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    body["positions"][0]["volume"] = "NaN"
+    for raw in (json.dumps(body).encode(), b'{"login": NaN}', b"[]"):
+        response = beat(ea_token, raw)
+        assert response.status_code == 400, raw
+        assert response.json()["error"]["code"] == "protocol_error"
+    assert str(state_from_json(store.client().get(store.state_key(owned_account.pk))).positions[0].volume) == "0.10"
+    assert _meta(owned_account)["beats"] == "1"
+
+
+def test_steady_beats_beyond_the_per_account_rate_get_429_with_retry_after(owned_account, ea_token, settings):  # noqa: F811
+    settings.EA_THROTTLE_PER_SECOND = 3
+    responses = [beat(ea_token, beat_body(owned_account.login)) for _ in range(8)]
+    refused = [r for r in responses if r.status_code == 429]
+    assert refused and responses[0].status_code == 200
+    assert refused[0].headers["retry-after"] == "1" and refused[0].json()["error"]["code"] == "throttled"
+    assert int(_meta(owned_account)["beats"]) < 8  # a refused beat stores nothing
+
+
+def test_a_queued_command_goes_out_in_the_reply_of_a_steady_beat(owned_account, ea_token):  # noqa: F811
+    from mt5bridge import commands as cq
+
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    beat(ea_token, body)
+    command = cq.command_enqueue(account_id=owned_account.pk, kind="close_all", params={}, origin="admin")
+    reply = beat(ea_token, body).json()
+    assert [c["id"] for c in reply["commands"]] == [str(command.id)]
+    assert beat(ea_token, body).json()["commands"] == []  # delivered once, not again within the redelivery window

@@ -4,7 +4,6 @@ thread, and the answers, errors and delivery bookkeeping are the DRF views'."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import httpx
@@ -19,28 +18,11 @@ from mt5bridge.ea.fast import EAFastPath
 from mt5bridge.ea.models import Command, CommandStatus
 from mt5bridge.ea.protocol import CommandResult
 from mt5bridge.ea.services import ea_token_issue, ea_token_revoke
-from tests.mt5bridge.ea_helpers import beat_body, ea_hooks, ea_token  # noqa: F401  (fixtures)
+from tests.mt5bridge.ea_helpers import beat_body, ea_hooks, ea_token, in_server_loop  # noqa: F401  (fixtures)
 from tests.personas import SIM_SERVER, next_login
 
 # The fast path runs the services in its own threads, so the test's rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
-def in_server_loop(coroutine):
-    """Run ``coroutine`` on one long-lived event loop, as an ASGI server process does.
-
-    The wake-up subscription belongs to its loop and lives as long as the loop; a new loop per request would
-    open and tear one down on every poll, which no server does. The thread is a daemon and the loop is never
-    closed, so the tests never wait on that teardown.
-    """
-    global _LOOP
-    if _LOOP is None:
-        _LOOP = asyncio.new_event_loop()
-        threading.Thread(target=_LOOP.run_forever, name="asgi-loop", daemon=True).start()
-    return asyncio.run_coroutine_threadsafe(coroutine, _LOOP).result(timeout=60)
 
 
 def _app():
