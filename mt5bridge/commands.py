@@ -378,6 +378,27 @@ def _open_payloads_from_db(account_id) -> list[dict]:
     return [payload_of(c) for c in rows]
 
 
+def queues_reconcile(account_ids: Iterable) -> int:
+    """Make the Redis queues of these accounts equal to their open commands in PostgreSQL, with one query (the EA
+    fast path batches the accounts whose periodic queue check fell due). Polls of accounts that have commands are
+    woken. Returns the number of open commands found."""
+    ids = [str(a) for a in account_ids]
+    found: dict[str, list[dict]] = {account_id: [] for account_id in ids}
+    for command in Command.objects.filter(account_id__in=ids, status__in=OPEN_STATUSES).order_by("created_at"):
+        payloads = found[str(command.account_id)]
+        if len(payloads) < 500:
+            payloads.append(payload_of(command))
+    store.queues_replace(found)
+    r = store.client()
+    waking = [account_id for account_id, payloads in found.items() if payloads]
+    if r is not None and waking:
+        pipe = r.pipeline(transaction=False)
+        for account_id in waking:
+            pipe.publish(store.wake_channel(), account_id)
+        pipe.execute()
+    return sum(len(p) for p in found.values())
+
+
 def queue_fetch(pipe, account_id) -> None:
     """Queue the two reads ``commands_deliver`` needs on a caller's pipeline (saves a round trip)."""
     pipe.set(store.reconcile_key(account_id), "1", nx=True, ex=settings.EA_QUEUE_RECONCILE_SECONDS)

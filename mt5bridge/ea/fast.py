@@ -155,6 +155,49 @@ def _finish(client, beat_, fingerprint, swapped) -> tuple[int, dict, list]:
         close_old_connections()
 
 
+RECONCILE_BATCH_SECONDS = 0.25
+
+
+class _QueueChecks:
+    """Accounts of this event loop whose periodic queue check (Redis vs PostgreSQL) fell due on a steady beat:
+    checked together, one query per batch, in a worker thread, while their beats are answered at once."""
+
+    def __init__(self, pool):
+        self.pool, self.pending, self.scheduled = pool, set(), False
+
+    def add(self, account_id: str) -> None:
+        self.pending.add(account_id)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(RECONCILE_BATCH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        accounts, self.pending, self.scheduled = self.pending, set(), False
+        asyncio.get_running_loop().run_in_executor(self.pool, _reconcile, accounts)
+
+
+def _reconcile(accounts) -> None:
+    close_old_connections()
+    try:
+        cq.queues_reconcile(accounts)
+    except Exception:  # the next check (EA_QUEUE_RECONCILE_SECONDS later) tries again
+        logger.exception("queue check of %d accounts failed", len(accounts))
+    finally:
+        close_old_connections()
+
+
+_queue_checks: dict = {}
+
+
+def queue_checks(pool) -> _QueueChecks:
+    loop = asyncio.get_running_loop()
+    for closed in [known for known in _queue_checks if known.is_closed()]:
+        del _queue_checks[closed]
+    if loop not in _queue_checks:
+        _queue_checks[loop] = _QueueChecks(pool)
+    return _queue_checks[loop]
+
+
 async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, list] | None:
     """A heartbeat from a known token, validated and stored with one Redis round trip on the event loop; the beats
     that need more (the database, the copy/rules engine, a live push, commands) continue in ``pool``.
@@ -191,6 +234,11 @@ async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, 
         return None
     if outcome == "throttled":
         return _THROTTLED
+    check, queued = swapped["queued"]
+    if check and not queued:
+        # The periodic queue check of an account with nothing queued: batched, off this beat's path.
+        queue_checks(pool).add(client.account_id)
+        swapped["queued"] = [None, queued]
     gate = services.heartbeat_quiet(
         client,
         beat_,

@@ -144,13 +144,20 @@ def queue_remove(account_id, command_ids) -> None:
 
 def queue_replace(account_id, payloads: list[dict]) -> None:
     """Make the cache equal to the database's open commands (reconciliation after a crash or a Redis loss)."""
+    queues_replace({account_id: payloads})
+
+
+def queues_replace(payloads_by_account: dict) -> None:
+    """``queue_replace`` for several accounts in one transaction; accounts that have commands get a wake-up."""
     r = client()
-    if r is None:
+    if r is None or not payloads_by_account:
         return
     pipe = r.pipeline(transaction=True)
-    pipe.delete(queue_key(account_id))
-    if payloads:
-        pipe.hset(queue_key(account_id), mapping={p["id"]: json.dumps(p, separators=(",", ":")) for p in payloads})
+    for account_id, payloads in payloads_by_account.items():
+        pipe.delete(queue_key(account_id))
+        if payloads:
+            mapping = {p["id"]: json.dumps(p, separators=(",", ":")) for p in payloads}
+            pipe.hset(queue_key(account_id), mapping=mapping)
     pipe.execute()
 
 

@@ -215,3 +215,23 @@ def test_a_queued_command_goes_out_in_the_reply_of_a_steady_beat(owned_account, 
     reply = beat(ea_token, body).json()
     assert [c["id"] for c in reply["commands"]] == [str(command.id)]
     assert beat(ea_token, body).json()["commands"] == []  # delivered once, not again within the redelivery window
+
+
+def test_a_command_whose_redis_push_was_lost_is_found_by_the_periodic_queue_check(owned_account, ea_token):  # noqa: F811
+    import time
+
+    from mt5bridge import commands as cq
+
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    beat(ea_token, body)
+    command = cq.command_enqueue(account_id=owned_account.pk, kind="close_all", params={}, origin="admin")
+    r = store.client()
+    r.delete(store.queue_key(owned_account.pk))  # committed, but the push to Redis never happened
+    assert beat(ea_token, body).json()["commands"] == []  # the queue check is not due: Redis is trusted
+    r.delete(store.reconcile_key(owned_account.pk))  # now it is due
+    deadline, delivered = time.monotonic() + 5, []
+    while not delivered and time.monotonic() < deadline:
+        delivered = beat(ea_token, body).json()["commands"]
+        time.sleep(0.1)
+    assert [c["id"] for c in delivered] == [str(command.id)]
