@@ -158,44 +158,56 @@ def _finish(client, beat_, fingerprint, swapped) -> tuple[int, dict, list]:
 RECONCILE_BATCH_SECONDS = 0.25
 
 
-class _QueueChecks:
-    """Accounts of this event loop whose periodic queue check (Redis vs PostgreSQL) fell due on a steady beat:
-    checked together, one query per batch, in a worker thread, while their beats are answered at once."""
+class _Later:
+    """Periodic work that fell due on this event loop's steady beats, done for all of them together in a worker
+    thread every RECONCILE_BATCH_SECONDS while their beats are answered at once: the queue checks (Redis vs
+    PostgreSQL, one query per batch) and the state's cadence writes to PostgreSQL."""
 
     def __init__(self, pool):
-        self.pool, self.pending, self.scheduled = pool, set(), False
+        self.pool, self.checks, self.writes, self.scheduled = pool, set(), {}, False
 
-    def add(self, account_id: str) -> None:
-        self.pending.add(account_id)
+    def check(self, account_id: str) -> None:
+        self.checks.add(account_id)
+        self._schedule()
+
+    def write(self, account_id: str, item: tuple) -> None:
+        self.writes[account_id] = item  # the account's latest beat wins
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self.scheduled:
             self.scheduled = True
             asyncio.get_running_loop().call_later(RECONCILE_BATCH_SECONDS, self._flush)
 
     def _flush(self) -> None:
-        accounts, self.pending, self.scheduled = self.pending, set(), False
-        asyncio.get_running_loop().run_in_executor(self.pool, _reconcile, accounts)
+        checks, writes = self.checks, list(self.writes.values())
+        self.checks, self.writes, self.scheduled = set(), {}, False
+        asyncio.get_running_loop().run_in_executor(self.pool, _periodic_work, checks, writes)
 
 
-def _reconcile(accounts) -> None:
+def _periodic_work(checks, writes) -> None:
     close_old_connections()
     try:
-        cq.queues_reconcile(accounts)
-    except Exception:  # the next check (EA_QUEUE_RECONCILE_SECONDS later) tries again
-        logger.exception("queue check of %d accounts failed", len(accounts))
+        if writes:
+            services.states_persist(writes)
+        if checks:
+            cq.queues_reconcile(checks)
+    except Exception:  # each is due again on the account's next beat (queue checks: EA_QUEUE_RECONCILE_SECONDS)
+        logger.exception("periodic EA work failed (%d queue checks, %d writes)", len(checks), len(writes))
     finally:
         close_old_connections()
 
 
-_queue_checks: dict = {}
+_later: dict = {}
 
 
-def queue_checks(pool) -> _QueueChecks:
+def later(pool) -> _Later:
     loop = asyncio.get_running_loop()
-    for closed in [known for known in _queue_checks if known.is_closed()]:
-        del _queue_checks[closed]
-    if loop not in _queue_checks:
-        _queue_checks[loop] = _QueueChecks(pool)
-    return _queue_checks[loop]
+    for closed in [known for known in _later if known.is_closed()]:
+        del _later[closed]
+    if loop not in _later:
+        _later[loop] = _Later(pool)
+    return _later[loop]
 
 
 async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, list] | None:
@@ -237,7 +249,7 @@ async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, 
     check, queued = swapped["queued"]
     if check and not queued:
         # The periodic queue check of an account with nothing queued: batched, off this beat's path.
-        queue_checks(pool).add(client.account_id)
+        later(pool).check(client.account_id)
         swapped["queued"] = [None, queued]
     gate = services.heartbeat_quiet(
         client,
@@ -248,9 +260,12 @@ async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, 
         swapped["queued"],
         swapped["watched"],
         swapped["epoch"],
+        persist_deferred=True,
     )
     if gate is not None:
         allowed, reason = gate
+        if services.persist_due(swapped["meta"], received_at.timestamp()):
+            later(pool).write(client.account_id, (client, beat_, fingerprint, swapped["beats"], reason))
         return 200, services.poll_reply(allowed=allowed, reason=reason, commands=[]), []
     return await asyncio.get_running_loop().run_in_executor(pool, _finish, client, beat_, fingerprint, swapped)
 

@@ -252,7 +252,7 @@ def heartbeat_finish(
     now = state.received_at.timestamp()
     previous = state_from_json(previous_json) if previous_json else None
     changed = meta.get("fp") != fingerprint
-    due = now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
+    due = persist_due(meta, now)
     allowed, reason, gate_refreshed = _access(client, meta, now, epoch)
     # The copy/rules hook runs before the state is written to PostgreSQL: it needs only the frozen states, and a
     # master's copies should not wait for a dozen writes (nor be lost if one fails after the Redis swap above).
@@ -284,6 +284,32 @@ def heartbeat_finish(
     return reply
 
 
+def persist_due(meta: dict, now: float) -> bool:
+    """Whether the state's cadence write to PostgreSQL (every EA_PERSIST_SECONDS) is due."""
+    return now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
+
+
+def states_persist(beats: list) -> int:
+    """Cadence writes of unchanged states, deferred and batched by the EA fast path: ``beats`` are
+    (client, heartbeat, fingerprint, beat count, denied reason), each the account's latest. Returns how many were
+    written; one account's failure does not stop the others (its write is due again on its next beat)."""
+    written = {}
+    for client, beat, fingerprint, count, denied in beats:
+        try:
+            _persist(client, beat, beat.state, fingerprint, changed=False, beats=count, denied=denied)
+        except Exception:
+            logger.exception("cadence write of account %s failed", client.account_id)
+            continue
+        written[client.account_id] = (fingerprint, beat.state.received_at.timestamp())
+    r = store.client()
+    if r is not None and written:
+        pipe = r.pipeline(transaction=False)
+        for account_id, (fingerprint, at) in written.items():
+            pipe.hset(store.meta_key(account_id), mapping={"fp": fingerprint, "persisted": at})
+        pipe.execute()
+    return len(written)
+
+
 def heartbeat_quiet(
     client: EAClient,
     beat: Heartbeat,
@@ -293,15 +319,18 @@ def heartbeat_quiet(
     queued,
     watched: bool,
     epoch: str,
+    *,
+    persist_deferred: bool = False,
 ) -> tuple[bool, str] | None:
     """The gate answer (allowed, reason) when ``heartbeat_finish`` would do nothing but answer "no commands",
     known without I/O: nothing changed, no write due, the gate answer cached, no command queued or queue check due,
-    the copy/rules hook idle for the account, no live push due. None when ``heartbeat_finish`` has work to do."""
+    the copy/rules hook idle for the account, no live push due (and, unless the caller writes it later with
+    ``states_persist``, no cadence write due). None when ``heartbeat_finish`` has work to do."""
     state = beat.state
     now = state.received_at.timestamp()
     if previous_json is None or meta.get("fp") != fingerprint or beat.results:
         return None
-    if now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS:
+    if not persist_deferred and persist_due(meta, now):
         return None
     gate = _gate_cached(meta, now, epoch)
     if gate is None:
@@ -422,6 +451,8 @@ def _persist_rows_postgres(account_id: str, at: datetime, figures: dict, connect
         f"conn AS (INSERT INTO {conn_table} (account_id, first_seen_at, {', '.join(q(n) for n in conn_names)}) "
         f"VALUES (%s, %s, {', '.join(['%s'] * len(conn_names))}) ON CONFLICT (account_id) DO UPDATE SET "
         + ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in conn_names)
+        # A late write (the fast path defers cadence writes) never replaces a newer state.
+        + f" WHERE {conn_table}.persisted_at IS NULL OR {conn_table}.persisted_at <= EXCLUDED.persisted_at"
         + f"), token AS (UPDATE {token_table} SET last_used_at = %s WHERE account_id = %s)"
     )
     params += [account_id, at]

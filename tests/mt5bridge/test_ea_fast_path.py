@@ -235,3 +235,25 @@ def test_a_command_whose_redis_push_was_lost_is_found_by_the_periodic_queue_chec
         delivered = beat(ea_token, body).json()["commands"]
         time.sleep(0.1)
     assert [c["id"] for c in delivered] == [str(command.id)]
+
+
+def test_the_cadence_write_of_an_unchanged_state_is_made_beside_the_steady_beat(
+    owned_account,
+    ea_token,  # noqa: F811
+    full_path_calls,
+):
+    import time
+
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    store.client().hset(store.meta_key(owned_account.pk), "persisted", 0)  # the cadence write is due
+    body["account"]["equity"] = "10020.00"
+    assert beat(ea_token, body).status_code == 200
+    assert full_path_calls == {"beat": 1, "finish": 0}  # answered on the event loop; the write comes after
+    deadline = time.monotonic() + 5
+    while EAConnection.objects.get(account=owned_account).beats != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    owned_account.refresh_from_db()
+    assert str(owned_account.equity) == "10020.00"
+    assert EAConnection.objects.get(account=owned_account).beats == 2
+    assert float(_meta(owned_account)["persisted"]) > 0
