@@ -291,23 +291,100 @@ def persist_due(meta: dict, now: float) -> bool:
 
 def states_persist(beats: list) -> int:
     """Cadence writes of unchanged states, deferred and batched by the EA fast path: ``beats`` are
-    (client, heartbeat, fingerprint, beat count, denied reason), each the account's latest. Returns how many were
-    written; one account's failure does not stop the others (its write is due again on its next beat)."""
-    written = {}
-    for client, beat, fingerprint, count, denied in beats:
-        try:
+    (client, heartbeat, fingerprint, beat count, denied reason), each the account's latest. On PostgreSQL one
+    statement writes them all (account figures, connection rows, tokens' last use). Returns how many were written;
+    after a failure each write is due again on its account's next beat."""
+    if not beats:
+        return 0
+    if db_connection.vendor == "postgresql":
+        with transaction.atomic():
+            _persist_many_postgres(beats)
+    else:
+        for client, beat, fingerprint, count, denied in beats:
             _persist(client, beat, beat.state, fingerprint, changed=False, beats=count, denied=denied)
-        except Exception:
-            logger.exception("cadence write of account %s failed", client.account_id)
-            continue
-        written[client.account_id] = (fingerprint, beat.state.received_at.timestamp())
     r = store.client()
-    if r is not None and written:
+    if r is not None:
         pipe = r.pipeline(transaction=False)
-        for account_id, (fingerprint, at) in written.items():
-            pipe.hset(store.meta_key(account_id), mapping={"fp": fingerprint, "persisted": at})
+        for client, beat, fingerprint, _count, _denied in beats:
+            at = beat.state.received_at.timestamp()
+            pipe.hset(store.meta_key(client.account_id), mapping={"fp": fingerprint, "persisted": at})
         pipe.execute()
-    return len(written)
+    return len(beats)
+
+
+_FIGURE_TYPES = {
+    "balance": "numeric",
+    "credit": "numeric",
+    "equity": "numeric",
+    "margin": "numeric",
+    "margin_free": "numeric",
+    "floating_profit": "numeric",
+    "margin_level": "numeric",
+}
+
+
+def _persist_many_postgres(beats: list) -> None:
+    """``_persist_rows_postgres`` without snapshot for many accounts at once, over column arrays."""
+    q = db_connection.ops.quote_name
+    account_table = q(TradingAccount._meta.db_table)
+    conn_table = q(EAConnection._meta.db_table)
+    token_table = q(EAToken._meta.db_table)
+    ids, ats, figures, leverages, conns = [], [], {name: [] for name in _FIGURE_TYPES}, [], []
+    for client, beat, fingerprint, count, denied in beats:
+        state = beat.state
+        row = _figures(state)
+        ids.append(client.account_id)
+        ats.append(state.received_at)
+        for name in _FIGURE_TYPES:
+            figures[name].append(row[name])
+        leverages.append(row.get("leverage"))
+        conns.append(
+            (
+                beat.ea_version,
+                beat.version,
+                Jsonb(beat.terminal),
+                Jsonb({"json": state_to_json(state)}),
+                fingerprint,
+                count,
+                denied,
+            )
+        )
+    columns = ["ea_version", "protocol_version", "terminal", "state", "state_fingerprint", "beats"]
+    columns.append("access_denied_reason")
+    types = ["text", "integer", "jsonb", "jsonb", "text", "bigint", "text"]
+    figure_names = list(_FIGURE_TYPES)
+    sql = (
+        "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], "
+        + ", ".join(f"%s::{t}[]" for t in _FIGURE_TYPES.values())
+        + ", %s::integer[], "
+        + ", ".join(f"%s::{t}[]" for t in types)
+        + ") AS v(id, at, "
+        + ", ".join(figure_names)
+        + ", leverage, "
+        + ", ".join(columns)
+        + f")), account AS (UPDATE {account_table} a SET "
+        + ", ".join(f"{q(n)} = v.{n}" for n in figure_names)
+        + ", leverage = COALESCE(v.leverage, a.leverage), updated_at = v.at FROM v WHERE a.id = v.id), "
+        f"conn AS (INSERT INTO {conn_table} (account_id, first_seen_at, last_seen_at, persisted_at, "
+        + ", ".join(q(c) for c in columns)
+        + ") SELECT id, at, at, at, "
+        + ", ".join(columns)
+        + " FROM v ON CONFLICT (account_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, "
+        "persisted_at = EXCLUDED.persisted_at, "
+        + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in columns)
+        + f" WHERE {conn_table}.persisted_at IS NULL OR {conn_table}.persisted_at <= EXCLUDED.persisted_at), "
+        f"token AS (UPDATE {token_table} t SET last_used_at = v.at FROM v WHERE t.account_id = v.id) SELECT 1"
+    )
+    params = [
+        ids,
+        ats,
+        *(figures[n] for n in figure_names),
+        leverages,
+        *(list(col) for col in zip(*conns, strict=True)),
+    ]
+    db_connection.ensure_connection()
+    with psycopg.Cursor(db_connection.connection) as cursor:
+        cursor.execute(sql, params)
 
 
 def heartbeat_quiet(
