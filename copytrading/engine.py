@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.db import server_binding_cursor
 from mt5bridge.commands import CommandSpec
 
 from . import diff as d
@@ -748,8 +749,10 @@ def _write_in_one_statement(plan: Plan, commands: list, now) -> list:
     sql = "WITH " + ", ".join(parts) + " SELECT id FROM new_command"
     # Alone (autocommit), the statement is its own transaction; inside a caller's transaction a savepoint keeps a
     # failed copy from breaking the caller's (the heartbeat's) transaction.
+    # Server-side binding: the statement text is the same for every heartbeat of a shape, so psycopg prepares it
+    # after a few runs and PostgreSQL stops planning this many-part statement each time (most of its cost).
     with transaction.atomic() if not connection.get_autocommit() else nullcontext():
-        with connection.cursor() as cursor:
+        with server_binding_cursor() as cursor:
             cursor.execute(sql, params)
             inserted = {row[0] for row in cursor.fetchall()}
         new = [c for c in commands if c.id in inserted]
