@@ -82,8 +82,12 @@ class CopyLink(models.Model):
 class CopiedPosition(models.Model):
     """One slave position (or pending order) that copies one master position (or order)."""
 
-    link = models.ForeignKey(CopyLink, on_delete=models.CASCADE, related_name="copied")
-    slave_account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes: (link, master_ticket) and (slave_account, status) below serve those lookups, and every
+    # copy insert (a master's heartbeat) pays for each index it maintains.
+    link = models.ForeignKey(CopyLink, on_delete=models.CASCADE, related_name="copied", db_index=False)
+    slave_account = models.ForeignKey(
+        "accounts.TradingAccount", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     kind = models.CharField(max_length=8, choices=CopyKind.choices, default=CopyKind.POSITION)
     master_ticket = models.BigIntegerField(
         help_text="Master POSITION_IDENTIFIER (or order ticket for a pending order)."

@@ -112,7 +112,9 @@ class Command(models.Model):
     """One instruction for an account's EA. PostgreSQL is the truth; Redis holds the pending ones for speed."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="ea_commands")
+    account = models.ForeignKey(
+        "accounts.TradingAccount", on_delete=models.CASCADE, related_name="ea_commands", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=CommandKind.choices)
     params = models.JSONField(default=dict, blank=True)
     origin = models.CharField(max_length=16, choices=CommandOrigin.choices)
@@ -128,8 +130,13 @@ class Command(models.Model):
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
     link_id = models.BigIntegerField(null=True, blank=True, help_text="The copy link that produced it, if any.")
     intent = models.CharField(max_length=100, blank=True, help_text="What caused it (e.g. the master event).")
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Indexed only where set (partial indexes below): most commands have neither, and each insert pays per index.
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries", db_index=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
 
     class Meta:
         ordering = ["created_at"]
@@ -141,9 +148,13 @@ class Command(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["account", "status", "created_at"]),
+            models.Index(fields=["account", "status", "created_at"]),  # also serves the account foreign key
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["origin", "created_at"]),
+            models.Index(fields=["retry_of"], condition=models.Q(retry_of__isnull=False), name="command_retry_of_set"),
+            models.Index(
+                fields=["created_by"], condition=models.Q(created_by__isnull=False), name="command_created_by_set"
+            ),
         ]
 
     def __str__(self) -> str:
