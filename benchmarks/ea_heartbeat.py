@@ -42,7 +42,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 LOADGEN = os.environ.get("BENCH_LOADGEN", "wrk")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
-WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "20"))
+WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "40"))
 FIRST_LOGIN = 9_400_000
 PY = str(ROOT / ".venv" / "bin" / "python")
 

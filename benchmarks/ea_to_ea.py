@@ -1,6 +1,7 @@
 """EA to EA over HTTP: from a master's heartbeat (with a new position) to its slave receiving the copy command.
 
-Masters beat with a new position every BENCH_INTERVAL s, at phases spread over the interval as independent EAs'
+Masters beat with a new position every BENCH_INTERVAL s (default 1: the EA's beat, EA_BEAT_MS; 0.25 is the stress
+case of four new positions a second on every master), at phases spread over the interval as independent EAs'
 timers are (all starting on the same tick would make every beat part of a burst of BENCH_PAIRS). Each slave holds
 a long poll (GET /api/ea/commands?wait=BENCH_WAIT) and acks what it gets on a second connection while its next
 poll already waits (BENCH_ACK_INLINE=1: ack, then poll, as ``ReferenceEA.poll`` does). The server's copy hook
@@ -10,7 +11,7 @@ slave. Latency = slave reply received − master request sent, same clock,
 one process; copies sent in the first BENCH_WARMUP_SECONDS are not counted. Each EA speaks through its own
 keep-alive connection with a lean HTTP/1.1 client (ea_load.Connection) on uvloop: httpx cost about a millisecond
 of CPU a request, taken from the server on this small shared machine and counted in the latency.
-Usage: benchmarks/ea_to_ea.py  (env: BENCH_PAIRS=20 BENCH_SECONDS=15 BENCH_INTERVAL=0.25 BENCH_WORKERS=2
+Usage: benchmarks/ea_to_ea.py  (env: BENCH_PAIRS=20 BENCH_SECONDS=30 BENCH_INTERVAL=1 BENCH_WORKERS=2
 BENCH_WAIT=20 BENCH_WARMUP_SECONDS=2 BENCH_ACK_INLINE=)
 """
 
@@ -25,8 +26,8 @@ from ea_heartbeat import ROOT, flush_redis, heartbeat_body, seed_accounts, setup
 from ea_load import Connection
 
 PAIRS = int(os.environ.get("BENCH_PAIRS", "20"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "15"))
-INTERVAL = float(os.environ.get("BENCH_INTERVAL", "0.25"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
+INTERVAL = float(os.environ.get("BENCH_INTERVAL", "1"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 WAIT = int(os.environ.get("BENCH_WAIT", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))

@@ -10,6 +10,17 @@ scripts/setup.sh dev
 . scripts/services.sh
 [ "$HAVE_POSTGRES" = 1 ] && [ "$HAVE_REDIS" = 1 ] || { echo "benchmarks need PostgreSQL and Redis on 127.0.0.1" >&2; exit 1; }
 export LOG_LEVEL=WARNING
+# The heartbeat benchmark drives the server with wrk (Debian's package), a C load generator: on 2 shared cores a
+# Python load generator would take a core of the server's.
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing wrk for the heartbeat benchmark"
+    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else
+    echo "warning: wrk is missing (apt-get install wrk); ea_heartbeat falls back to BENCH_LOADGEN=python" >&2
+    export BENCH_LOADGEN=python
+  fi
+fi
 mkdir -p benchmarks/results
 PY=.venv/bin/python
 names=("$@")

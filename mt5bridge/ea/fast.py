@@ -186,14 +186,16 @@ class _Later:
 
 
 def _periodic_work(checks, writes) -> None:
+    # After a failure each is due again: a write on the account's next beat, a queue check after
+    # EA_QUEUE_RECONCILE_SECONDS.
     close_old_connections()
     try:
-        if writes:
-            services.states_persist(writes)
-        if checks:
-            cq.queues_reconcile(checks)
-    except Exception:  # each is due again on the account's next beat (queue checks: EA_QUEUE_RECONCILE_SECONDS)
-        logger.exception("periodic EA work failed (%d queue checks, %d writes)", len(checks), len(writes))
+        for work, items in ((services.states_persist, writes), (cq.queues_reconcile, checks)):
+            if items:
+                try:
+                    work(items)
+                except Exception:
+                    logger.exception("%s of %d accounts failed", work.__name__, len(items))
     finally:
         close_old_connections()
 
