@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django (the EA heartbeat through its lean path), WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -14,6 +15,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from mt5bridge.ea.fast import EAFastPath  # noqa: E402
@@ -25,3 +27,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (Django, the apps, the URL map) lives as long as the process: moved out of the
+# collector's generations, a full collection no longer walks it. Walking those ~220,000 objects took 83 ms on
+# an idle machine, every few hundred requests, and showed as the tail latency of every request that waited.
+URL_PATTERNS = get_resolver().url_patterns  # the URL map and its views, loaded now, not on the first request
+gc.freeze()
