@@ -176,7 +176,104 @@ class Heartbeat:
     max_commands: int
 
 
+# --- the common case, without naming fields: a valid value comes back as the validators below would return it,
+# anything else as _BAD, and the caller then runs those validators, which name the field and say what is wrong.
+
+_BAD = object()
+_ZERO = Decimal(0)
+_MIN_VOLUME = Decimal("0.00000001")
+
+
+def _q_dec(value, minimum, maximum):
+    kind = type(value)
+    if kind is str:
+        if len(value) > 40:
+            return _BAD
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            return _BAD
+    elif kind is int:
+        value = Decimal(value)
+    elif kind is not Decimal:
+        return _BAD
+    if not value.is_finite() or abs(value) > maximum or (minimum is not None and value < minimum):
+        return _BAD
+    return value
+
+
+def _q_int(value, minimum, maximum):
+    return value if type(value) is int and minimum <= value <= maximum else _BAD
+
+
+def _q_str(value, maximum, required):
+    if value is None and not required:
+        return ""
+    if type(value) is not str or len(value) > maximum or (required and not value):
+        return _BAD
+    return value
+
+
+def _q_time(value):
+    kind = type(value)
+    if kind is int:
+        if not MIN_TIME <= value <= MAX_TIME:
+            return _BAD
+    elif kind is Decimal:
+        if not value.is_finite() or not MIN_TIME <= value <= MAX_TIME:
+            return _BAD
+    else:
+        return _BAD
+    return datetime.fromtimestamp(float(value), tz=UTC)
+
+
+def _position_quick(raw) -> EAPosition | None:
+    """``_position`` for a valid position (the heartbeat's hot path); None when any field needs a closer look."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    ticket = _q_int(get("ticket"), 1, MAX_TICKET)
+    values = (
+        ticket,
+        _q_str(get("symbol"), MAX_SYMBOL, True),
+        _q_int(get("type"), 0, 1),
+        _q_dec(get("volume"), _MIN_VOLUME, MAX_VOLUME),
+        _q_dec(get("price_open"), _ZERO, MAX_PRICE),
+        _q_dec(get("sl", 0), _ZERO, MAX_PRICE),
+        _q_dec(get("tp", 0), _ZERO, MAX_PRICE),
+        _q_int(get("magic", 0), 0, MAX_TICKET),
+        _q_str(get("comment"), 64, False),
+        _q_dec(get("profit", 0), None, MAX_MONEY),
+        _q_time(get("time")),
+        _q_int(get("identifier", ticket), 0, MAX_TICKET),
+    )
+    return None if _BAD in values else EAPosition(*values)
+
+
+def _order_quick(raw) -> EAOrder | None:
+    """``_order`` for a valid pending order; None when any field needs a closer look."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    values = (
+        _q_int(get("ticket"), 1, MAX_TICKET),
+        _q_str(get("symbol"), MAX_SYMBOL, True),
+        _q_int(get("type"), 2, 7),
+        _q_dec(get("volume"), _MIN_VOLUME, MAX_VOLUME),
+        _q_dec(get("price_open"), _ZERO, MAX_PRICE),
+        _q_dec(get("sl", 0), _ZERO, MAX_PRICE),
+        _q_dec(get("tp", 0), _ZERO, MAX_PRICE),
+        _q_int(get("magic", 0), 0, MAX_TICKET),
+        _q_str(get("comment"), 64, False),
+        _q_time(get("time_setup")),
+    )
+    return None if _BAD in values else EAOrder(*values)
+
+
 def _position(raw, i: int) -> EAPosition:
+    quick = _position_quick(raw)
+    if quick is not None:
+        return quick
     f = f"positions[{i}]"
     raw = _obj(raw, f)
     ptype = _int(raw.get("type"), f + ".type", maximum=1)
@@ -198,6 +295,9 @@ def _position(raw, i: int) -> EAPosition:
 
 
 def _order(raw, i: int) -> EAOrder:
+    quick = _order_quick(raw)
+    if quick is not None:
+        return quick
     f = f"orders[{i}]"
     raw = _obj(raw, f)
     return EAOrder(
