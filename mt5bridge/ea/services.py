@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import psycopg
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
@@ -17,6 +16,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from accounts.models import AccountSnapshot, Order, Position, TradingAccount
+from config.db import server_binding_cursor
 from config.errors import ServiceError
 from mt5bridge import commands as cq
 from mt5bridge.ea import store
@@ -323,8 +323,10 @@ _FIGURE_TYPES = {
 }
 
 
-def _persist_many_postgres(beats: list) -> None:
-    """``_persist_rows_postgres`` without snapshot for many accounts at once, over column arrays."""
+def _persist_many_postgres(beats: list, *, snapshots: bool = False) -> None:
+    """The account figures, the connection row (first_seen_at set once; a late write never replaces a newer
+    state), the token's last use and, with ``snapshots``, an ``AccountSnapshot`` each, for one or many accounts:
+    one statement of data-modifying CTEs over column arrays."""
     q = db_connection.ops.quote_name
     account_table = q(TradingAccount._meta.db_table)
     conn_table = q(EAConnection._meta.db_table)
@@ -373,8 +375,18 @@ def _persist_many_postgres(beats: list) -> None:
         "persisted_at = EXCLUDED.persisted_at, "
         + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in columns)
         + f" WHERE {conn_table}.persisted_at IS NULL OR {conn_table}.persisted_at <= EXCLUDED.persisted_at), "
-        f"token AS (UPDATE {token_table} t SET last_used_at = v.at FROM v WHERE t.account_id = v.id) SELECT 1"
+        f"token AS (UPDATE {token_table} t SET last_used_at = v.at FROM v WHERE t.account_id = v.id)"
     )
+    if snapshots:
+        snapshot_table = q(AccountSnapshot._meta.db_table)
+        sql += (
+            f", snapshot AS (INSERT INTO {snapshot_table} (account_id, taken_at, "
+            + ", ".join(q(n) for n in figure_names)
+            + ") SELECT id, at, "
+            + ", ".join(figure_names)
+            + " FROM v)"
+        )
+    sql += " SELECT 1"
     params = [
         ids,
         ats,
@@ -382,8 +394,7 @@ def _persist_many_postgres(beats: list) -> None:
         leverages,
         *(list(col) for col in zip(*conns, strict=True)),
     ]
-    db_connection.ensure_connection()
-    with psycopg.Cursor(db_connection.connection) as cursor:
+    with server_binding_cursor() as cursor:
         cursor.execute(sql, params)
 
 
@@ -478,8 +489,23 @@ def _persist(
     positions and orders (column arrays), in one transaction: a changed master beat waits for it before its reply.
     """
     at = state.received_at
-    figures = _figures(state)
-    connection_row = {
+    with transaction.atomic():
+        if db_connection.vendor == "postgresql":
+            _persist_many_postgres([(client, beat, fingerprint, beats, denied)], snapshots=changed)
+        else:
+            _persist_rows_orm(client, beat, fingerprint, beats, denied, snapshot=changed)
+        if changed:
+            replace_account_rows(Position, client.account_id, _position_rows(state, at), EA_POSITION_UPDATES)
+            replace_account_rows(Order, client.account_id, _order_rows(state), EA_ORDER_UPDATES)
+
+
+def _persist_rows_orm(
+    client: EAClient, beat: Heartbeat, fingerprint: str, beats: int, denied: str, *, snapshot: bool
+) -> None:
+    state, account_id = beat.state, client.account_id
+    at, figures = state.received_at, _figures(state)
+    TradingAccount.objects.filter(pk=account_id).update(**figures, updated_at=at)
+    defaults = {
         "last_seen_at": at,
         "ea_version": beat.ea_version,
         "protocol_version": beat.version,
@@ -490,63 +516,14 @@ def _persist(
         "beats": beats,
         "access_denied_reason": denied,
     }
-    snapshot = {k: v for k, v in figures.items() if k != "leverage"} if changed else None
-    with transaction.atomic():
-        if db_connection.vendor == "postgresql":
-            _persist_rows_postgres(client.account_id, at, figures, connection_row, snapshot)
-        else:
-            _persist_rows_orm(client.account_id, at, figures, connection_row, snapshot)
-        if changed:
-            replace_account_rows(Position, client.account_id, _position_rows(state, at), EA_POSITION_UPDATES)
-            replace_account_rows(Order, client.account_id, _order_rows(state), EA_ORDER_UPDATES)
-
-
-def _persist_rows_orm(account_id: str, at: datetime, figures: dict, connection_row: dict, snapshot) -> None:
-    TradingAccount.objects.filter(pk=account_id).update(**figures, updated_at=at)
-    conn, created = EAConnection.objects.update_or_create(account_id=account_id, defaults=connection_row)
+    conn, created = EAConnection.objects.update_or_create(account_id=account_id, defaults=defaults)
     if created:
         EAConnection.objects.filter(pk=conn.pk).update(first_seen_at=at)
     EAToken.objects.filter(account_id=account_id).update(last_used_at=at)  # on the persist cadence
-    if snapshot is not None:
-        AccountSnapshot.objects.create(account_id=account_id, taken_at=at, **snapshot)
-
-
-def _persist_rows_postgres(account_id: str, at: datetime, figures: dict, connection_row: dict, snapshot) -> None:
-    """The account figures, the connection row (first_seen_at set once), the token's last use and the snapshot,
-    as one statement of data-modifying CTEs."""
-    q = db_connection.ops.quote_name
-    account_table = q(TradingAccount._meta.db_table)
-    conn_table = q(EAConnection._meta.db_table)
-    token_table = q(EAToken._meta.db_table)
-    figure_names = list(figures)
-    conn_names = list(connection_row)
-    params: list = [*(figures[n] for n in figure_names), at, account_id]
-    sql = (
-        f"WITH account AS (UPDATE {account_table} SET "
-        + ", ".join(f"{q(n)} = %s" for n in figure_names)
-        + ", updated_at = %s WHERE id = %s), "
-        f"conn AS (INSERT INTO {conn_table} (account_id, first_seen_at, {', '.join(q(n) for n in conn_names)}) "
-        f"VALUES (%s, %s, {', '.join(['%s'] * len(conn_names))}) ON CONFLICT (account_id) DO UPDATE SET "
-        + ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in conn_names)
-        # A late write (the fast path defers cadence writes) never replaces a newer state.
-        + f" WHERE {conn_table}.persisted_at IS NULL OR {conn_table}.persisted_at <= EXCLUDED.persisted_at"
-        + f"), token AS (UPDATE {token_table} SET last_used_at = %s WHERE account_id = %s)"
-    )
-    params += [account_id, at]
-    params += [Jsonb(v) if isinstance(v, dict) else v for v in connection_row.values()]
-    params += [at, account_id]
-    if snapshot is not None:
-        snapshot_table = q(AccountSnapshot._meta.db_table)
-        names = list(snapshot)
-        sql += (
-            f", snapshot AS (INSERT INTO {snapshot_table} (account_id, taken_at, {', '.join(q(n) for n in names)}) "
-            f"VALUES (%s, %s, {', '.join(['%s'] * len(names))}))"
+    if snapshot:
+        AccountSnapshot.objects.create(
+            account_id=account_id, taken_at=at, **{k: v for k, v in figures.items() if k != "leverage"}
         )
-        params += [account_id, at, *snapshot.values()]
-    sql += " SELECT 1"
-    db_connection.ensure_connection()
-    with psycopg.Cursor(db_connection.connection) as cursor:  # server-side binding, no SQL text spelled per value
-        cursor.execute(sql, params)
 
 
 def _position_rows(state: EAState, at: datetime) -> list[dict]:
