@@ -257,3 +257,20 @@ def test_the_cadence_write_of_an_unchanged_state_is_made_beside_the_steady_beat(
     assert str(owned_account.equity) == "10020.00"
     assert EAConnection.objects.get(account=owned_account).beats == 2
     assert float(_meta(owned_account)["persisted"]) > 0
+
+
+def test_a_changed_state_leaves_a_snapshot_and_an_unchanged_one_does_not(owned_account, ea_token):  # noqa: F811
+    from accounts.models import AccountSnapshot
+
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    body["account"]["equity"] = "10030.00"
+    beat(ea_token, body)  # floating figures only
+    assert AccountSnapshot.objects.filter(account=owned_account).count() == 1
+    body["account"]["balance"] = "10100.00"  # a closed trade moved the balance
+    beat(ea_token, body)
+    latest = AccountSnapshot.objects.filter(account=owned_account).latest("taken_at")
+    assert AccountSnapshot.objects.filter(account=owned_account).count() == 2
+    assert (str(latest.balance), str(latest.equity), str(latest.floating_profit)) == ("10100.00", "10030.00", "-70.00")
+    owned_account.refresh_from_db()
+    assert str(owned_account.balance) == "10100.00"
