@@ -1,5 +1,7 @@
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Production settings: DEBUG off; SECRET_KEY, FIELD_ENCRYPTION_KEYS and ALLOWED_HOSTS come from the environment
+# at run time (start-up refuses the development values published in the repository).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DEBUG=false
 WORKDIR /app
 # Node.js only to install the front-end libraries (htmx, Chart.js) from the npm registry.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*

@@ -33,7 +33,7 @@ ENV = {
     "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}",
     "EA_THROTTLE_PER_SECOND": "1000",
     "DATABASE_POOL_MAX": "8",
-    "FIELD_ENCRYPTION_KEYS": "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk=",
+    "FIELD_ENCRYPTION_KEYS": "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=",  # the development key is refused with DEBUG off
     "SECURE_SSL_REDIRECT": "0",  # loopback plain HTTP, as behind a TLS-terminating proxy
 }
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "5000"))

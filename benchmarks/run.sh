@@ -10,6 +10,11 @@ scripts/setup.sh dev
 . scripts/services.sh
 [ "$HAVE_POSTGRES" = 1 ] && [ "$HAVE_REDIS" = 1 ] || { echo "benchmarks need PostgreSQL and Redis on 127.0.0.1" >&2; exit 1; }
 export LOG_LEVEL=WARNING
+# In-process benchmarks run on the development defaults, as before DEBUG became off by default; the served ones
+# (dashboard, ea_heartbeat) set DEBUG off with keys of their own.
+export DEBUG="${DEBUG:-true}"
+# dashboard signs its session cookie in-process and serves it with DEBUG off, where the development key is refused.
+export SECRET_KEY="${SECRET_KEY:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}"
 # The heartbeat benchmark drives the server with wrk (Debian's package), a C load generator: on 2 shared cores a
 # Python load generator would take a core of the server's.
 if ! command -v wrk >/dev/null 2>&1; then

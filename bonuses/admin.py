@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts.admin import EstimatedCountPaginator
 from accounts.permissions import restrict
@@ -75,8 +76,14 @@ class CampaignForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         scan = Mt5Scan.objects.first()
         if scan is not None:
-            self.fields["target_groups"].help_text = "JSON list. Known groups: " + ", ".join(scan.groups[:50])
-            self.fields["target_countries"].help_text = "JSON list. Known countries: " + ", ".join(scan.countries[:80])
+            # Group and country names come from MT5 (traders can influence them) and the admin renders help_text
+            # as HTML: escape them.
+            self.fields["target_groups"].help_text = format_html(
+                "JSON list. Known groups: {}", ", ".join(scan.groups[:50])
+            )
+            self.fields["target_countries"].help_text = format_html(
+                "JSON list. Known countries: {}", ", ".join(scan.countries[:80])
+            )
 
     def clean(self):
         cleaned = super().clean()

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,11 +101,16 @@ def envmapping(name: str) -> dict[str, str]:
 
 # --- Django ---------------------------------------------------------------------------
 
-DEBUG = envbool("DEBUG", True)
+# Off unless the environment turns it on: the local demo (scripts/run.sh) and the tests set DEBUG=true.
+DEBUG = envbool("DEBUG", False)
+# Development values of secrets (every _DEV_* constant) are published in this repository: they are the defaults
+# only with DEBUG on, and start-up refuses them with DEBUG off (the check is at the end of this module).
 _DEV_SECRET = "insecure-development-key-only-for-the-embedded-default-do-not-deploy-0123456789"
 SECRET_KEY = envstr("SECRET_KEY", _DEV_SECRET if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is false (for local development set DEBUG=true, or run scripts/run.sh)"
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
@@ -121,6 +127,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files served from here, not from a CDN
     "django_celery_beat",
     "guardian",
     "axes",
@@ -136,6 +143,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.csp.CSPMiddleware",  # Content-Security-Policy header (django-csp), see CONTENT_SECURITY_POLICY
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -203,6 +211,25 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not D
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp 4): scripts and styles only from this site's static files, or inline ones
+# carrying the request's nonce ({{ request.csp_nonce }}); no inline style attributes, no eval, no plugins, no
+# framing. config.csp adds ws(s)://<this host> to connect-src for the live pages' WebSockets. Forms post here
+# only, plus Stripe's Checkout and Portal, where the billing pages' forms are redirected.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "https://checkout.stripe.com", "https://billing.stripe.com"],
+    },
+}
 
 LOG_LEVEL = envchoice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {
@@ -335,6 +362,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar (this site's static files): the CSP loads nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # One name per choice set that several apps share a field name for.
     "ENUM_NAME_OVERRIDES": {
         "SideEnum": "copytrading.choices.Side",
@@ -359,7 +389,10 @@ AXES_USERNAME_CALLABLE = "config.errors.axes_username"
 _DEV_FERNET = "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcHJvZHVjdGk="
 FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS", _DEV_FERNET if DEBUG else "")
 if not FIELD_ENCRYPTION_KEYS:
-    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DEBUG is false")
+    raise ImproperlyConfigured(
+        'FIELD_ENCRYPTION_KEYS must be set when DEBUG is false (generate one: python -c "from cryptography.fernet '
+        'import Fernet; print(Fernet.generate_key().decode())")'
+    )
 
 # --- Stripe ---------------------------------------------------------------------------
 
@@ -507,3 +540,22 @@ if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": DATABASE_POOL_MAX,
         "timeout": 10,
     }
+
+# --- Published development secrets (keep this section last) ----------------------------
+# With DEBUG off, no setting may hold a development value published in this repository (a _DEV_* constant above):
+# anyone could forge sessions with it or decrypt the stored MT5 passwords. A new secret with a development default
+# gets a _DEV_* constant and is covered here; .env.example leaves every secret empty (tests/test_settings.py).
+_PUBLISHED = {
+    v for name, v in dict(globals()).items() if name.startswith("_DEV_") and isinstance(v, str) and len(v) >= 16
+}
+_VARIABLE_OF = {"DJSTRIPE_WEBHOOK_SECRET": "STRIPE_WEBHOOK_SECRET"}  # settings named apart from their variable
+if not DEBUG:
+    for _name, _value in sorted(dict(globals()).items()):
+        if _name.startswith("_") or not _name.isupper():  # settings only, not the _DEV_* constants themselves
+            continue
+        _values = _value if isinstance(_value, (list, tuple)) else [_value]
+        if any(isinstance(v, str) and v in _PUBLISHED for v in _values):
+            raise ImproperlyConfigured(
+                f"{_VARIABLE_OF.get(_name, _name)} holds a development value published in the repository; "
+                "set a secret of your own (or DEBUG=true for local development)"
+            )

@@ -29,12 +29,39 @@ if [ "$EMBEDDED" = 0 ]; then
   fi
 fi
 export PORT WEB_PORT="$PORT"  # honcho gives each process its own PORT; these two share WEB_PORT
+
+# The local demo runs with DEBUG on, and with a secret key and an encryption key made for this machine and kept
+# in var/ (never committed): the development values in config/settings.py are public. Variables already set win.
+export DEBUG="${DEBUG:-true}"
+SECRETS=var/local-secrets.env
+if [ ! -f "$SECRETS" ]; then
+  mkdir -p var
+  (umask 077 && .venv/bin/python -c '
+import secrets
+from cryptography.fernet import Fernet
+print("SECRET_KEY=" + secrets.token_urlsafe(50))
+print("FIELD_ENCRYPTION_KEYS=" + Fernet.generate_key().decode())' > "$SECRETS.tmp" && mv "$SECRETS.tmp" "$SECRETS")
+  echo "==> made this machine's local secrets in $SECRETS"
+  NEW_SECRETS=1
+fi
+while IFS='=' read -r name value; do
+  if [ -n "$name" ] && [ -z "${!name:-}" ]; then export "$name=$value"; fi
+done < "$SECRETS"
+if [ "${NEW_SECRETS:-0}" = 1 ]; then
+  # Demo data stored by an earlier run was encrypted under the published development key: keep it readable
+  # for this run, and re-encrypt it under the new key once the database is up to date (below).
+  DEV_FERNET=$(env -u FIELD_ENCRYPTION_KEYS DEBUG=true .venv/bin/python -c 'import config.settings as s; print(s._DEV_FERNET)')
+  export FIELD_ENCRYPTION_KEYS="$FIELD_ENCRYPTION_KEYS,$DEV_FERNET"
+fi
 echo "==> database: ${DATABASE_URL:-embedded SQLite (var/db.sqlite3)}"
 echo "==> redis:    ${REDIS_URL:-none (embedded: local-memory cache, in-memory channel layer, filesystem broker)}"
 
 M=".venv/bin/python manage.py"
 # migrate, periodic jobs, seed_demo, seed_copy_demo, seed_bonus_demo (idempotent), in one process
 $M prepare_demo --logins-file var/demo-logins.txt
+if [ "${NEW_SECRETS:-0}" = 1 ]; then
+  $M rotate_secrets >/dev/null || echo "warning: some stored MT5 passwords could not be re-encrypted (see above)" >&2
+fi
 
 cat <<TXT
 

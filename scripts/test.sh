@@ -18,6 +18,9 @@ fi
 echo "==> database: $DATABASE_URL"
 echo "==> redis:    $REDIS_URL"
 PY=.venv/bin/python
+# The checks and tests run on the development defaults (DEBUG defaults to off, which refuses them); the
+# production check below sets DEBUG=false with generated secrets.
+export DEBUG="${DEBUG:-true}"
 
 echo "==> ruff"
 .venv/bin/ruff check .

@@ -61,12 +61,13 @@
     });
   }
 
+  // Every value is escaped: symbols and tickets come from MT5, and fmt() passes a non-number through as text.
   function positionsRows(list) {
     return list.map(function (p) {
       const cls = Number(p.profit) >= 0 ? "up" : "down";
       return "<tr><td>" + esc(p.ticket) + "</td><td>" + esc(p.symbol) + "</td><td>" + esc(p.side) + "</td><td class='num'>" +
         esc(p.volume) + "</td><td class='num'>" + esc(p.price_open) + "</td><td class='num'>" + (p.price_current == null ? "—" : esc(p.price_current)) +
-        "</td><td class='num hide-sm'>" + fmt(p.swap) + "</td><td class='num " + cls + "'>" + fmt(p.profit) + "</td></tr>";
+        "</td><td class='num hide-sm'>" + esc(fmt(p.swap)) + "</td><td class='num " + cls + "'>" + esc(fmt(p.profit)) + "</td></tr>";
     }).join("");
   }
 
