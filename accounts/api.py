@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -14,7 +13,7 @@ from rest_framework.views import APIView
 
 from config.errors import ServiceError
 
-from . import services
+from . import jwt, services
 from .choices import AccountCategory
 from .models import TradingAccount
 from .permissions import RestrictedPermission
@@ -65,7 +64,10 @@ class UserSerializer(serializers.Serializer):
 
 
 class LoginView(APIView):
-    """Exchange email and password for an API token. Repeated failures lock the login out."""
+    """Exchange email and password for a bearer access token and a refresh token.
+
+    Repeated failures lock the login out (django-axes), and the "auth" throttle limits the rate.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -75,7 +77,15 @@ class LoginView(APIView):
     @extend_schema(
         request=LoginSerializer,
         responses={
-            200: inline_serializer("TokenResponse", {"token": serializers.CharField(), "user": UserSerializer()}),
+            200: inline_serializer(
+                "TokenResponse",
+                {
+                    "access": serializers.CharField(),
+                    "refresh": serializers.CharField(),
+                    "access_expires_at": serializers.DateTimeField(),
+                    "user": UserSerializer(),
+                },
+            ),
             **ERRORS,
             429: OpenApiResponse(ErrorSerializer, description="Locked out or throttled"),
         },
@@ -94,14 +104,46 @@ class LoginView(APIView):
                     status=status.HTTP_429_TOO_MANY_REQUESTS,
                 )
             raise ServiceError("Email or password is wrong.", code="invalid_credentials", status_code=401)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key, "user": UserSerializer(user).data})
+        return Response({**jwt.jwt_issue(user=user), "user": UserSerializer(user).data})
+
+
+class RefreshSerializer(serializers.Serializer):
+    refresh = serializers.CharField(max_length=4096, trim_whitespace=True)
+
+
+TOKEN_PAIR = inline_serializer(
+    "TokenPair",
+    {
+        "access": serializers.CharField(),
+        "refresh": serializers.CharField(),
+        "access_expires_at": serializers.DateTimeField(),
+    },
+)
+
+
+class RefreshView(APIView):
+    """Trade a refresh token for a new access and refresh token; the old refresh token stops working."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []  # the refresh token is the credential (the access token may have expired)
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=RefreshSerializer, responses={200: TOKEN_PAIR, **ERRORS}, tags=["auth"])
+    def post(self, request):
+        data = RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(jwt.jwt_refresh(raw_refresh=data.validated_data["refresh"]))
 
 
 class LogoutView(APIView):
-    @extend_schema(request=None, responses={204: None, **ERRORS}, tags=["auth"])
+    """Revoke a refresh token (blacklisted at once); the access token ends by itself within its lifetime."""
+
+    @extend_schema(request=RefreshSerializer, responses={204: None, **ERRORS}, tags=["auth"])
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
+        data = RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        jwt.jwt_revoke(raw_refresh=data.validated_data["refresh"], user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

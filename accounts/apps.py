@@ -9,6 +9,8 @@ class AccountsConfig(AppConfig):
     verbose_name = "People and MT5 accounts"
 
     def ready(self) -> None:
+        from . import jwt  # noqa: F401  (connects the receiver that keeps only a hash of each refresh token)
+
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="accounts.sync_roles")
 
 

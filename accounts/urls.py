@@ -11,6 +11,7 @@ router.register("accounts", api.TradingAccountViewSet, basename="account")
 
 urlpatterns = [
     path("auth/login", api.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", api.RefreshView.as_view(), name="auth-refresh"),
     path("auth/logout", api.LogoutView.as_view(), name="auth-logout"),
     path("auth/me", api.MeView.as_view(), name="auth-me"),
     path("sync/health", api.SyncHealthView.as_view(), name="sync-health"),

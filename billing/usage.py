@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.throttling import BaseThrottle
+
+from accounts.authentication import is_bearer_auth
 
 DAY_SECONDS = 26 * 3600  # a little over a day so the count survives until the day is over everywhere
 
@@ -34,9 +35,9 @@ def api_calls_today(user_id) -> int:
 class ApiCallCounter(BaseThrottle):
     """A DRF throttle that counts authenticated API calls, and gates programmatic access.
 
-    Calls authenticated with an API token (``Authorization: Token ...``) need the plan's
-    ``api_access`` feature (403 naming the plan otherwise); the browser's session and the
-    EA's own tokens are not "API access".
+    Calls authenticated with a bearer token (``Authorization: Bearer <access>`` from
+    ``POST /api/auth/login``) need the plan's ``api_access`` feature (403 naming the plan
+    otherwise); the browser's session and the EA's own tokens are not "API access".
     """
 
     def allow_request(self, request, view) -> bool:
@@ -45,7 +46,7 @@ class ApiCallCounter(BaseThrottle):
         if not isinstance(user, AbstractBaseUser) or not user.is_authenticated:
             return True
         api_call_count(user.pk)
-        if isinstance(request.auth, Token):
+        if is_bearer_auth(request.auth):
             from .gates import require_feature
 
             require_feature(user, "api_access")

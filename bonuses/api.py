@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -229,20 +228,6 @@ class AuditSerializer(serializers.ModelSerializer):
 
 class AmountRequest(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"), max_value=MONEY_MAX)
-
-
-# --- Auth ------------------------------------------------------------------------------
-
-
-class TokenRefreshView(APIView):
-    """Swap the caller's API token for a new one (the old one stops working)."""
-
-    @extend_schema(request=None, responses={200: inline_serializer("TokenRefresh", {"token": serializers.CharField()}),
-                                            **ERRORS}, tags=["auth"])  # fmt: skip
-    def post(self, request):
-        Token.objects.filter(user=request.user).delete()
-        token = Token.objects.create(user=request.user)
-        return Response({"token": token.key})
 
 
 # --- Campaigns -------------------------------------------------------------------------

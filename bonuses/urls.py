@@ -5,7 +5,6 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
-    path("auth/refresh", api.TokenRefreshView.as_view(), name="auth-refresh"),
     path("campaigns", api.CampaignListView.as_view(), name="bonus-campaigns"),
     path("campaigns/<int:pk>", api.CampaignDetailView.as_view(), name="bonus-campaign"),
     path("campaigns/<int:pk>/duplicate", api.CampaignDuplicateView.as_view(), name="bonus-campaign-duplicate"),

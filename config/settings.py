@@ -9,6 +9,7 @@ that names the variable. Every variable is listed in .env.example.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -117,14 +118,17 @@ SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "config.apps.BackOfficeAdminConfig",  # django.contrib.admin with the site in config.admin (second factor)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files served from here, not from a CDN
@@ -149,6 +153,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -334,8 +339,8 @@ CHANNEL_LAYERS = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.BearerJWTAuthentication",  # programs: Authorization: Bearer <access> (POST /api/auth/login)
+        "rest_framework.authentication.SessionAuthentication",  # the web app's own calls
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -373,6 +378,18 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "bonuses.choices.CampaignStatus",
     },
 }
+# People's API tokens (djangorestframework-simplejwt): a short access token, a refresh token used once
+# (each refresh returns a new pair and blacklists the old one) and blacklisted at logout.
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 60, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7, minimum=1)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "CHECK_REVOKE_TOKEN": True,  # tokens carry a hash of the password hash: a password change ends them all
+}
 
 # --- Security: lockout and secrets ----------------------------------------------------
 
@@ -383,6 +400,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = envbool("AXES_ENABLED", True)
 AXES_LOCKOUT_CALLABLE = "config.errors.lockout_response"
 AXES_USERNAME_CALLABLE = "config.errors.axes_username"
+
+# Second factor at the admin login (django-otp: an authenticator app, plus backup codes). Staff who enrolled
+# always give a code; with OTP_REQUIRED_FOR_STAFF every staff user must enrol before any other admin page.
+OTP_REQUIRED_FOR_STAFF = envbool("OTP_REQUIRED_FOR_STAFF", False)
+OTP_TOTP_ISSUER = envstr("OTP_TOTP_ISSUER", "MT5 back office")  # the name authenticator apps show
 
 # MultiFernet keys for secrets at rest (MT5 passwords...). The first key encrypts; all decrypt.
 # Rotation: put a new key first, run `manage.py rotate_secrets`, then drop the old key.

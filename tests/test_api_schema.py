@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
 from config.wsgi import application
@@ -15,8 +14,9 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
 @pytest.fixture
 def auth_header(owned_account) -> dict[str, str]:
-    token, _ = Token.objects.get_or_create(user=owned_account.owner)
-    return {"Authorization": f"Token {token.key}"}
+    from accounts.jwt import jwt_issue
+
+    return {"Authorization": f"Bearer {jwt_issue(user=owned_account.owner)['access']}"}
 
 
 @pytest.mark.django_db

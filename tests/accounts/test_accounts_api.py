@@ -159,12 +159,12 @@ def test_the_api_token_login_locks_out_after_repeated_failures(owner, anon_clien
     assert response.json()["error"]["code"] in ("locked_out", "throttled")
 
 
-def test_an_api_token_authenticates_requests(owner, anon_client, owned_account):
+def test_a_bearer_access_token_authenticates_requests(owner, anon_client, owned_account):
     from tests.personas import PASSWORD
 
-    token = anon_client.post("/api/auth/login", {"email": owner.email, "password": PASSWORD}, format="json").json()[
-        "token"
+    access = anon_client.post("/api/auth/login", {"email": owner.email, "password": PASSWORD}, format="json").json()[
+        "access"
     ]
-    anon_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     assert anon_client.get(url()).json()["count"] == 1
     assert anon_client.get("/api/auth/me").json()["email"] == owner.email

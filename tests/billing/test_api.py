@@ -154,13 +154,13 @@ def test_bad_active_accounts_input_is_a_400(owner_client):
     )
 
 
-def test_api_token_access_needs_a_plan_with_api_access(owner, stripe_mode):
-    from rest_framework.authtoken.models import Token
+def test_bearer_token_access_needs_a_plan_with_api_access(owner, stripe_mode):
     from rest_framework.test import APIClient
 
-    token = Token.objects.create(user=owner)
+    from accounts.jwt import jwt_issue
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {jwt_issue(user=owner)['access']}")
     response = client.get("/api/billing/usage")
     assert response.status_code == 403
     assert response.json()["error"]["details"]["required_plan"] == "pro"

@@ -238,11 +238,13 @@ def test_token_endpoint_needs_authentication(anon_client, owned_account):
 
 
 def test_ea_endpoints_need_an_ea_token(anon_client, owner):
-    from rest_framework.authtoken.models import Token
+    """A person's bearer access token (also ``Authorization: Bearer``) is refused on the EA endpoints."""
     from rest_framework.test import APIClient
 
-    user_token_client = APIClient()  # a user's API token is not an EA token
-    user_token_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    from accounts.jwt import jwt_issue
+
+    user_token_client = APIClient()  # a person's JWT is not an EA token
+    user_token_client.credentials(HTTP_AUTHORIZATION=f"Bearer {jwt_issue(user=owner)['access']}")
     for client in (anon_client, user_token_client):
         assert client.get("/api/ea/commands").status_code == 401
         assert client.post("/api/ea/command-ack", data="{}", content_type="application/json").status_code == 401

@@ -1,0 +1,95 @@
+"""The back office's admin site: Django's admin plus a second factor for staff (django-otp, accounts.two_factor)."""
+
+from __future__ import annotations
+
+from functools import update_wrapper
+
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticToken
+
+from accounts import two_factor
+from config.errors import ServiceError
+
+
+class BackOfficeAdminSite(admin.AdminSite):
+    login_form = two_factor.StaffLoginForm
+    login_template = "admin/login_two_factor.html"
+
+    def has_permission(self, request) -> bool:
+        return super().has_permission(request) and two_factor.second_factor_satisfied(request)
+
+    def admin_view(self, view, cacheable=False):
+        guarded = super().admin_view(view, cacheable)
+
+        def inner(request, *args, **kwargs):
+            # Staff who must enrol reach nothing else until they have, but may log out (which Django's own
+            # wrapper would turn into a redirect to the index for anyone without the admin's permission).
+            if two_factor.enrolment_required(request):
+                if request.path == reverse("admin:logout", current_app=self.name):
+                    return csrf_protect(view)(request, *args, **kwargs)
+                return self._to_enrolment()
+            return guarded(request, *args, **kwargs)
+
+        return update_wrapper(inner, guarded)
+
+    def login(self, request, extra_context=None):
+        if request.method == "GET" and two_factor.enrolment_required(request):
+            return self._to_enrolment()
+        return super().login(request, extra_context)
+
+    def get_urls(self):
+        # Not behind admin_view: staff who must enrol do not have the admin's permission yet.
+        enrol = path("two-factor/", never_cache(csrf_protect(self.two_factor_view)), name="two_factor")
+        return [enrol, *super().get_urls()]
+
+    def _to_enrolment(self):
+        return HttpResponseRedirect(reverse("admin:two_factor", current_app=self.name))
+
+    def two_factor_view(self, request):
+        """Turn on two-factor login (scan a QR code, confirm a code), or renew backup codes once it is on."""
+        user = request.user
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return redirect_to_login(request.get_full_path(), reverse("admin:login", current_app=self.name))
+        enrolled = two_factor.has_confirmed_device(request)
+        if enrolled and not two_factor.is_verified(user):
+            # Already on: the code is asked at the admin login first; only then can backup codes be renewed.
+            return redirect_to_login(request.get_full_path(), reverse("admin:login", current_app=self.name))
+        context = {**self.each_context(request), "title": "Two-factor login", "enrolled": enrolled}
+        if enrolled:
+            if request.method == "POST" and request.POST.get("action") == "renew-backup-codes":
+                context["backup_codes"] = two_factor.backup_codes_renew(user=user)
+            context["backup_codes_left"] = StaticToken.objects.filter(device__user=user).count()
+            return TemplateResponse(request, "admin/two_factor.html", context)
+
+        if request.method == "POST":
+            try:
+                device_id = int(request.POST.get("device", ""))
+            except ValueError:
+                device_id = 0
+            try:
+                device, codes = two_factor.totp_enrolment_confirm(
+                    user=user, device_id=device_id, token=request.POST.get("otp_token", "")
+                )
+            except ServiceError as exc:
+                context["error"] = exc.message
+            else:
+                otp_login(request, device)  # this session counts as verified: no second login needed
+                request._has_confirmed_otp_device = True
+                context = {**self.each_context(request), "title": "Two-factor login", "enrolled": True}
+                context.update(just_enrolled=True, backup_codes=codes, backup_codes_left=len(codes))
+                return TemplateResponse(request, "admin/two_factor.html", context)
+        device = two_factor.totp_enrolment_start(user=user)
+        context.update(
+            device=device,
+            qr_svg=two_factor.qr_code_svg(device),
+            secret=two_factor.secret_for_typing(device),
+            required=two_factor.enrolment_required(request),
+        )
+        return TemplateResponse(request, "admin/two_factor.html", context)
