@@ -405,6 +405,9 @@ AXES_USERNAME_CALLABLE = "config.errors.axes_username"
 # always give a code; with OTP_REQUIRED_FOR_STAFF every staff user must enrol before any other admin page.
 OTP_REQUIRED_FOR_STAFF = envbool("OTP_REQUIRED_FOR_STAFF", False)
 OTP_TOTP_ISSUER = envstr("OTP_TOTP_ISSUER", "MT5 back office")  # the name authenticator apps show
+# The device admins never show a key, a QR code or backup codes: whoever may view devices must not be able to
+# copy someone's second factor. Staff enrol themselves at /admin/two-factor/; the admin only deletes devices.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # MultiFernet keys for secrets at rest (MT5 passwords...). The first key encrypts; all decrypt.
 # Rotation: put a new key first, run `manage.py rotate_secrets`, then drop the old key.

@@ -150,3 +150,18 @@ def test_the_traders_web_login_is_unchanged_when_staff_must_enrol(owner, client,
     response = client.post("/login/", {"username": owner.email, "password": PASSWORD})
     assert response.status_code == 302
     assert client.get("/dashboard/").status_code == 200
+
+
+def test_the_device_admin_never_shows_a_key_a_qr_code_or_backup_codes(super_admin, client):
+    """Whoever may view devices in the admin must not be able to copy someone's second factor."""
+    from accounts.two_factor import backup_codes_renew
+
+    device = enrolled(super_admin)
+    codes = backup_codes_renew(user=super_admin)
+    admin_login(client, super_admin, code_of(device))
+    page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
+    assert device.key not in page
+    assert client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code == 403
+    static = super_admin.staticdevice_set.get()
+    page = client.get(f"/admin/otp_static/staticdevice/{static.pk}/change/").content.decode()
+    assert not any(code in page for code in codes)
