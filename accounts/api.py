@@ -6,7 +6,6 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -16,7 +15,7 @@ from config.errors import ServiceError
 from . import jwt, services
 from .choices import AccountCategory
 from .models import TradingAccount
-from .permissions import RestrictedPermission
+from .roles import PUBLIC, SIGNED_IN
 from .selectors import accounts_visible_to, sync_success_rate
 
 UUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -69,7 +68,7 @@ class LoginView(APIView):
     Repeated failures lock the login out (django-axes), and the "auth" throttle limits the rate.
     """
 
-    permission_classes = [AllowAny]
+    capabilities = PUBLIC
     authentication_classes: list = []
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
@@ -124,7 +123,7 @@ TOKEN_PAIR = inline_serializer(
 class RefreshView(APIView):
     """Trade a refresh token for a new access and refresh token; the old refresh token stops working."""
 
-    permission_classes = [AllowAny]
+    capabilities = PUBLIC
     authentication_classes: list = []  # the refresh token is the credential (the access token may have expired)
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
@@ -139,6 +138,8 @@ class RefreshView(APIView):
 class LogoutView(APIView):
     """Revoke a refresh token (blacklisted at once); the access token ends by itself within its lifetime."""
 
+    capabilities = SIGNED_IN
+
     @extend_schema(request=RefreshSerializer, responses={204: None, **ERRORS}, tags=["auth"])
     def post(self, request):
         data = RefreshSerializer(data=request.data)
@@ -148,6 +149,7 @@ class LogoutView(APIView):
 
 
 class MeView(APIView):
+    capabilities = SIGNED_IN
     @extend_schema(responses={200: UserSerializer, **ERRORS}, tags=["auth"])
     def get(self, request):
         return Response(UserSerializer(request.user).data)
@@ -222,7 +224,15 @@ class TradingAccountViewSet(
     """The MT5 accounts the user can see: their own, those shared with them, all for staff roles."""
 
     serializer_class = TradingAccountSerializer
-    permission_classes = [IsAuthenticated, RestrictedPermission]
+    capabilities = {
+        "list": "accounts.view",
+        "retrieve": "accounts.view",
+        "create": "accounts.connect",
+        "partial_update": "accounts.manage",
+        "destroy": "accounts.manage",
+        "sync": "accounts.manage",
+        "resume": "accounts.manage",
+    }
     lookup_value_regex = UUID_PATTERN
     filterset_fields = ["category", "is_active", "sync_status", "server"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -284,6 +294,8 @@ class TradingAccountViewSet(
 
 class SyncHealthView(APIView):
     """Share of successful syncs over the last 24 hours, over the accounts the user can see."""
+
+    capabilities = "accounts.view"
 
     @extend_schema(
         responses={

@@ -235,6 +235,8 @@ POSITION_DECIMALS = ("volume", "price_open", "price_current", "sl", "tp", "swap"
 class AccountDataList(ListAPIView):
     """Rows of one account the user can see, filtered and paginated."""
 
+    capabilities = "accounts.view"
+
     model = None
     fields: tuple[str, ...] = ()
     decimals: tuple[str, ...] = ()
@@ -354,6 +356,8 @@ DashboardSummarySerializer = inline_serializer(
 class DashboardSummaryView(APIView):
     """Totals per currency and one row per account: balance, equity, floating P/L, today's and month's gain."""
 
+    capabilities = "accounts.view"
+
     @extend_schema(responses={200: DashboardSummarySerializer, **ERRORS}, tags=["dashboard"])
     def get(self, request):
         return Response(dashboard_summary(request.user))
@@ -408,6 +412,8 @@ AnalyticsSerializer = inline_serializer(
 
 class AnalyticsView(APIView):
     """Every statistic of one account over whole UTC days (``from``/``to`` inclusive, both optional)."""
+
+    capabilities = "accounts.view"
 
     @extend_schema(
         parameters=[
@@ -487,6 +493,8 @@ Mt5RefreshSerializer = inline_serializer(
 class Mt5StatsView(APIView):
     """Aggregates over every account the user can see: counts, money per currency, positions, sync health."""
 
+    capabilities = "accounts.view"
+
     @extend_schema(responses={200: Mt5StatsSerializer, **ERRORS}, tags=["mt5"])
     def get(self, request):
         return Response(mt5_stats(request.user))
@@ -494,6 +502,8 @@ class Mt5StatsView(APIView):
 
 class Mt5RefreshView(APIView):
     """Queue a sync of every active account the user may sync; paused or inactive ones are skipped with a reason."""
+
+    capabilities = "accounts.manage"
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "sync"

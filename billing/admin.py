@@ -181,7 +181,7 @@ class PlanAssignmentAdmin(admin.ModelAdmin):
             obj.pk = saved.pk
             obj.refresh_from_db()
 
-    @admin.action(description="Re-apply plan rules (end of grace period, staff choice expiry)")
+    @admin.action(description="Re-apply plan rules (end of grace period, staff choice expiry)", permissions=["change"])
     def refresh(self, request, queryset):
         changed = sum(
             1
@@ -190,7 +190,7 @@ class PlanAssignmentAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{changed} of {queryset.count()} users changed plan.")
 
-    @admin.action(description="Clear the staff choice (back to default plan or subscription)")
+    @admin.action(description="Clear the staff choice (back to default plan or subscription)", permissions=["change"])
     def clear_manual(self, request, queryset):
         for assignment in queryset.select_related("user"):
             services.plan_assign_manual(user=assignment.user, plan=None, actor=request.user)

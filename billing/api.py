@@ -6,11 +6,11 @@ from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, ErrorSerializer
+from accounts.roles import PUBLIC
 
 from . import services
 from .gates import FEATURES, LIMITS
@@ -47,7 +47,7 @@ class PlanSerializer(serializers.Serializer):
 class PlansView(APIView):
     """Every public plan with its prices, limits and features (no login needed: it is the price list)."""
 
-    permission_classes = [AllowAny]
+    capabilities = PUBLIC
 
     @extend_schema(responses={200: PlanSerializer(many=True), **ERRORS}, tags=["billing"])
     def get(self, request):
@@ -93,6 +93,8 @@ def subscription_payload(user) -> dict:
 class SubscriptionView(APIView):
     """The plan the gates apply to you now, why, and your Stripe subscription's state."""
 
+    capabilities = "billing.own"
+
     @extend_schema(responses={200: SubscriptionSerializer, **ERRORS}, tags=["billing"])
     def get(self, request):
         return Response(SubscriptionSerializer(subscription_payload(request.user)).data)
@@ -100,6 +102,8 @@ class SubscriptionView(APIView):
 
 class UsageView(APIView):
     """Your usage against your plan's limits (null limit: unlimited)."""
+
+    capabilities = "billing.own"
 
     @extend_schema(
         responses={
@@ -133,6 +137,8 @@ class CheckoutRequest(serializers.Serializer):
 
 class CheckoutView(APIView):
     """Start a Stripe Checkout to subscribe or upgrade; send the browser to the returned url."""
+
+    capabilities = "billing.own"
 
     @extend_schema(
         request=CheckoutRequest,
@@ -169,6 +175,8 @@ class CheckoutView(APIView):
 class PortalView(APIView):
     """Open the Stripe Customer Portal (cards, invoices, cancel, downgrade); send the browser to the url."""
 
+    capabilities = "billing.own"
+
     @extend_schema(
         request=None,
         responses={
@@ -190,6 +198,8 @@ class ActiveAccountsRequest(serializers.Serializer):
 
 class ActiveAccountsView(APIView):
     """Which of your MT5 accounts stay active under your plan's account limit; the others are paused, never deleted."""
+
+    capabilities = "billing.own"
 
     @extend_schema(
         responses={

@@ -19,6 +19,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import capability_required
+from accounts.roles import PUBLIC
 from config.errors import error_body
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def local_endpoint():
 
 
 @csrf_exempt
+@capability_required(PUBLIC)  # the Stripe signature is the credential
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -14,11 +14,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import EstimatedCountPaginator
-from accounts.permissions import restrict
+from accounts.permissions import capability_required, restrict
 from config.errors import Conflict, ServiceError
 from mt5bridge import gateway as gw
 
-from . import reports, selectors, services
+from . import limits, reports, selectors, services
 from .choices import CAMPAIGN_TRIGGERS, BonusType, CampaignStatus, MonitorStatus
 from .models import (
     AuditLog,
@@ -43,11 +43,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-def _need(request, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied
 
 
 def _context(model_admin: admin.ModelAdmin, request, title: str, **extra) -> dict:
@@ -121,7 +116,7 @@ class CampaignAdmin(admin.ModelAdmin):
     ]  # fmt: skip
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_campaign", selectors.campaigns_with_counts(), owner_path="pk")
+        return restrict(request.user, "bonuses.view_campaign", selectors.campaigns_with_counts())
 
     @admin.display(description="Active bonuses", ordering="bonuses_active")
     def active_bonuses(self, obj) -> int:
@@ -192,9 +187,9 @@ class CampaignAdmin(admin.ModelAdmin):
         extra = [path("scan/", self.admin_site.admin_view(self.scan_view), name="bonuses_campaign_scan")]
         return extra + super().get_urls()
 
+    @capability_required("campaigns.manage")
     def scan_view(self, request):
         """Scan MT5: refresh the groups and countries offered for targeting (POST only)."""
-        _need(request, "bonuses.change_campaign")
         if request.method == "POST":
             try:
                 scan = services.mt5_scan(actor=request.user)
@@ -217,8 +212,20 @@ class AssignForm(forms.Form):
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.exclude(status=CampaignStatus.ARCHIVED))
     deposit_amount = forms.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0"), required=False)
     amount = forms.DecimalField(max_digits=20, decimal_places=2, min_value=Decimal("0.01"), required=False,
-                                help_text="Leave empty to use the campaign's percent of the deposit")  # fmt: skip
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False)
+                                help_text="Leave empty to use the campaign's rule (percent of the deposit, or its "
+                                          "fixed amount). At most the campaign's rule and your role's limit.")  # fmt: skip
+    # One key per rendered form: a double submit (or a reload of the POST) posts once.
+    idempotency_key = forms.RegexField(regex=services.MANUAL_KEY, widget=forms.HiddenInput, error_messages={
+        "required": "This form has expired: open Assign bonus again.",
+        "invalid": "This form has expired: open Assign bonus again.",
+    })  # fmt: skip
+
+    def add_service_error(self, exc: ServiceError) -> None:
+        """Show a refusal from the service next to the field it is about (a cap names itself)."""
+        self.add_error("amount" if exc.code in AMOUNT_REFUSALS else None, exc.message)
+
+
+AMOUNT_REFUSALS = ("amount_above_campaign_cap", "amount_above_role_limit", "zero_amount")
 
 
 class LeverageForm(forms.Form):
@@ -244,7 +251,7 @@ class BonusAdmin(admin.ModelAdmin):
     change_list_template = "admin/bonuses/bonus_change_list.html"
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_bonus", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_bonus", super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Bonus._meta.concrete_fields]
@@ -290,27 +297,30 @@ class BonusAdmin(admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
+    @capability_required("bonuses.view")
     def dashboard_view(self, request):
-        _need(request, "bonuses.view_bonus")
         return TemplateResponse(request, "admin/bonuses/dashboard.html",
                                 _context(self, request, "Bonus dashboard", stats=selectors.dashboard()))  # fmt: skip
 
+    @capability_required("bonuses.assign")
     def assign_view(self, request):
         """Manual assign: eligibility first; overridable failures get a red confirmation page."""
-        _need(request, "bonuses.assign_bonus")
-        form = AssignForm(request.POST or None, initial={"login": request.GET.get("login")})
+        form = AssignForm(request.POST or None,
+                          initial={"login": request.GET.get("login"), "idempotency_key": uuid.uuid4().hex})  # fmt: skip
         failures = []
         if request.method == "POST" and form.is_valid():
             v = form.cleaned_data
             override = request.POST.get("override") == "1"
-            key = v["idempotency_key"] or services.uuid.uuid4().hex
+            key = v["idempotency_key"]
             try:
                 result = services.bonus_assign_manual(
                     actor=request.user, campaign=v["campaign"], login=v["login"], deposit=v["deposit_amount"],
                     amount=v["amount"], override=override, idempotency_key=key,
                 )  # fmt: skip
             except Conflict as exc:
-                if exc.code != "not_eligible":
+                if exc.code == "idempotency_key_reused":
+                    form.add_service_error(exc)
+                elif exc.code != "not_eligible":
                     self.message_user(request, exc.message, messages.ERROR)
                 else:
                     failures = exc.details["failures"]
@@ -319,17 +329,23 @@ class BonusAdmin(admin.ModelAdmin):
                     return TemplateResponse(request, "admin/bonuses/assign_confirm.html", _context(
                         self, request, "Not eligible", form=form, failures=failures, blocked=blocked,
                         values=v))  # fmt: skip
-            except (ServiceError, gw.GatewayError) as exc:
+            except ServiceError as exc:
+                if exc.code in AMOUNT_REFUSALS:
+                    form.add_service_error(exc)
+                else:
+                    _report_error(self, request, exc)
+            except gw.GatewayError as exc:
                 _report_error(self, request, exc)
             else:
                 self.message_user(request, f"Bonus #{result.bonus.pk} assigned to {result.bonus.login}: "
                                            f"{result.bonus.amount} ({result.bonus.status}).")  # fmt: skip
                 return redirect("admin:bonuses_bonus_changelist")
-        return TemplateResponse(request, "admin/bonuses/assign.html", _context(self, request, "Assign bonus",
-                                                                               form=form))  # fmt: skip
+        declared, limit, role = limits.manual_assign_limit(request.user)
+        return TemplateResponse(request, "admin/bonuses/assign.html", _context(
+            self, request, "Assign bonus", form=form, limit_declared=declared, limit=limit, limit_role=role))  # fmt: skip
 
+    @capability_required("accounts.lookup")
     def lookup_view(self, request):
-        _need(request, "bonuses.view_monitoredaccount")
         form = LookupForm(request.GET or None)
         found = None
         if form.is_valid():
@@ -340,8 +356,8 @@ class BonusAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/bonuses/lookup.html",
                                 _context(self, request, "Account lookup", form=form, found=found))  # fmt: skip
 
+    @capability_required("reports.view")
     def reports_view(self, request):
-        _need(request, "bonuses.view_bonus")
         name = request.GET.get("report", "summary")
         if name not in reports.REPORTS:
             name = "summary"
@@ -350,8 +366,8 @@ class BonusAdmin(admin.ModelAdmin):
             self, request, "Bonus reports", report=name, names=list(reports.REPORTS), rows=rows,
             headers=list(rows[0]) if rows else []))  # fmt: skip
 
+    @capability_required("reports.view")
     def export_view(self, request):
-        _need(request, "bonuses.view_bonus")
         name, kind = request.GET.get("report", "summary"), request.GET.get("format", "csv")
         if name not in reports.REPORTS or kind not in ("csv", "xlsx"):
             self.message_user(request, "Unknown report or format.", messages.ERROR)
@@ -361,16 +377,16 @@ class BonusAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="bonus-{name}.{kind}"'
         return response
 
+    @capability_required("bonuses.view")
     def monitoring_view(self, request):
-        _need(request, "bonuses.view_monitoredaccount")
         return TemplateResponse(
             request,
             "admin/bonuses/monitoring.html",
             _context(self, request, "Monitoring status", status=selectors.monitoring_status()),
         )
 
+    @capability_required("bonuses.manage")
     def leverage_view(self, request, pk: int):
-        _need(request, "bonuses.change_bonus")
         bonus = get_object_or_404(self.get_queryset(request), pk=pk, bonus_type=BonusType.DYNAMIC_LEVERAGE)
         form = LeverageForm(request.POST or None, initial={"leverage": bonus.applied_leverage})
         if request.method == "POST" and form.is_valid():
@@ -397,7 +413,7 @@ class MonitoredAccountAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_monitoredaccount", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_monitoredaccount", super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in MonitoredAccount._meta.concrete_fields]
@@ -429,7 +445,7 @@ class AuditLogAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_auditlog", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_auditlog", super().get_queryset(request))
 
 
 @admin.register(BonusOperation)
@@ -442,7 +458,7 @@ class BonusOperationAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_bonusoperation", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_bonusoperation", super().get_queryset(request))
 
 
 @admin.register(MonitorCycle)
@@ -454,7 +470,7 @@ class MonitorCycleAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_monitorcycle", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_monitorcycle", super().get_queryset(request))
 
 
 @admin.register(MonitorShard)
@@ -463,7 +479,7 @@ class MonitorShardAdmin(ReadOnlyAdmin):
                     "cycles", "deposits", "withdrawals", "drawdowns", "errors"]  # fmt: skip
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_monitorshard", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_monitorshard", super().get_queryset(request))
 
 
 @admin.register(Mt5Scan)
@@ -471,4 +487,4 @@ class Mt5ScanAdmin(ReadOnlyAdmin):
     list_display = ["scanned_at", "scanned_by", "accounts"]
 
     def get_queryset(self, request):
-        return restrict(request.user, "bonuses.view_mt5scan", super().get_queryset(request), owner_path="pk")
+        return restrict(request.user, "bonuses.view_mt5scan", super().get_queryset(request))

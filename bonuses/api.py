@@ -9,12 +9,11 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, MAX_LOGIN, ErrorSerializer
-from accounts.permissions import is_staff_role, restrict
+from accounts.permissions import restrict
 from config.errors import NotAllowed, ServiceError
 from mt5bridge import gateway as gw
 
@@ -30,38 +29,20 @@ UNAVAILABLE = {503: OpenApiResponse(ErrorSerializer, description="MT5 unreachabl
 # --- Permissions -----------------------------------------------------------------------
 
 
-class StaffPermission(BasePermission):
-    """A staff role holding the model permission the view names for the request's method."""
-
-    def has_permission(self, request, view) -> bool:
-        perm = view.required_perm(request)
-        user = request.user
-        return bool(user and user.is_authenticated and is_staff_role(user) and user.has_perm(perm))
-
-
 class StaffView(APIView):
-    permission_classes = [IsAuthenticated, StaffPermission]
-    perms: dict[str, str] = {}
+    """A bonus back-office endpoint: each HTTP method it serves declares its capability (accounts.roles)."""
+
+    capabilities: dict[str, str] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # Only the methods a view declares a permission for, even when it inherits more handlers.
-        methods = [m.lower() for m in cls.perms]
+        # Only the methods a view declares a capability for, even when it inherits more handlers.
+        methods = [m.lower() for m in cls.capabilities]
         cls.http_method_names = [*methods, *(["head"] if "get" in methods else []), "options"]
-
-    def required_perm(self, request) -> str:
-        if request.method in ("HEAD", "OPTIONS"):
-            return self.perms.get("GET") or next(iter(self.perms.values()))
-        if request.method not in self.perms:
-            # Permissions run before DRF's own method check: answer 405 here, never grant an inherited handler.
-            from rest_framework.exceptions import MethodNotAllowed
-
-            raise MethodNotAllowed(request.method)
-        return self.perms[request.method]
 
     def visible(self, perm: str, queryset):
         # Permission already checked for the method: restrict() gives staff roles every row.
-        return restrict(self.request.user, perm, queryset, owner_path="pk")
+        return restrict(self.request.user, perm, queryset)
 
     def gateway(self):
         return services.default_gateway()
@@ -161,7 +142,6 @@ class EligibilityRequest(serializers.Serializer):
 class AssignRequest(EligibilityRequest):
     amount = _money(required=False, allow_null=True)
     override_eligibility = serializers.BooleanField(default=False)
-    idempotency_key = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
 class EligibilityResponse(serializers.Serializer):
@@ -236,7 +216,7 @@ class AmountRequest(serializers.Serializer):
 class CampaignListView(StaffView):
     """Campaigns (GET: bonuses.view_campaign) and campaign creation (POST: bonuses.add_campaign)."""
 
-    perms = {"GET": "bonuses.view_campaign", "POST": "bonuses.add_campaign"}
+    capabilities = {"GET": "campaigns.view", "POST": "campaigns.manage"}
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=CampaignStatus.values),
@@ -262,7 +242,7 @@ class CampaignListView(StaffView):
 
 
 class CampaignDetailView(StaffView):
-    perms = {"GET": "bonuses.view_campaign", "PUT": "bonuses.change_campaign"}
+    capabilities = {"GET": "campaigns.view", "PUT": "campaigns.manage"}
 
     def _campaign(self, pk: int) -> Campaign:
         return get_object_or_404(self.visible("bonuses.view_campaign", Campaign.objects.all()), pk=pk)
@@ -282,7 +262,7 @@ class CampaignDetailView(StaffView):
 
 
 class CampaignDuplicateView(CampaignDetailView):
-    perms = {"POST": "bonuses.add_campaign"}
+    capabilities = {"POST": "campaigns.manage"}
 
     @extend_schema(request=None, responses={201: CampaignSerializer, **ERRORS}, tags=["campaigns"])
     def post(self, request, pk: int):
@@ -291,7 +271,7 @@ class CampaignDuplicateView(CampaignDetailView):
 
 
 class CampaignStatusView(CampaignDetailView):
-    perms = {"PATCH": "bonuses.change_campaign"}
+    capabilities = {"PATCH": "campaigns.manage"}
 
     @extend_schema(request=CampaignStatusSerializer, responses={200: CampaignSerializer, **ERRORS, **CONFLICT},
                    tags=["campaigns"])  # fmt: skip
@@ -308,7 +288,7 @@ class CampaignStatusView(CampaignDetailView):
 
 
 class BonusListView(StaffView):
-    perms = {"GET": "bonuses.view_bonus"}
+    capabilities = {"GET": "bonuses.view"}
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=BonusStatus.values),
@@ -333,7 +313,7 @@ class BonusListView(StaffView):
 
 
 class BonusDetailView(StaffView):
-    perms = {"GET": "bonuses.view_bonus"}
+    capabilities = {"GET": "bonuses.view"}
 
     def _bonus(self, pk: int) -> Bonus:
         return get_object_or_404(self.visible("bonuses.view_bonus", Bonus.objects.select_related("campaign")), pk=pk)
@@ -344,7 +324,7 @@ class BonusDetailView(StaffView):
 
 
 class EligibilityView(StaffView):
-    perms = {"POST": "bonuses.view_bonus"}
+    capabilities = {"POST": "bonuses.assign"}
 
     @extend_schema(request=EligibilityRequest, responses={200: EligibilityResponse, **ERRORS, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
@@ -362,14 +342,27 @@ class EligibilityView(StaffView):
         })  # fmt: skip
 
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+    description="One value per assignment (a UUID, 1 to 64 of A-Z a-z 0-9 . _ : -). A repeat with the same key and "
+                "body returns the first bonus (200) without posting again; the same key with another body is a 409.",
+)  # fmt: skip
+
+
 class AssignView(StaffView):
-    """Manual assignment: 409 with every failure unless ``override_eligibility`` and all are overridable."""
+    """Manual assignment, once per ``Idempotency-Key``: 409 with every failure unless ``override_eligibility``
+    and all are overridable; 400 naming the cap when the amount is above the campaign's rules or the role's limit."""
 
     perms = {"POST": "bonuses.assign_bonus"}
 
-    @extend_schema(request=AssignRequest, responses={201: BonusSerializer, 200: BonusSerializer, **ERRORS,
-                   **CONFLICT, **UNAVAILABLE}, tags=["bonuses"])  # fmt: skip
+    @extend_schema(request=AssignRequest, parameters=[IDEMPOTENCY_KEY],
+                   responses={201: BonusSerializer, 200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
+                   tags=["bonuses"])  # fmt: skip
     def post(self, request):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            raise ServiceError("Send an Idempotency-Key header (e.g. a new UUID per assignment) so a retried "
+                               "request never gives a second bonus.", code="idempotency_key_required")  # fmt: skip
         data = AssignRequest(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -377,14 +370,14 @@ class AssignView(StaffView):
         result = _gateway_call(
             services.bonus_assign_manual, actor=request.user, campaign=campaign, login=v["login"],
             deposit=v.get("deposit_amount"), amount=v.get("amount"), override=v["override_eligibility"],
-            idempotency_key=v.get("idempotency_key") or "",
+            idempotency_key=key,
         )  # fmt: skip
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(BonusSerializer(result.bonus).data, status=code)
 
 
 class BonusCancelView(BonusDetailView):
-    perms = {"POST": "bonuses.change_bonus"}
+    capabilities = {"POST": "bonuses.manage"}
 
     @extend_schema(request=None, responses={200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
@@ -394,7 +387,7 @@ class BonusCancelView(BonusDetailView):
 
 
 class BonusForceConvertView(BonusDetailView):
-    perms = {"POST": "bonuses.change_bonus"}
+    capabilities = {"POST": "bonuses.manage"}
 
     @extend_schema(request=None, responses={200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
@@ -404,7 +397,7 @@ class BonusForceConvertView(BonusDetailView):
 
 
 class BonusOverrideLeverageView(BonusDetailView):
-    perms = {"POST": "bonuses.change_bonus"}
+    capabilities = {"POST": "bonuses.manage"}
 
     @extend_schema(request=LeverageRequest, responses={200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
@@ -423,7 +416,7 @@ class BonusOverrideLeverageView(BonusDetailView):
 class DepositTriggerView(StaffView):
     """A deposit event: confirmed from the MT5 deal history, then every matching campaign fires once."""
 
-    perms = {"POST": "bonuses.add_bonus"}
+    capabilities = {"POST": "bonuses.trigger"}
 
     @extend_schema(request=DepositTrigger, responses={200: TriggerResponse, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["triggers"])  # fmt: skip
@@ -437,7 +430,7 @@ class DepositTriggerView(StaffView):
 
 
 class RegistrationTriggerView(StaffView):
-    perms = {"POST": "bonuses.add_bonus"}
+    capabilities = {"POST": "bonuses.trigger"}
 
     @extend_schema(request=RegistrationTrigger, responses={200: TriggerResponse, **ERRORS, **UNAVAILABLE},
                    tags=["triggers"])  # fmt: skip
@@ -451,7 +444,7 @@ class RegistrationTriggerView(StaffView):
 
 
 class PromoCodeTriggerView(StaffView):
-    perms = {"POST": "bonuses.add_bonus"}
+    capabilities = {"POST": "bonuses.trigger"}
 
     @extend_schema(request=PromoTrigger, responses={200: TriggerResponse, **ERRORS, **UNAVAILABLE},
                    tags=["triggers"])  # fmt: skip
@@ -468,7 +461,7 @@ class PromoCodeTriggerView(StaffView):
 
 
 class Mt5MetadataView(StaffView):
-    perms = {"GET": "bonuses.view_monitoredaccount"}
+    capabilities = {"GET": "campaigns.view"}
 
     @extend_schema(responses={200: inline_serializer("Mt5Metadata", {
         "groups": serializers.ListField(child=serializers.CharField()),
@@ -482,7 +475,7 @@ class Mt5MetadataView(StaffView):
 class AccountLookupView(StaffView):
     """Staff lookup by MT5 login: live figures from MT5, bonus history and audit trail."""
 
-    perms = {"GET": "bonuses.view_monitoredaccount"}
+    capabilities = {"GET": "accounts.lookup"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS, **UNAVAILABLE}, tags=["accounts"],
                    operation_id="bonus_account_lookup")  # fmt: skip
@@ -496,7 +489,7 @@ class AccountLookupView(StaffView):
 
 
 class MonitoringStatusView(StaffView):
-    perms = {"GET": "bonuses.view_monitoredaccount"}
+    capabilities = {"GET": "bonuses.view"}
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["monitoring"])
     def get(self, request):
@@ -504,7 +497,7 @@ class MonitoringStatusView(StaffView):
 
 
 class MonitoredAccountListView(StaffView):
-    perms = {"GET": "bonuses.view_monitoredaccount"}
+    capabilities = {"GET": "bonuses.view"}
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=["active", "paused"])],
                    responses={200: MonitoredAccountSerializer(many=True), **ERRORS}, tags=["monitoring"])  # fmt: skip
@@ -522,7 +515,7 @@ class _LoginView(StaffView):
 
 
 class RegisterAccountView(_LoginView):
-    perms = {"POST": "bonuses.add_monitoredaccount"}
+    capabilities = {"POST": "monitor.manage"}
 
     @extend_schema(request=None, responses={200: MonitoredAccountSerializer, **ERRORS, **UNAVAILABLE},
                    tags=["monitoring"])  # fmt: skip
@@ -533,7 +526,7 @@ class RegisterAccountView(_LoginView):
 
 
 class ResetErrorsView(_LoginView):
-    perms = {"POST": "bonuses.change_monitoredaccount"}
+    capabilities = {"POST": "monitor.manage"}
 
     @extend_schema(request=None, responses={200: MonitoredAccountSerializer, **ERRORS}, tags=["monitoring"])
     def post(self, request, login: int):
@@ -545,7 +538,7 @@ class ResetErrorsView(_LoginView):
 class _SimulatedMoneyView(_LoginView):
     """Seed a deposit or withdrawal on the simulated server; the monitor detects it like a real one."""
 
-    perms = {"POST": "bonuses.change_monitoredaccount"}
+    capabilities = {"POST": "monitor.manage"}
     sign = 1
 
     @extend_schema(request=AmountRequest, responses={200: inline_serializer("SimulatedMoney", {
@@ -586,7 +579,7 @@ class TestWithdrawView(_SimulatedMoneyView):
 
 
 class _ReportView(StaffView):
-    perms = {"GET": "bonuses.view_bonus"}
+    capabilities = {"GET": "reports.view"}
     report = ""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["reports"])
@@ -611,7 +604,7 @@ class LeverageReportView(_ReportView):
 
 
 class ExportView(StaffView):
-    perms = {"GET": "bonuses.view_bonus"}
+    capabilities = {"GET": "reports.view"}
 
     @extend_schema(
         parameters=[OpenApiParameter("report", str, enum=list(reports.REPORTS), default="summary"),
@@ -635,7 +628,7 @@ class ExportView(StaffView):
 
 
 class AuditListView(StaffView):
-    perms = {"GET": "bonuses.view_auditlog"}
+    capabilities = {"GET": "audit.view"}
 
     @extend_schema(
         parameters=[OpenApiParameter("login", int), OpenApiParameter("bonus", int), OpenApiParameter("campaign", int),

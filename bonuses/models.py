@@ -103,6 +103,7 @@ class MonitoredAccount(models.Model):
     class Meta:
         ordering = ["login"]
         indexes = [models.Index(fields=["status"], name="bonus_monitored_status")]
+        permissions = [("lookup_account", "Can look up an MT5 account by login")]
 
     def __str__(self) -> str:
         return str(self.login)
@@ -122,6 +123,8 @@ class Bonus(models.Model):
     status = models.CharField(max_length=10, choices=BonusStatus.choices, default=BonusStatus.PENDING)
     # What makes a trigger the same trigger (deposit deal ticket, promo code...): repeats return this bonus.
     idempotency_key = models.CharField(max_length=120, unique=True)
+    # Manual assignment: a digest of the request, so the same Idempotency-Key with another body is refused.
+    request_hash = models.CharField(max_length=64, blank=True, default="")
     deposit_amount = models.DecimalField(**MONEY, default=Decimal("0"))
     deposit_deal = models.BigIntegerField(null=True, blank=True)
     amount = models.DecimalField(**MONEY)
@@ -144,7 +147,12 @@ class Bonus(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "bonuses"
-        permissions = [("assign_bonus", "Can assign a bonus manually (with eligibility override)")]
+        permissions = [
+            ("assign_bonus", "Can assign a bonus manually (with eligibility override)"),
+            ("override_leverage", "Can override the leverage of a type A bonus"),
+            ("fire_trigger", "Can fire deposit, registration and promo-code triggers"),
+            ("view_reports", "Can view and export bonus reports"),
+        ]
         indexes = [
             models.Index(fields=["login", "status"], name="bonus_login_status"),
             models.Index(fields=["status", "expires_at"], name="bonus_status_expiry"),

@@ -77,13 +77,13 @@ class CopyLinkAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         super().delete_model(request, obj)
         bump_config_version()
 
-    @admin.action(description="Deactivate the selected links")
+    @admin.action(description="Deactivate the selected links", permissions=["change"])
     def deactivate(self, request, queryset):
         count = queryset.update(active=False)
         bump_config_version()
         self.message_user(request, f"{count} link(s) deactivated.")
 
-    @admin.action(description="Activate the selected links")
+    @admin.action(description="Activate the selected links", permissions=["change"])
     def activate(self, request, queryset):
         count = queryset.update(active=True)
         bump_config_version()

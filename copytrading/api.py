@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -125,7 +124,7 @@ def link_for_change(user, pk) -> CopyLink:
 class CopyLinkListView(APIView):
     """Copy links where one of the user's accounts is the slave (staff roles see all)."""
 
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "POST": "copy.manage"}
 
     @extend_schema(responses={200: CopyLinkSerializer(many=True), **ERRORS})
     def get(self, request):
@@ -144,7 +143,7 @@ class CopyLinkListView(APIView):
 
 @extend_schema(tags=["copy trading"])
 class CopyLinkDetailView(APIView):
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "PATCH": "copy.manage", "DELETE": "copy.manage"}
 
     @extend_schema(responses={200: CopyLinkSerializer, **ERRORS})
     def get(self, request, pk: int):
@@ -243,7 +242,7 @@ class CopyEventListView(ListAPIView):
     """Copies not sent (with the reason) or refused by the slave, newest first."""
 
     serializer_class = CopyEventSerializer
-    permission_classes = [IsAuthenticated]
+    capabilities = "copy.view"
 
     def get_queryset(self):
         queryset = restrict(
@@ -261,7 +260,7 @@ class CopiedPositionListView(ListAPIView):
     """Slave positions linked to master positions (the copy history)."""
 
     serializer_class = CopiedPositionSerializer
-    permission_classes = [IsAuthenticated]
+    capabilities = "copy.view"
 
     def get_queryset(self):
         queryset = restrict(
@@ -319,7 +318,7 @@ def rules_visible_to(user):
 
 @extend_schema(tags=["copy trading"])
 class RuleListView(APIView):
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "POST": "copy.manage"}
 
     @extend_schema(responses={200: RuleSerializer(many=True), **ERRORS})
     def get(self, request):
@@ -336,7 +335,7 @@ class RuleListView(APIView):
 
 @extend_schema(tags=["copy trading"])
 class RuleDetailView(APIView):
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "PATCH": "copy.manage", "DELETE": "copy.manage"}
 
     def _rule(self, request, pk):
         return get_object_or_404(
@@ -370,7 +369,7 @@ class RuleHitSerializer(serializers.ModelSerializer):
 @extend_schema(tags=["copy trading"], parameters=[ACCOUNT_FILTER])
 class RuleHitListView(ListAPIView):
     serializer_class = RuleHitSerializer
-    permission_classes = [IsAuthenticated]
+    capabilities = "copy.view"
 
     def get_queryset(self):
         queryset = restrict(
@@ -395,7 +394,7 @@ class CopyModeSerializer(serializers.Serializer):
 class CopyModeView(APIView):
     """An account's copy mode: normal, paused or close-only (rules set it; the trader resumes)."""
 
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "PUT": "copy.manage"}
 
     @extend_schema(responses={200: CopyStateSerializer, **ERRORS})
     def get(self, request, account_id):
@@ -462,7 +461,7 @@ def templates_of(user):
 
 @extend_schema(tags=["copy trading"])
 class TemplateListView(APIView):
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "POST": "copy.manage"}
 
     @extend_schema(responses={200: OrderTemplateSerializer(many=True), **ERRORS})
     def get(self, request):
@@ -478,7 +477,7 @@ class TemplateListView(APIView):
 
 @extend_schema(tags=["copy trading"])
 class TemplateDetailView(APIView):
-    permission_classes = [IsAuthenticated]
+    capabilities = {"GET": "copy.view", "PATCH": "copy.manage", "DELETE": "copy.manage"}
 
     @extend_schema(responses={200: OrderTemplateSerializer, **ERRORS})
     def get(self, request, pk: int):
@@ -524,7 +523,7 @@ class TemplatePlaceSerializer(serializers.Serializer):
 class TemplatePlaceView(APIView):
     """Place a template's order on one or many accounts (one command each)."""
 
-    permission_classes = [IsAuthenticated]
+    capabilities = {"POST": "copy.manage"}
 
     @extend_schema(
         request=TemplatePlaceSerializer,
@@ -611,7 +610,7 @@ def commands_visible_to(user):
 class TerminalOrderView(APIView):
     """Send an order from the web terminal; the EA executes it and the command's status follows."""
 
-    permission_classes = [IsAuthenticated]
+    capabilities = {"POST": "copy.manage"}
 
     @extend_schema(request=TerminalOrderSerializer, responses={201: CommandSerializer, **ERRORS, **CONFLICT})
     def post(self, request):
@@ -632,7 +631,7 @@ class TerminalOrderView(APIView):
 class TerminalCommandListView(APIView):
     """The latest web-terminal, template and rule commands of the user's accounts, with their status."""
 
-    permission_classes = [IsAuthenticated]
+    capabilities = "copy.view"
 
     @extend_schema(responses={200: CommandSerializer(many=True), **ERRORS})
     def get(self, request):

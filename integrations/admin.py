@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from accounts.admin import EstimatedCountPaginator, ReadOnlyAdminMixin, RestrictedAdminMixin
+from accounts.permissions import capability_required
 from config.errors import ServiceError
 
 from . import services
@@ -113,7 +114,7 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
             api_key=api_key, enabled=data["enabled"], sync_all_traders=data["sync_all_traders"], locale=data["locale"]
         )
 
-    @admin.action(description="Test the connection")
+    @admin.action(description="Test the connection", permissions=["change"])
     def test_connection(self, request, queryset):
         row = services.systeme_connection_check()
         if row.connection_ok:
@@ -121,7 +122,7 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
         else:
             self.message_user(request, f"Systeme.io connection failed: {row.connection_error}", messages.ERROR)
 
-    @admin.action(description="Sync contacts now")
+    @admin.action(description="Sync contacts now", permissions=["change"])
     def sync_now(self, request, queryset):
         try:
             summary = services.systeme_sync()
@@ -152,13 +153,13 @@ class ContactSyncAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     def tag_list(self, obj):
         return ", ".join(obj.tags) or "—"
 
-    @admin.action(description="Include in the Systeme.io sync")
+    @admin.action(description="Include in the Systeme.io sync", permissions=["change"])
     def include_in_sync(self, request, queryset):
         for record in queryset.select_related("user"):
             services.contact_include(user=record.user, included=True)
         self.message_user(request, f"{queryset.count()} contact(s) included.", messages.SUCCESS)
 
-    @admin.action(description="Exclude from the Systeme.io sync")
+    @admin.action(description="Exclude from the Systeme.io sync", permissions=["change"])
     def exclude_from_sync(self, request, queryset):
         for record in queryset.select_related("user"):
             services.contact_include(user=record.user, included=False)
@@ -317,13 +318,13 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         if not data.get("secret"):
             self.message_user(request, f"Signing secret (shown once): {secret}", messages.WARNING)
 
-    @admin.action(description="Enable (reset the failure count)")
+    @admin.action(description="Enable (reset the failure count)", permissions=["change"])
     def enable(self, request, queryset):
         for endpoint in queryset:
             services.webhook_endpoint_update(endpoint=endpoint, is_active=True)
         self.message_user(request, f"Enabled {queryset.count()} endpoint(s).", messages.SUCCESS)
 
-    @admin.action(description="Send a test delivery")
+    @admin.action(description="Send a test delivery", permissions=["change"])
     def send_test(self, request, queryset):
         sent = 0
         for endpoint in queryset.filter(is_active=True):
@@ -423,6 +424,7 @@ class PreflightResultAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.Model
             *super().get_urls(),
         ]
 
+    @capability_required("accounts.manage")
     def download(self, request, pk: int, kind: str):
         from django.http import JsonResponse
 

@@ -9,13 +9,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, UUID_PATTERN, ErrorSerializer
 from accounts.models import TradingAccount
-from accounts.permissions import can, is_staff_role, restrict
+from accounts.permissions import can, restrict
+from accounts.roles import PUBLIC
 from accounts.vault import SecretUnreadable, decrypt
 from config.errors import ServiceError
 
@@ -27,39 +27,13 @@ from .preflight import PERIOD_MINUTES, template_file_name, with_password
 SIGNATURE_HEADERS = ("X-Webhook-Signature", "X-Systeme-Signature")
 
 
-class StaffPermission(BasePermission):
-    """Staff roles holding the view's model permission ("integrations.<action>_<model>")."""
-
-    method_actions = {
-        "GET": "view",
-        "HEAD": "view",
-        "OPTIONS": "view",
-        "POST": "add",
-        "PATCH": "change",
-        "PUT": "change",
-        "DELETE": "delete",
-    }
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not user or not user.is_authenticated or not is_staff_role(user):
-            return False
-        return user.has_perm(required_perm(request, view))
-
-
-def required_perm(request, view) -> str:
-    action_name = getattr(view, "staff_action", None) or StaffPermission.method_actions.get(request.method, "change")
-    return f"integrations.{action_name}_{view.staff_model}"
-
-
 # --- Systeme.io ------------------------------------------------------------------------------
 
 
 class SystemeStatsView(APIView):
     """Connection status, last sync, contacts and rule firings (staff)."""
 
-    permission_classes = [IsAuthenticated, StaffPermission]
-    staff_model = "contactsync"
+    capabilities = "system.config"
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["integrations"])
     def get(self, request):
@@ -78,9 +52,7 @@ class SyncRequestSerializer(serializers.Serializer):
 class SystemeSyncView(APIView):
     """Queue a sync of the contacts' trading figures to Systeme.io (staff)."""
 
-    permission_classes = [IsAuthenticated, StaffPermission]
-    staff_model = "contactsync"
-    staff_action = "change"
+    capabilities = "system.config"
 
     @extend_schema(
         request=SyncRequestSerializer,
@@ -109,10 +81,11 @@ class SystemeSyncView(APIView):
 
 
 class SystemeWebhookView(APIView):
-    """Systeme.io webhooks: HMAC-SHA256 of the raw body in X-Webhook-Signature; replays are processed once."""
+    """Systeme.io webhooks, signed with HMAC-SHA256 in X-Webhook-Signature: ``t=<unix>,v1=<hex of "{t}.{body}">``
+    (5-minute tolerance) or Systeme.io's own ``<hex of the body>``; replays (same signed body) are processed once."""
 
     authentication_classes: list = []
-    permission_classes = [AllowAny]
+    capabilities = PUBLIC  # the signature is the credential
     throttle_classes: list = []  # the signature is the gate; Systeme.io may send bursts
 
     @extend_schema(
@@ -123,9 +96,16 @@ class SystemeWebhookView(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 required=True,
-                description="hex HMAC-SHA256 of the raw body with SYSTEME_WEBHOOK_SECRET",
+                description="\"t=<unix seconds>,v1=<hex HMAC-SHA256 of '{t}.{raw body}'>\" (timestamp within 5 "
+                "minutes), or the hex HMAC-SHA256 of the raw body (what Systeme.io sends); key SYSTEME_WEBHOOK_SECRET",
             ),
-            OpenApiParameter("X-Webhook-Event", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "X-Webhook-Event",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Event name when the body has no `type` (Systeme.io: CONTACT_TAG_ADDED ...)",
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -139,12 +119,9 @@ class SystemeWebhookView(APIView):
     def post(self, request):
         body = request.body  # the raw bytes, read before anything parses them
         signature = next((request.headers.get(h) for h in SIGNATURE_HEADERS if request.headers.get(h)), None)
-        if not services.inbound_signature_valid(body, signature, settings.SYSTEME_WEBHOOK_SECRET):
-            raise ServiceError("Missing or invalid webhook signature.", code="invalid_signature", status_code=401)
+        services.inbound_signature_verify(body=body, header=signature, secret=settings.SYSTEME_WEBHOOK_SECRET)
         event, created = services.inbound_webhook_receive(
-            body=body,
-            event_type=request.headers.get("X-Webhook-Event", "")[:64],
-            delivery_id=(request.headers.get("X-Webhook-Id") or request.headers.get("X-Webhook-Delivery") or "")[:100],
+            body=body, event_header=request.headers.get("X-Webhook-Event", "")[:64]
         )
         return Response({"status": event.status if created else "duplicate", "event": event.pk})
 
@@ -152,9 +129,7 @@ class SystemeWebhookView(APIView):
 class WebhookStatusView(APIView):
     """Inbound and outbound webhook health over the last 24 hours (staff)."""
 
-    permission_classes = [IsAuthenticated, StaffPermission]
-    staff_model = "webhookendpoint"
-    staff_action = "view"
+    capabilities = "system.config"
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, tags=["webhooks"])
     def get(self, request):
@@ -230,16 +205,17 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     """Outbound webhook endpoints (staff): deliveries are signed with HMAC-SHA256 over "{timestamp}.{body}"."""
 
     serializer_class = EndpointSerializer
-    permission_classes = [IsAuthenticated, StaffPermission]
-    staff_model = "webhookendpoint"
-    staff_action: str | None = None  # set per action
+    capabilities = "system.config"
     lookup_value_regex = r"[0-9]{1,18}"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     filterset_fields = ["is_active"]
 
     def get_queryset(self):
         return restrict(
-            self.request.user, required_perm(self.request, self), WebhookEndpoint.objects.all(), owner_path="created_by"
+            self.request.user,
+            "integrations.view_webhookendpoint",
+            WebhookEndpoint.objects.all(),
+            owner_path="created_by",
         )
 
     @extend_schema(
@@ -274,7 +250,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: DeliverySerializer, **ERRORS})
-    @action(detail=True, methods=["post"], staff_action="change")
+    @action(detail=True, methods=["post"])
     def ping(self, request, pk=None):
         """Queue a signed test delivery to this endpoint."""
         delivery = services.webhook_ping(endpoint=self.get_object())
@@ -286,9 +262,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     """Outbound deliveries with their attempts and status codes (staff)."""
 
     serializer_class = DeliverySerializer
-    permission_classes = [IsAuthenticated, StaffPermission]
-    staff_model = "webhookdelivery"
-    staff_action: str | None = None
+    capabilities = "system.config"
     lookup_value_regex = UUID_PATTERN
     filterset_fields = ["status", "event", "endpoint"]
 
@@ -301,7 +275,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         )
 
     @extend_schema(request=None, responses={202: DeliverySerializer, **ERRORS})
-    @action(detail=True, methods=["post"], staff_action="change")
+    @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Try a delivery again from now (its attempt count starts over)."""
         delivery = self.get_object()
@@ -353,6 +327,8 @@ def _account_for(request, account_id, perm: str) -> TradingAccount:
 class PreflightView(APIView):
     """Symbol pre-flight of an account: run it (POST), or read the newest result (GET)."""
 
+    capabilities = {"GET": "accounts.view", "POST": "accounts.manage"}
+
     @extend_schema(responses={200: PreflightSerializer, **ERRORS}, tags=["preflight"])
     def get(self, request, account_id):
         account = _account_for(request, account_id, "accounts.view_tradingaccount")
@@ -378,6 +354,8 @@ class PreflightView(APIView):
 
 class PreflightFileView(APIView):
     """Download the newest chart template (.tpl) or start-up .ini of an account."""
+
+    capabilities = {"GET": "accounts.view", "POST": "accounts.manage"}
 
     kind = "template"
 

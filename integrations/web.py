@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
-from accounts.permissions import is_staff_role
+from accounts.permissions import capability_required
 
 from . import selectors
 from .models import RuleFiring
 
 
 @login_required
+@capability_required("system.config")
 def integrations_status(request):
     """Connection status, last sync, recent rule firings and webhook health, for staff."""
-    if not (is_staff_role(request.user) and request.user.has_perm("integrations.view_contactsync")):
-        raise PermissionDenied
     firings = RuleFiring.objects.select_related("rule", "contact").order_by("-fired_at")[:20]
     return render(
         request,

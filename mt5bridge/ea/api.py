@@ -15,14 +15,15 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import authentication, exceptions, serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, ErrorSerializer
 from accounts.models import TradingAccount
 from accounts.permissions import restrict
+from accounts.roles import EA
 from config.errors import error_body
+from config.net import client_ip
 from mt5bridge import commands as cq
 from mt5bridge.ea import services
 from mt5bridge.ea.models import EAToken
@@ -51,7 +52,7 @@ class EATokenAuthentication(authentication.BaseAuthentication):
         token = extract_token(request.META)
         if not token:
             return None
-        ip = request.META.get("REMOTE_ADDR", "")
+        ip = client_ip(request)
         client = services.ea_authenticate(token)
         if client is None:
             if not services.bad_token_allows(ip):
@@ -63,18 +64,9 @@ class EATokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="ea"'
 
 
-class IsEA(BasePermission):
-    """Only an EA token opens the EA endpoints (a user's API token or session does not)."""
-
-    def has_permission(self, request, view) -> bool:
-        if not isinstance(request.user, services.EAClient):
-            raise exceptions.NotAuthenticated("An EA token is required (Authorization: Bearer <token>).")
-        return True
-
-
 class EAView(APIView):
     authentication_classes = [EATokenAuthentication]
-    permission_classes = [IsEA]
+    capabilities = EA
     throttle_classes: list = []
     parser_classes: list = []
 
@@ -232,6 +224,8 @@ def token_info(account: TradingAccount) -> dict:
 
 class AccountEATokenView(APIView):
     """The EA token of one trading account: see its status, issue/rotate it (shown once), revoke it."""
+
+    capabilities = {"GET": "accounts.view", "POST": "accounts.manage", "DELETE": "accounts.manage"}
 
     throttle_scope = "ea"
 

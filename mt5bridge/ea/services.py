@@ -45,6 +45,7 @@ class EAClient:
     login: int
     owner_id: int
     is_authenticated: bool = True  # DRF treats it as request.user
+    is_ea_client: bool = True  # the permission matrix's "ea" capability (accounts.permissions)
 
     @property
     def pk(self) -> str:
