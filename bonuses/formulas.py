@@ -27,6 +27,24 @@ def bonus_amount(deposit: Decimal, percent: Decimal, cap: Decimal | None) -> Dec
     return max(amount, ZERO)
 
 
+def manual_amount_cap(
+    *, deposit: Decimal | None, percent: Decimal, max_bonus_amount: Decimal | None, fixed_amount: Decimal | None
+) -> tuple[Decimal, str]:
+    """The most a manual grant may give under the campaign's own amount rules, and the rule in words.
+
+    With a deposit: ``percent`` of it, at most ``max_bonus_amount``. Without one: the campaign's
+    ``fixed_amount``, at most ``max_bonus_amount``. A campaign with neither gives nothing without
+    a deposit, so its cap is zero. Staff may grant less than the cap, never more.
+    """
+    top = f", at most {max_bonus_amount}" if max_bonus_amount else ""
+    if deposit is not None and deposit > 0:
+        return bonus_amount(deposit, percent, max_bonus_amount), f"{percent}% of the deposit {deposit}{top}"
+    if fixed_amount:
+        cap = min(fixed_amount, max_bonus_amount) if max_bonus_amount else fixed_amount
+        return max(cents_down(cap), ZERO), f"the fixed amount {fixed_amount}{top}"
+    return ZERO, "no fixed amount and no deposit given"
+
+
 def type_a_leverage(original: int, percent: Decimal) -> int:
     """``floor(original / (percent/100 + 1))``, at least 1: 1:500 with 100 % gives 1:250, with 50 % 1:333."""
     divisor = Decimal(percent) / HUNDRED + 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import uuid
+import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,10 +16,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from config.errors import Conflict, ServiceError
+from config.errors import Conflict, NotAllowed, ServiceError
 from mt5bridge import gateway as gw
 
-from . import formulas
+from . import formulas, limits
 from .choices import (
     CAMPAIGN_TRANSITIONS,
     OPEN_BONUS_STATUSES,
@@ -44,7 +47,6 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 ZERO = formulas.ZERO
-CLAIM_SECONDS = 30
 MONITOR = "monitor"
 SYSTEM = "system"
 
@@ -288,6 +290,21 @@ def _operation_create(bonus: Bonus, kind: str, *, amount: Decimal = ZERO, levera
     return BonusOperation.objects.create(bonus=bonus, login=bonus.login, kind=kind, amount=amount, leverage=leverage)
 
 
+_CREDIT_LEAVING = (OperationKind.CREDIT_OUT, OperationKind.CREDIT_CONVERTED)
+
+
+def _movable_credit(bonus: Bonus) -> Decimal:
+    """The bonus's credit not yet promised to a removal or a conversion (call with the bonus row locked).
+
+    ``credit_outstanding`` only drops once MT5 has confirmed a removal, so a removal or a
+    conversion planned by another actor and still in flight is subtracted here: a cancel, a
+    force-convert and the monitor's conversion of one bonus never plan the same credit twice.
+    """
+    leaving = (BonusOperation.objects.filter(bonus=bonus, status=OperationStatus.PENDING, kind__in=_CREDIT_LEAVING)
+               .aggregate(s=Sum("amount"))["s"] or ZERO)  # fmt: skip
+    return max(ZERO, bonus.credit_outstanding - leaving)
+
+
 _DEAL_TYPES = {
     OperationKind.CREDIT_IN: (gw.DealType.CREDIT, 1),
     OperationKind.CREDIT_OUT: (gw.DealType.CREDIT, -1),
@@ -296,52 +313,123 @@ _DEAL_TYPES = {
 }
 
 
+def _claim_seconds() -> float:
+    return settings.BONUS_OPERATION_CLAIM_SECONDS
+
+
+class _ClaimHeld:
+    """Keeps an operation's claim alive while this worker sends it, so it cannot lapse mid-call.
+
+    A gateway call can outlast the claim (the manager bridge retries with backoff, a slow
+    server answers late). Were the claim to lapse, another worker would find no deal with the
+    comment yet and post a second time. A background thread renews the claim every third of
+    its length for as long as the call runs; a renewal only touches the claim taken with this
+    worker's attempt number (a fencing token). If the worker dies the renewals stop and the
+    claim lapses, and the next worker finds the deal by its comment before posting again.
+    """
+
+    def __init__(self, pk: int, attempt: int):
+        self.pk, self.attempt, self.seconds = pk, attempt, _claim_seconds()
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"bonus-operation-{pk}-claim", daemon=True)
+
+    def __enter__(self) -> _ClaimHeld:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.seconds / 3):
+                renewed = BonusOperation.objects.filter(
+                    pk=self.pk, status=OperationStatus.PENDING, attempts=self.attempt
+                ).update(claimed_until=timezone.now() + timedelta(seconds=self.seconds))
+                if not renewed:
+                    self.lost = not self._stop.is_set()
+                    return
+        except Exception:  # noqa: BLE001 — a failed renewal must not kill the call it guards
+            logger.exception("could not renew the claim of bonus operation %s", self.pk)
+        finally:
+            connection.close()
+
+
 def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None) -> bool:
     """Send one recorded operation to MT5 once; True when it is done (now or earlier).
 
-    The row is claimed with a conditional UPDATE so two processes never send it together;
-    before posting, the deal history is searched for the operation's comment, so a post whose
-    answer was lost (timeout) is recognised instead of being sent again.
+    The row is claimed with a conditional UPDATE so two processes never send it together, and
+    the claim is renewed for as long as the gateway call runs (``_ClaimHeld``). Before posting,
+    the deal history is searched for the operation's comment, so a post whose answer was lost
+    (timeout) is recognised instead of being sent again.
     """
     gateway = gateway or default_gateway()
     now = timezone.now()
     claimed = (
         BonusOperation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1)
+        .update(claimed_until=now + timedelta(seconds=_claim_seconds()), attempts=F("attempts") + 1)
     )
-    if not claimed:
-        operation.refresh_from_db()
-        return operation.status == OperationStatus.DONE
     operation.refresh_from_db()
-    ticket = None
-    try:
-        if operation.kind == OperationKind.LEVERAGE:
-            gateway.set_leverage(operation.login, int(operation.leverage))
-        else:
-            found = gateway.deals_by_comment(operation.login, operation.comment)
-            if found:
-                ticket = found[0].ticket
+    if not claimed:
+        return operation.status == OperationStatus.DONE
+    mine = BonusOperation.objects.filter(pk=operation.pk, attempts=operation.attempts)
+    follow_up = None
+    with _ClaimHeld(operation.pk, operation.attempts) as held:
+        ticket = None
+        try:
+            if operation.kind == OperationKind.LEVERAGE:
+                gateway.set_leverage(operation.login, int(operation.leverage))
             else:
-                deal_type, sign = _DEAL_TYPES[operation.kind]
-                amount = operation.amount
-                if sign < 0:
-                    # Never ask MT5 to remove more credit than the account holds (it would refuse).
-                    held = gateway.accounts_info([operation.login]).get(operation.login)
-                    if held is not None and held.credit < amount:
-                        amount = max(ZERO, held.credit)
-                        BonusOperation.objects.filter(pk=operation.pk).update(amount=amount)
-                        operation.amount = amount
-                if amount > 0:
-                    ticket = gateway.balance_operation(operation.login, amount * sign, deal_type, operation.comment)
-    except gw.GatewayUnavailable as exc:
-        BonusOperation.objects.filter(pk=operation.pk).update(claimed_until=None, error=str(exc)[:255])
-        raise
-    except gw.GatewayError as exc:
-        _operation_refused(operation, str(exc), actor=actor)
-        return False
-    _operation_done(operation, ticket, actor=actor)
+                found = gateway.deals_by_comment(operation.login, operation.comment)
+                if found:
+                    ticket = found[0].ticket
+                elif operation.kind == OperationKind.CREDIT_IN and not _bonus_open(operation.bonus_id):
+                    # Cancelled (drawdown, staff, expiry) before its credit went out: never post it.
+                    mine.filter(status=OperationStatus.PENDING).update(
+                        status=OperationStatus.REFUSED, claimed_until=None,
+                        error="the bonus ended before its credit was posted",
+                    )  # fmt: skip
+                    return False
+                else:
+                    deal_type, sign = _DEAL_TYPES[operation.kind]
+                    amount = operation.amount
+                    if sign < 0:
+                        # Never ask MT5 to remove more credit than the account holds (it would refuse).
+                        info = gateway.accounts_info([operation.login]).get(operation.login)
+                        if info is not None and info.credit < amount:
+                            amount = max(ZERO, info.credit)
+                            BonusOperation.objects.filter(pk=operation.pk).update(amount=amount)
+                            operation.amount = amount
+                    if amount > 0:
+                        ticket = gateway.balance_operation(operation.login, amount * sign, deal_type,
+                                                           operation.comment)  # fmt: skip
+        except gw.GatewayUnavailable as exc:
+            mine.update(claimed_until=None, error=str(exc)[:255])
+            raise
+        except gw.GatewayError as exc:
+            _operation_refused(operation, str(exc), actor=actor)
+            return False
+        finally:
+            if held.lost:
+                logger.error("bonus operation %s: its claim was taken over during the gateway call", operation.pk)
+        follow_up = _operation_done(operation, ticket, actor=actor)
+    if follow_up is not None:
+        try:
+            operation_execute(operation=follow_up, actor=actor, gateway=gateway)
+        except gw.GatewayUnavailable:
+            logger.warning(
+                "MT5 unavailable taking back credit of ended bonus %s; the monitor retries", follow_up.bonus_id
+            )
     return True
+
+
+def _bonus_open(bonus_id: int) -> bool:
+    return Bonus.objects.filter(pk=bonus_id, status__in=OPEN_BONUS_STATUSES).exists()
 
 
 @transaction.atomic
@@ -363,12 +451,16 @@ def _operation_refused(operation: BonusOperation, error: str, *, actor) -> None:
 
 
 @transaction.atomic
-def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> None:
+def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> BonusOperation | None:
+    """Apply a posted operation to its bonus (one transaction, audited); returns a follow-up to send, if any."""
     updated = BonusOperation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING).update(
         status=OperationStatus.DONE, deal_ticket=ticket, done_at=timezone.now(), claimed_until=None, error=""
     )
     if not updated:
-        return
+        return None
+    if operation.kind == OperationKind.LEVERAGE:
+        # The account row before the bonus row: the order every other writer takes them in.
+        MonitoredAccount.objects.filter(login=operation.login).update(leverage=operation.leverage)
     bonus = Bonus.objects.select_for_update().get(pk=operation.bonus_id)
     before = bonus_state(bonus)
     amount = operation.amount
@@ -389,7 +481,6 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
         action = AuditAction.CONVERTED
     else:
         bonus.applied_leverage = operation.leverage
-        MonitoredAccount.objects.filter(login=bonus.login).update(leverage=operation.leverage)
         action = AuditAction.LEVERAGE_CHANGED
     bonus.save()
     message = f"deal #{ticket}" if ticket else ""
@@ -397,6 +488,10 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
         message = f"leverage 1:{operation.leverage}"
     audit_write(actor=actor, action=action, bonus=bonus, before=before, after=bonus_state(bonus),
                 message=f"{operation.comment}: {amount} {message}".strip())  # fmt: skip
+    if operation.kind == OperationKind.CREDIT_IN and not bonus.is_open and amount > 0:
+        # The bonus ended while its credit was in flight: the credit it never should have had goes back.
+        return _operation_create(bonus, OperationKind.CREDIT_OUT, amount=amount)
+    return None
 
 
 def operations_resume(*, login: int | None = None, bonus: Bonus | None = None, actor=MONITOR, gateway=None) -> int:
@@ -496,12 +591,14 @@ def bonus_assign(
     override: bool = False,
     gateway=None,
     user: gw.BrokerUser | None = None,
+    request_hash: str = "",
 ) -> Assignment:
     """Give ``login`` the campaign's bonus once per ``idempotency_key``: credit, then leverage (type A).
 
     Refuses with 409 and every failed check when the account is not eligible (``override``
     skips the overridable ones). A repeat of the same key returns the first bonus and only
-    finishes what is still pending, so a retried trigger never credits twice.
+    finishes what is still pending, so a retried trigger never credits twice; a repeat whose
+    ``request_hash`` differs from the first one's is refused (409), as the key is the request's.
     """
     gateway = gateway or default_gateway()
     user = user or _user_or_none(gateway, login)
@@ -522,7 +619,10 @@ def bonus_assign(
             bonus, operations = _bonus_create(campaign=campaign, account=account, user=user, trigger=trigger,
                                               key=idempotency_key, actor=actor, deposit=deposit,
                                               deposit_deal=deposit_deal, amount=amount, promo_code=promo_code,
-                                              overridden=[f.check for f in failures])  # fmt: skip
+                                              overridden=[f.check for f in failures],
+                                              request_hash=request_hash)  # fmt: skip
+        elif existing.request_hash != request_hash:
+            raise _key_reused(existing)
         else:
             bonus, operations = existing, None
     if operations is None:
@@ -535,7 +635,7 @@ def bonus_assign(
 
 
 def _bonus_create(*, campaign, account, user, trigger, key, actor, deposit, deposit_deal, amount, promo_code,
-                  overridden) -> tuple[Bonus, list[BonusOperation]]:  # fmt: skip
+                  overridden, request_hash="") -> tuple[Bonus, list[BonusOperation]]:  # fmt: skip
     if amount is None:
         if deposit is not None and deposit > 0:
             amount = formulas.bonus_amount(deposit, campaign.bonus_percent, campaign.max_bonus_amount)
@@ -560,7 +660,7 @@ def _bonus_create(*, campaign, account, user, trigger, key, actor, deposit, depo
         with transaction.atomic():
             bonus = Bonus.objects.create(
                 campaign=campaign, login=user.login, bonus_type=campaign.bonus_type, trigger=trigger,
-                idempotency_key=key, deposit_amount=deposit or ZERO, deposit_deal=deposit_deal, amount=amount,
+                idempotency_key=key, request_hash=request_hash, deposit_amount=deposit or ZERO, deposit_deal=deposit_deal, amount=amount,
                 lots_required=lots_required, original_leverage=original, overridden_checks=overridden,
                 promo_code=promo_code, assigned_by=actor if not isinstance(actor, str) else None,
                 expires_at=now + timedelta(days=campaign.expiry_days) if campaign.expiry_days else None,
@@ -699,13 +799,102 @@ def trigger_promo_code(
     return results
 
 
+# A client's Idempotency-Key: what a UUID, a ULID or a "ticket-123:retry" looks like.
+MANUAL_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _actor_scope(actor) -> str:
+    if actor is None or isinstance(actor, str):
+        return _label(actor)
+    pk = actor.pk
+    return pk.hex if hasattr(pk, "hex") else str(pk)
+
+
+def manual_request_hash(*, campaign_id: int, login: int, deposit: Decimal | None, amount: Decimal | None,
+                        override: bool) -> str:  # fmt: skip
+    """A digest of what a manual assignment asked for (amounts to the cent: "20" and "20.00" are the same)."""
+
+    def money(value):
+        return None if value is None else str(formulas.cents(Decimal(value)))
+
+    body = {"campaign": campaign_id, "login": login, "deposit": money(deposit), "amount": money(amount),
+            "override": bool(override)}  # fmt: skip
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _key_reused(existing: Bonus) -> Conflict:
+    return Conflict(
+        f"This idempotency key was already used for a different request (bonus #{existing.pk}); "
+        "send a new key for a new assignment.",
+        code="idempotency_key_reused", details={"bonus": existing.pk},
+    )  # fmt: skip
+
+
+def manual_amount_check(*, actor, campaign: Campaign, deposit: Decimal | None, amount: Decimal | None) -> Decimal:
+    """The credit a manual assignment gives, refused (400, naming the cap) above the campaign's rules or the role's limit.
+
+    No amount: what the campaign's rule gives (percent of the deposit, or the fixed amount,
+    at most the campaign's maximum). An amount: at most that. Then at most the limit of the
+    actor's role (``bonuses/limits.py``). Internal callers (an actor given as a string) have
+    no role, so only the campaign's rules apply to them.
+    """
+    cap, rule = formulas.manual_amount_cap(deposit=deposit, percent=campaign.bonus_percent,
+                                           max_bonus_amount=campaign.max_bonus_amount,
+                                           fixed_amount=campaign.fixed_amount)  # fmt: skip
+    if amount is None:
+        granted = cap
+    else:
+        granted = formulas.cents_down(Decimal(amount))
+        if granted > cap:
+            raise ServiceError(
+                f"The amount {granted} is above this campaign's cap of {cap} ({rule}).",
+                code="amount_above_campaign_cap", details={"cap": str(cap), "rule": rule, "requested": str(granted)},
+            )  # fmt: skip
+    if granted <= 0:
+        raise ServiceError(f"The bonus amount would be zero ({rule}): give the deposit or an amount.",
+                           code="zero_amount")  # fmt: skip
+    if actor is not None and not isinstance(actor, str):
+        declared, limit, role = limits.manual_assign_limit(actor)
+        if not declared:
+            raise NotAllowed("No manual-assign limit is declared for your role (bonuses/limits.py).",
+                             code="no_manual_assign_limit")  # fmt: skip
+        if limit is not None and granted > limit:
+            raise ServiceError(
+                f"The amount {granted} is above the {role} limit of {limit} per manual assignment.",
+                code="amount_above_role_limit", details={"cap": str(limit), "role": role, "requested": str(granted)},
+            )  # fmt: skip
+    return granted
+
+
 def bonus_assign_manual(
-    *, actor, campaign: Campaign, login: int, deposit: Decimal | None = None, amount: Decimal | None = None,
-    override: bool = False, idempotency_key: str = "", gateway=None,
+    *, actor, campaign: Campaign, login: int, idempotency_key: str, deposit: Decimal | None = None,
+    amount: Decimal | None = None, override: bool = False, gateway=None,
 ) -> Assignment:  # fmt: skip
-    key = f"manual:{idempotency_key or uuid.uuid4().hex}"
-    return bonus_assign(campaign=campaign, login=login, trigger=Trigger.MANUAL, idempotency_key=key, actor=actor,
-                        deposit=deposit, amount=amount, override=override, gateway=gateway)  # fmt: skip
+    """Staff give ``login`` a bonus by hand, once per (actor, ``idempotency_key``).
+
+    The amount is capped by the campaign's amount rules and the actor's role limit
+    (``manual_amount_check``); ``override`` lifts overridable eligibility checks only, never a
+    cap. The key comes from the client (the API's ``Idempotency-Key`` header, the admin form's
+    one-time hidden field): a repeat with the same request returns the first bonus without a
+    second posting; the same key with a different request is refused (409).
+    """
+    key = (idempotency_key or "").strip()
+    if not MANUAL_KEY.match(key):
+        raise ServiceError("A manual assignment needs an idempotency key of 1 to 64 letters, digits or ._:- "
+                           "(the Idempotency-Key header).", code="idempotency_key_required")  # fmt: skip
+    scoped = f"manual:{_actor_scope(actor)}:{key}"
+    request_hash = manual_request_hash(campaign_id=campaign.pk, login=login, deposit=deposit, amount=amount,
+                                       override=override)  # fmt: skip
+    existing = Bonus.objects.filter(idempotency_key=scoped).first()
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise _key_reused(existing)
+        granted = existing.amount  # a repeat: the first request was checked, nothing new is posted
+    else:
+        granted = manual_amount_check(actor=actor, campaign=campaign, deposit=deposit, amount=amount)
+    return bonus_assign(campaign=campaign, login=login, trigger=Trigger.MANUAL, idempotency_key=scoped, actor=actor,
+                        deposit=deposit, amount=granted, override=override, gateway=gateway,
+                        request_hash=request_hash)  # fmt: skip
 
 
 # --- Ending bonuses ---------------------------------------------------------------------
@@ -729,8 +918,9 @@ def _end_bonuses(
         action = AuditAction.BONUS_EXPIRED if status == BonusStatus.EXPIRED else AuditAction.BONUS_CANCELLED
         audit_write(actor=actor, action=action, bonus=bonus, before=before, after=bonus_state(bonus),
                     message=reason)  # fmt: skip
-        if bonus.credit_outstanding > 0:
-            operations.append(_operation_create(bonus, OperationKind.CREDIT_OUT, amount=bonus.credit_outstanding))
+        movable = _movable_credit(bonus)
+        if movable > 0:
+            operations.append(_operation_create(bonus, OperationKind.CREDIT_OUT, amount=movable))
     last = next((b for b in bonuses if b.bonus_type == BonusType.DYNAMIC_LEVERAGE and b.pk in ended), None)
     if last is not None:
         if balance is None:
@@ -744,10 +934,18 @@ def _end_bonuses(
 
 
 def bonus_cancel(*, actor, bonus: Bonus, reason: str = CancelReason.MANUAL, gateway=None) -> Bonus:
+    """Cancel one open bonus and take back its credit.
+
+    The state is checked with the bonus row locked (after the account row, the order every
+    writer takes them in), so a cancel racing a force-convert or the monitor's conversion of
+    the same bonus either wins or answers 409: the credit is never both converted and removed.
+    """
     gateway = gateway or default_gateway()
     operations_resume(bonus=bonus, actor=actor, gateway=gateway)
     with transaction.atomic():
-        bonus.refresh_from_db()
+        account_ensure(login=bonus.login)
+        _lock(bonus.login)
+        bonus = Bonus.objects.select_for_update().get(pk=bonus.pk)
         if not bonus.is_open:
             raise Conflict(f"The bonus is already {bonus.status}.", code="bonus_not_active")
         operations = _end_bonuses(login=bonus.login, bonuses=[bonus], status=BonusStatus.CANCELLED, reason=reason,
@@ -774,15 +972,23 @@ def bonuses_expire(*, now: datetime | None = None, gateway=None) -> int:
     return count
 
 
-def bonus_convert(*, actor, bonus: Bonus, amount: Decimal, gateway) -> list[BonusOperation]:
-    """Plan one type C conversion step: a balance deal of ``amount`` and the same credit out (in a transaction)."""
+def bonus_convert(*, actor, bonus: Bonus, amount: Decimal | None, gateway) -> list[BonusOperation]:
+    """Plan one type C conversion step: a balance deal of ``amount`` and the same credit out (in a transaction).
+
+    ``amount`` None converts all the credit still movable. With the bonus row locked, the step
+    is capped at the credit no other removal or conversion has claimed yet; the step that
+    leaves nothing to move marks the bonus converted.
+    """
     bonus = Bonus.objects.select_for_update().get(pk=bonus.pk)
-    amount = min(amount, bonus.credit_outstanding)
-    if amount <= 0 or not bonus.is_open:
+    if not bonus.is_open:
+        return []
+    movable = _movable_credit(bonus)
+    amount = movable if amount is None else min(amount, movable)
+    if amount <= 0:
         return []
     out = _operation_create(bonus, OperationKind.CREDIT_CONVERTED, amount=amount)
     into = _operation_create(bonus, OperationKind.BALANCE_IN, amount=amount)
-    if bonus.converted_amount + amount >= bonus.amount - bonus.removed_amount:
+    if movable - amount <= 0:
         before = bonus_state(bonus)
         bonus.status, bonus.ended_at = BonusStatus.CONVERTED, timezone.now()
         bonus.save(update_fields=["status", "ended_at"])
@@ -797,10 +1003,13 @@ def bonus_force_convert(*, actor, bonus: Bonus, gateway=None) -> Bonus:
         raise ServiceError("Only type C bonuses convert.", code="not_convertible")
     operations_resume(bonus=bonus, actor=actor, gateway=gateway)
     with transaction.atomic():
-        bonus.refresh_from_db()
+        # Checked with the row locked: a cancel or a conversion that got there first wins, this one answers 409.
+        bonus = Bonus.objects.select_for_update().get(pk=bonus.pk)
         if bonus.status != BonusStatus.ACTIVE:
             raise Conflict(f"The bonus is {bonus.status}, not active.", code="bonus_not_active")
-        operations = bonus_convert(actor=actor, bonus=bonus, amount=bonus.credit_outstanding, gateway=gateway)
+        operations = bonus_convert(actor=actor, bonus=bonus, amount=None, gateway=gateway)
+        if not operations:
+            raise Conflict("The bonus has no credit left to convert.", code="nothing_to_convert")
     _run(operations, actor=actor, gateway=gateway)
     bonus.refresh_from_db()
     return bonus
@@ -868,7 +1077,7 @@ def account_withdrawal_detected(
         for bonus in bonuses:
             if bonus.pk in ended:
                 continue
-            removal = formulas.proportional_credit_removal(bonus.credit_outstanding, fraction)
+            removal = formulas.proportional_credit_removal(_movable_credit(bonus), fraction)
             if removal > 0:
                 operations.append(_operation_create(bonus, OperationKind.CREDIT_OUT, amount=removal))
             if bonus.bonus_type == BonusType.DYNAMIC_LEVERAGE:

@@ -554,6 +554,30 @@ BONUS_MONITOR_LEASE_SECONDS = envfloat("BONUS_MONITOR_LEASE_SECONDS", 5.0, minim
 BONUS_MONITOR_HISTORY_SECONDS = envfloat("BONUS_MONITOR_HISTORY_SECONDS", 60.0, minimum=1.0)
 BONUS_MONITOR_KEEP_DAYS = envint("BONUS_MONITOR_KEEP_DAYS", 7, minimum=1)
 BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1)
+
+
+def envmoney(name: str, default: str):
+    """A non-negative amount with at most 2 decimals as Decimal; empty or "unlimited" gives None."""
+    from decimal import Decimal, InvalidOperation
+
+    value = (_raw(name) if _raw(name) is not None else default).strip()
+    if value.lower() in ("", "none", "unlimited"):
+        return None
+    try:
+        amount = Decimal(value)
+        whole_cents = amount.is_finite() and amount == amount.quantize(Decimal("0.01"))
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an amount (e.g. 1000 or 250.50)") from None
+    if not whole_cents or amount < 0:
+        raise ImproperlyConfigured(f"{name}={value!r} must be a non-negative amount with at most 2 decimals")
+    return amount
+
+
+# The most one manual assignment may grant, per role (bonuses/limits.py); empty = no role limit.
+BONUS_MANUAL_LIMIT_SUPPORT_AGENT = envmoney("BONUS_MANUAL_LIMIT_SUPPORT_AGENT", "1000")
+BONUS_MANUAL_LIMIT_SUPER_ADMIN = envmoney("BONUS_MANUAL_LIMIT_SUPER_ADMIN", "")
+# A claimed MT5 posting is held this long and renewed while its gateway call runs (bonuses/services.py).
+BONUS_OPERATION_CLAIM_SECONDS = envfloat("BONUS_OPERATION_CLAIM_SECONDS", 30.0, minimum=1.0)
 # PostgreSQL connection pool (psycopg 3, Django 5.1+). An ASGI server runs each sync view in its own
 # thread, and each thread would otherwise keep its own connection (past max_connections under load).
 # 0 = off (persistent connections per thread, CONN_MAX_AGE); config/asgi.py makes it 8 for the web process.

@@ -85,13 +85,15 @@ def test_lookup_shows_figures_bonus_history_and_audit(world, support_agent):
 
 def test_assign_shows_a_red_confirmation_then_override_assigns(world, support_agent):
     client = _client(support_agent)
-    campaign = make_campaign(name="FR only", target_countries=["FR"], triggers=[])
-    body = {"login": world["login"], "campaign": campaign.pk, "amount": "15"}
+    campaign = make_campaign(name="FR only", target_countries=["FR"], triggers=[], fixed_amount=D("15"))
+    form_key = client.get("/admin/bonuses/bonus/assign/").context["form"].initial["idempotency_key"]
+    body = {"login": world["login"], "campaign": campaign.pk, "amount": "15", "idempotency_key": form_key}
     page = client.post("/admin/bonuses/bonus/assign/", body)
     text = page.content.decode()
     assert page.status_code == 200 and "Override &amp; assign" in text and "country_mismatch" in text
     assert not Bonus.objects.filter(campaign=campaign).exists()
     key = page.context["form"].initial["idempotency_key"]
+    assert key == form_key  # the confirmation carries the key the form was rendered with
     done = client.post("/admin/bonuses/bonus/assign/", {**body, "override": "1", "idempotency_key": key})
     assert done.status_code == 302
     bonus = Bonus.objects.get(campaign=campaign)
@@ -102,9 +104,10 @@ def test_assign_shows_a_red_confirmation_then_override_assigns(world, support_ag
 
 
 def test_assign_is_blocked_without_an_override_button_for_a_paused_campaign(world, super_admin):
-    campaign = make_campaign(name="paused", status=CampaignStatus.PAUSED, triggers=[])
+    campaign = make_campaign(name="paused", status=CampaignStatus.PAUSED, triggers=[], fixed_amount=D("5"))
     page = _client(super_admin).post(
-        "/admin/bonuses/bonus/assign/", {"login": world["login"], "campaign": campaign.pk, "amount": "5"}
+        "/admin/bonuses/bonus/assign/",
+        {"login": world["login"], "campaign": campaign.pk, "amount": "5", "idempotency_key": "form-1"},
     )
     assert "cannot be overridden" in page.content.decode() and "Override &amp; assign" not in page.content.decode()
 

@@ -19,6 +19,7 @@ from .conftest import account, credit_deals, make_account, make_campaign
 pytestmark = pytest.mark.django_db
 
 ROLES = ["super_admin", "campaign_manager", "support_agent", "read_only"]
+KEY = {"Idempotency-Key": "assign-1"}  # manual assignment needs one (tests/bonuses/test_money_safety.py)
 
 
 @pytest.fixture
@@ -96,13 +97,14 @@ def test_creating_a_campaign_per_role(role, expected, request):
         assert AuditLog.objects.filter(campaign_id=response.json()["id"], action="campaign_created").exists()
 
 
-@pytest.mark.parametrize(("role", "expected"), [("super_admin", 201), ("campaign_manager", 201),
+# Campaign Manager: no manual-assign limit is declared for the role (bonuses/limits.py), so it cannot grant.
+@pytest.mark.parametrize(("role", "expected"), [("super_admin", 201), ("campaign_manager", 403),
                                                 ("support_agent", 201), ("read_only", 403)])  # fmt: skip
 def test_manual_assign_per_role(role, expected, request, world):
     client = api_client_for(request.getfixturevalue(role))
-    campaign = make_campaign(name="manual", triggers=[], max_concurrent=5)
+    campaign = make_campaign(name="manual", triggers=[], max_concurrent=5, fixed_amount=D("20"))
     response = client.post("/api/bonuses/assign", {"login": world["login"], "campaign_id": campaign.pk,
-                                                   "amount": "20"}, format="json")  # fmt: skip
+                                                   "amount": "20"}, format="json", headers=KEY)  # fmt: skip
     assert response.status_code == expected, response.content
 
 
@@ -123,23 +125,24 @@ def test_assign_answers_409_with_every_failure_then_override_assigns(world, supp
     body = {"login": world["login"], "campaign_id": campaign.pk, "deposit_amount": "100"}
     check = client.post("/api/bonuses/check-eligibility", body, format="json").json()
     assert check["eligible"] is False and check["can_override"] is True
-    response = client.post("/api/bonuses/assign", body, format="json")
+    response = client.post("/api/bonuses/assign", body, format="json", headers=KEY)
     assert response.status_code == 409
     failures = response.json()["error"]["details"]["failures"]
     assert {f["check"] for f in failures} == {"country_mismatch", "deposit_below_min"}
     assert all(f["overridable"] for f in failures)
-    response = client.post("/api/bonuses/assign", {**body, "override_eligibility": True}, format="json")
+    response = client.post("/api/bonuses/assign", {**body, "override_eligibility": True}, format="json", headers=KEY)
     assert response.status_code == 201
     assert response.json()["overridden_checks"] == ["country_mismatch", "deposit_below_min"]
 
 
 def test_override_cannot_assign_from_a_paused_campaign(world, super_admin):
     client = api_client_for(super_admin)
-    campaign = make_campaign(name="paused", status=CampaignStatus.PAUSED, triggers=[])
+    campaign = make_campaign(name="paused", status=CampaignStatus.PAUSED, triggers=[], fixed_amount=D("5"))
     response = client.post(
         "/api/bonuses/assign",
         {"login": world["login"], "campaign_id": campaign.pk, "amount": "5", "override_eligibility": True},
         format="json",
+        headers=KEY,
     )
     assert response.status_code == 409
     assert [f["check"] for f in response.json()["error"]["details"]["failures"]] == ["campaign_status"]

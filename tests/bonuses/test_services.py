@@ -263,20 +263,22 @@ def test_not_eligible_assignment_answers_with_every_failure_and_override_assigns
     login = make_account(balance="1000", country="DE")
     campaign = make_campaign(target_countries=["FR"], min_deposit=D("500"), triggers=[])
     with pytest.raises(Conflict) as exc:
-        services.bonus_assign_manual(actor="test", campaign=campaign, login=login, deposit=D("100"))
+        services.bonus_assign_manual(actor="test", campaign=campaign, login=login, deposit=D("100"),
+                                     idempotency_key="k1")  # fmt: skip
     checks = [f["check"] for f in exc.value.details["failures"]]
     assert checks == ["country_mismatch", "deposit_below_min"]
     result = services.bonus_assign_manual(actor="test", campaign=campaign, login=login, deposit=D("100"),
-                                          override=True)  # fmt: skip
+                                          override=True, idempotency_key="k1")  # fmt: skip
     assert result.bonus.overridden_checks == checks
     assert AuditLog.objects.filter(bonus=result.bonus, action=AuditAction.BONUS_OVERRIDE).exists()
 
 
 def test_override_never_skips_a_paused_campaign():
     login = make_account()
-    campaign = make_campaign(status=CampaignStatus.PAUSED)
+    campaign = make_campaign(status=CampaignStatus.PAUSED, fixed_amount=D("10"))
     with pytest.raises(Conflict):
-        services.bonus_assign_manual(actor="test", campaign=campaign, login=login, amount=D("10"), override=True)
+        services.bonus_assign_manual(actor="test", campaign=campaign, login=login, amount=D("10"), override=True,
+                                     idempotency_key="k1")  # fmt: skip
 
 
 def test_unknown_login_is_account_not_found():
@@ -322,13 +324,13 @@ def test_duplicate_makes_a_draft_copy_and_archive_ends_first():
 
 def test_refused_credit_marks_the_bonus_failed():
     login = make_account(balance="0")
-    campaign = make_campaign(triggers=[])
+    campaign = make_campaign(triggers=[], fixed_amount=D("10"))
 
     class Refuses(TimesOutAfterPosting):
         def balance_operation(self, *args, **kwargs):
             raise gw.GatewayError("10019 no money")
 
     result = services.bonus_assign_manual(actor="test", campaign=campaign, login=login, amount=D("10"),
-                                          gateway=Refuses())  # fmt: skip
+                                          idempotency_key="k1", gateway=Refuses())  # fmt: skip
     assert result.bonus.status == BonusStatus.FAILED
     assert BonusOperation.objects.get(bonus=result.bonus).status == OperationStatus.REFUSED
