@@ -44,8 +44,9 @@ print("FIELD_ENCRYPTION_KEYS=" + Fernet.generate_key().decode())' > "$SECRETS.tm
   echo "==> made this machine's local secrets in $SECRETS"
   NEW_SECRETS=1
 fi
-while IFS='=' read -r name value; do
-  if [ -n "$name" ] && [ -z "${!name:-}" ]; then export "$name=$value"; fi
+while read -r line; do
+  name="${line%%=*}"  # split at the first "=" only: Fernet keys end with "="
+  if [ -n "$name" ] && [ -z "${!name:-}" ]; then export "$line"; fi
 done < "$SECRETS"
 if [ "${NEW_SECRETS:-0}" = 1 ]; then
   # Demo data stored by an earlier run was encrypted under the published development key: keep it readable
