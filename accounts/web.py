@@ -215,7 +215,9 @@ def account_sync(request: HttpRequest, account_id) -> HttpResponse:
     else:
         messages.success(request, "A sync was started; figures update here as soon as it finishes.")
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return redirect(target)
     return redirect("web-account-detail", account_id=account.pk)
 

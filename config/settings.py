@@ -165,6 +165,7 @@ ASGI_APPLICATION = "config.asgi.application"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    "config.throttling.LoginIPGuard",  # refuses an IP with too many failed logins across usernames
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -215,6 +216,9 @@ SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, mi
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+# Reverse proxies in front of the app that append to X-Forwarded-For. 0: the client is REMOTE_ADDR and the header is
+# ignored (anyone can write it). N: the N-th address from the right (config.net.client_ip, DRF throttles, axes).
+NUM_PROXIES = envint("NUM_PROXIES", 0, minimum=0)
 X_FRAME_OPTIONS = "DENY"
 
 # Content-Security-Policy (django-csp 4): scripts and styles only from this site's static files, or inline ones
@@ -360,6 +364,7 @@ REST_FRAMEWORK = {
         "ea": envstr("THROTTLE_EA", "600/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "NUM_PROXIES": NUM_PROXIES,  # throttles identify anonymous callers by config.net's rule, not the raw header
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MT5 back office API",
@@ -400,6 +405,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = envbool("AXES_ENABLED", True)
 AXES_LOCKOUT_CALLABLE = "config.errors.lockout_response"
 AXES_USERNAME_CALLABLE = "config.errors.axes_username"
+# The client IP behind NUM_PROXIES trusted proxies (django-ipware, axes' other source, is not installed).
+AXES_CLIENT_IP_CALLABLE = "config.net.client_ip"
+# Across usernames: an IP with this many failed logins is refused (429) until the window from its first failure ends.
+LOGIN_FAILURES_PER_IP = envint("LOGIN_FAILURES_PER_IP", 20, minimum=1)
+LOGIN_FAILURES_PER_IP_MINUTES = envint("LOGIN_FAILURES_PER_IP_MINUTES", 15, minimum=1)
 
 # Second factor at the admin login (django-otp: an authenticator app, plus backup codes). Staff who enrolled
 # always give a code; with OTP_REQUIRED_FOR_STAFF every staff user must enrol before any other admin page.
@@ -456,6 +466,10 @@ SYNC_HISTORY_DAYS = envint("SYNC_HISTORY_DAYS", 365, minimum=1)
 SYSTEME_API_URL = envstr("SYSTEME_API_URL", "https://api.systeme.io")
 SYSTEME_API_KEY = envstr("SYSTEME_API_KEY")
 SYSTEME_WEBHOOK_SECRET = envstr("SYSTEME_WEBHOOK_SECRET")
+# Inbound signatures "t=<unix>,v1=<hex>" must be this fresh; Systeme.io's own body-only signature carries no time
+# and is accepted unless SYSTEME_WEBHOOK_REQUIRE_TIMESTAMP (its replays are caught by the signed body's key).
+SYSTEME_WEBHOOK_TOLERANCE = envint("SYSTEME_WEBHOOK_TOLERANCE", 300, minimum=1)  # seconds
+SYSTEME_WEBHOOK_REQUIRE_TIMESTAMP = envbool("SYSTEME_WEBHOOK_REQUIRE_TIMESTAMP", False)
 AWS_S3_ENDPOINT_URL = envstr("AWS_S3_ENDPOINT_URL")
 
 # --- Web UI ---------------------------------------------------------------------------
@@ -493,7 +507,9 @@ WEBHOOK_MAX_ATTEMPTS = envint("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 WEBHOOK_BACKOFF_SECONDS = envint("WEBHOOK_BACKOFF_SECONDS", 30, minimum=1)
 WEBHOOK_BACKOFF_MAX_SECONDS = envint("WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600, minimum=1)
 WEBHOOK_DISABLE_AFTER_FAILURES = envint("WEBHOOK_DISABLE_AFTER_FAILURES", 15, minimum=1)
-WEBHOOK_ALLOW_PRIVATE_URLS = envbool("WEBHOOK_ALLOW_PRIVATE_URLS", DEBUG)  # loopback/LAN targets
+# Deliver to loopback, private, link-local, CGNAT ... addresses too (checked when a delivery is sent). Off unless
+# set, in development too: a local receiver needs WEBHOOK_ALLOW_PRIVATE_URLS=true.
+WEBHOOK_ALLOW_PRIVATE_URLS = envbool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 
 PREFLIGHT_S3_BUCKET = envstr("PREFLIGHT_S3_BUCKET")
 PREFLIGHT_S3_PREFIX = envstr("PREFLIGHT_S3_PREFIX", "mt5-configs/")

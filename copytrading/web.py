@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import TradingAccount
@@ -94,7 +95,17 @@ def account_mode(request: HttpRequest, account_id) -> HttpResponse:
         if exc.status_code == 404:
             raise Http404 from exc
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or "copy-web-links")
+    return redirect(_safe_next(request) or "copy-web-links")
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    """The form's ``next`` when it is a page of this site (never another host: an open redirect), else None."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
 
 
 @login_required

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +27,7 @@ from django.utils import timezone
 
 from accounts import vault
 from accounts.choices import Role
+from config import net
 from config.errors import ServiceError
 
 from . import systeme
@@ -310,29 +309,114 @@ def _rule_apply(*, rule, contact, hits, client, tag_ids) -> str | None:
 # --- Inbound webhooks (Systeme.io → us) ----------------------------------------------------
 
 
-def inbound_signature_valid(body: bytes, signature: str | None, secret: str) -> bool:
-    """Hex HMAC-SHA256 of the raw body with the shared secret, compared in constant time."""
-    if not secret or not signature:
-        return False
-    signature = signature.strip()
-    if signature.lower().startswith("sha256="):
-        signature = signature[7:]
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.lower())
+class InvalidSignature(ServiceError):
+    """The webhook's signature is missing, malformed, wrong or too old: 401, and nothing is stored."""
+
+    code = "invalid_signature"
+    status_code = 401
 
 
-def inbound_webhook_receive(
-    *, body: bytes, event_type: str = "", delivery_id: str = ""
-) -> tuple[InboundWebhookEvent, bool]:
-    """Store and handle one verified webhook; a replay (same id, or same body) is recognised and not re-run."""
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _hex_digest(value: str) -> str | None:
+    """A 64-character hex SHA-256 digest in lower case, or None for anything else."""
+    value = value.strip().lower()
+    return value if len(value) == 64 and set(value) <= _HEX64 else None
+
+
+def _signature_parts(header: str) -> tuple[int | None, list[str]]:
+    """(timestamp, digests) of ``t=<unix>,v1=<hex>[,v1=<hex>]`` or (None, [digest]) of a bare ``<hex>``
+    (``sha256=<hex>`` too). Anything else raises ``InvalidSignature``."""
+    if not header.isascii() or len(header) > 1000:
+        raise InvalidSignature("The webhook signature header is malformed.")
+    header = header.strip()
+    if "=" in header and not header.lower().startswith("sha256="):
+        timestamp, digests = None, []
+        for item in header.split(","):
+            key, _, value = item.strip().partition("=")
+            if key == "t":
+                if timestamp is not None or not value.isdigit() or len(value) > 12:
+                    raise InvalidSignature("The webhook signature's timestamp (t=) is malformed.")
+                timestamp = int(value)
+            elif key == "v1":
+                digest = _hex_digest(value)
+                if digest is None:
+                    raise InvalidSignature("The webhook signature (v1=) is not 64 hex characters.")
+                digests.append(digest)
+        if timestamp is None or not digests:
+            raise InvalidSignature("The webhook signature needs both t= and v1=.")
+        return timestamp, digests
+    digest = _hex_digest(header[7:] if header.lower().startswith("sha256=") else header)
+    if digest is None:
+        raise InvalidSignature("The webhook signature is not 64 hex characters.")
+    return None, [digest]
+
+
+def inbound_signature_verify(*, body: bytes, header: str | None, secret: str, now: float | None = None) -> int | None:
+    """Check a Systeme.io webhook's signature over the raw body; return its signed timestamp (None when unsigned).
+
+    Two forms (docs/integrations.md):
+    - ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">``: the timestamp is signed and must be within
+      ``SYSTEME_WEBHOOK_TOLERANCE`` seconds (5 minutes) of now; several ``v1`` (secret rotation) may be given.
+    - ``<hex HMAC-SHA256 of the raw body>`` (``sha256=`` prefix allowed): what Systeme.io itself sends. It carries
+      no time, so it is refused when ``SYSTEME_WEBHOOK_REQUIRE_TIMESTAMP`` is on; its replays are caught by the
+      replay key (the signed body), not by age.
+    Raises ``InvalidSignature`` (401) for a missing, malformed, wrong or stale signature; digests are compared in
+    constant time.
+    """
+    if not secret:
+        raise InvalidSignature("Webhooks are not accepted: no SYSTEME_WEBHOOK_SECRET is configured.")
+    if not header:
+        raise InvalidSignature("The webhook signature header is missing.")
+    timestamp, digests = _signature_parts(header)
+    if timestamp is None:
+        if settings.SYSTEME_WEBHOOK_REQUIRE_TIMESTAMP:
+            raise InvalidSignature("A timestamped signature (t=...,v1=...) is required.")
+        message = body
+    else:
+        message = str(timestamp).encode() + b"." + body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, digest) for digest in digests):
+        raise InvalidSignature("The webhook signature does not match the body.")
+    if timestamp is not None:
+        age = (time.time() if now is None else now) - timestamp
+        if abs(age) > settings.SYSTEME_WEBHOOK_TOLERANCE:
+            raise InvalidSignature(
+                f"The webhook signature's timestamp is {int(age)} s from now "
+                f"(more than {settings.SYSTEME_WEBHOOK_TOLERANCE} s)."
+            )
+    return timestamp
+
+
+def inbound_replay_key(body: bytes, payload: dict) -> str:
+    """The replay key, from signed data only: the body's event id when it has one, else the SHA-256 of the body.
+
+    Headers such as a delivery id are not covered by the signature, so a captured body re-sent with a new one
+    would otherwise be processed again.
+    """
+    event_id = payload.get("id") if payload.get("id") not in (None, "") else payload.get("event_id")
+    if isinstance(event_id, (str, int)) and not isinstance(event_id, bool) and str(event_id).strip():
+        return f"id:{str(event_id).strip()}"[:128]
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def inbound_webhook_receive(*, body: bytes, event_header: str = "") -> tuple[InboundWebhookEvent, bool]:
+    """Store and handle one verified webhook; a replay (same event id, or same body) is recognised and not re-run.
+
+    The event type is the body's ``type`` / ``event`` when it names one (signed); otherwise ``X-Webhook-Event``,
+    the only place Systeme.io names it. That header is not covered by Systeme.io's signature, but the replay key
+    is, so a captured body re-sent under another event name is a duplicate and changes nothing.
+    """
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ServiceError("The webhook body is not JSON.", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise ServiceError("The webhook body must be a JSON object.", code="invalid_json")
-    key = (f"id:{delivery_id}" if delivery_id else f"sha256:{hashlib.sha256(body).hexdigest()}")[:128]
-    event_type = (event_type or str(payload.get("type") or payload.get("event") or ""))[:64]
+    key = inbound_replay_key(body, payload)
+    named = payload.get("type") or payload.get("event")
+    event_type = (str(named) if isinstance(named, str) and named else event_header)[:64]
     with transaction.atomic():
         event, created = InboundWebhookEvent.objects.select_for_update().get_or_create(
             key=key, defaults={"event_type": event_type, "payload": payload, "status": InboundStatus.IGNORED}
@@ -390,14 +474,16 @@ def _validate_url(url: str) -> str:
         raise ServiceError("The webhook URL must be an http(s) URL with a host.", code="invalid_url")
     if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         return url
+    # Early feedback for staff only: the address is checked again, and pinned, every time a delivery is sent
+    # (net.PinnedTransport), because the name can resolve elsewhere by then.
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except OSError:
+        net.resolve_vetted(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except net.AddressRefused as exc:
+        raise ServiceError(
+            f"Webhook URLs must not point at private or loopback addresses: {exc}.", code="invalid_url"
+        ) from None
+    except (OSError, UnicodeError):
         raise ServiceError(f"The host {parts.hostname!r} does not resolve.", code="invalid_url") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise ServiceError("Webhook URLs must not point at private or loopback addresses.", code="invalid_url")
     return url
 
 
@@ -491,7 +577,10 @@ def delivery_body(delivery: WebhookDelivery) -> bytes:
 
 
 def webhook_delivery_attempt(*, delivery_id, transport: httpx.BaseTransport | None = None) -> WebhookDelivery | None:
-    """One signed attempt; on failure schedule the next one with backoff, give up and disable as configured."""
+    """One signed attempt; on failure schedule the next one with backoff, give up and disable as configured.
+
+    A host that resolves to a loopback, private, CGNAT ... address fails the delivery at once with the reason.
+    ``transport`` does the I/O behind the address pinning (tests pass a recording one)."""
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True)
@@ -514,13 +603,18 @@ def webhook_delivery_attempt(*, delivery_id, transport: httpx.BaseTransport | No
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: webhook_signature(vault.decrypt(endpoint.secret_encrypted), timestamp, body),
         }
-        status_code, error = None, ""
+        status_code, error, refused = None, "", False
+        # The host is resolved and vetted now, and the connection goes to that vetted address (DNS rebinding).
+        pinned = net.PinnedTransport(allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS, inner=transport)
         try:
-            with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, transport=transport, follow_redirects=False) as http:
+            with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, transport=pinned, follow_redirects=False) as http:
                 response = http.post(endpoint.url, content=body, headers=headers)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
+        except net.AddressRefused as exc:
+            refused, error = True, f"Refused: {exc}; only public addresses are allowed (WEBHOOK_ALLOW_PRIVATE_URLS)."
+            error = error[:ERROR_LIMIT]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT]
         now = timezone.now()
@@ -533,7 +627,8 @@ def webhook_delivery_attempt(*, delivery_id, transport: httpx.BaseTransport | No
             endpoint.consecutive_failures = 0
         else:
             endpoint.consecutive_failures += 1
-            if delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            if refused or delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+                # A refused address is the endpoint's configuration, not a passing fault: no retries.
                 delivery.status = DeliveryStatus.FAILED
             else:
                 delivery.next_attempt_at = now + timedelta(

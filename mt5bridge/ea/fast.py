@@ -7,6 +7,10 @@ functions as the DRF views in ``mt5bridge.ea.api`` (token auth, wrong-token limi
 ``heartbeat_process``, ``commands_deliver``, ``command_results_apply``) in a small thread pool, answering with
 the same JSON bodies and status codes.
 
+Before any of that, the Host header is checked against ``ALLOWED_HOSTS`` as Django does (a dictionary lookup once
+a host has been seen), and a request is authenticated and counted against the per-account throttle before its
+body is read: a throttled, unauthenticated or misaddressed request costs neither the read nor the parse.
+
 The command poll's long wait (``?wait=N``) holds no thread here: between two deliveries the request only awaits
 an ``asyncio.Event``, set by one Redis subscription per process (``store.wake_channel``, published when commands
 are cached). The DRF view blocks a thread per waiting EA instead. Every other request, all three when
@@ -26,8 +30,10 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
 
 from config.errors import error_body
+from config.net import scope_client_ip
 from mt5bridge import commands as cq
 from mt5bridge.ea import services, store
 from mt5bridge.ea.protocol import ProtocolError, parse_ack, parse_heartbeat, parse_json, parse_poll
@@ -60,8 +66,44 @@ def _token(headers: dict[bytes, bytes]) -> str | None:
     return headers.get(b"x-ea-token", b"").decode("latin-1") or None
 
 
-def _authorize(token: str | None, ip: str) -> services.EAClient:
-    """What ``EAView.initial`` does: EA token auth, the wrong-token limit per IP, then the per-account throttle."""
+# --- the Host header, as Django checks it ---
+
+_BAD_HOST = (400, error_body("bad_request", "Bad request."), [])  # what Django's handler400 answers (config.errors)
+HOSTS_SEEN_MAX = 1024
+_hosts_seen: dict[bytes, bool] = {}
+_hosts_seen_for: tuple = ()  # the (ALLOWED_HOSTS, DEBUG) the answers in _hosts_seen were given under
+
+
+def host_allowed(scope, headers: dict[bytes, bytes]) -> bool:
+    """``HttpRequest.get_host()``'s check (``validate_host`` against ``ALLOWED_HOSTS``; with DEBUG and no hosts, the
+    local names), remembered per Host value so that a steady EA costs one dictionary lookup."""
+    global _hosts_seen_for
+    allowed, debug = settings.ALLOWED_HOSTS, settings.DEBUG
+    if not _hosts_seen_for or _hosts_seen_for[0] is not allowed or _hosts_seen_for[1] != debug:
+        _hosts_seen.clear()
+        _hosts_seen_for = (allowed, debug)
+    raw = (settings.USE_X_FORWARDED_HOST and headers.get(b"x-forwarded-host")) or headers.get(b"host")
+    if raw is None:  # HTTP/1.0 without Host: Django falls back to the server's name and port
+        name, port = scope.get("server") or ("unknown", None)
+        default = 443 if scope.get("scheme") == "https" else 80
+        raw = (name if port in (None, default) else f"{name}:{port}").encode("latin-1")
+    answer = _hosts_seen.get(raw)
+    if answer is None:
+        domain, _ = split_domain_port(raw.decode("latin-1"))
+        answer = bool(domain) and validate_host(
+            domain, allowed or ([".localhost", "127.0.0.1", "[::1]"] if debug else [])
+        )
+        if len(_hosts_seen) < HOSTS_SEEN_MAX:  # a flood of made-up hosts is checked each time, not remembered
+            _hosts_seen[raw] = answer
+    return answer
+
+
+# --- authentication and the throttle, before the body is read ---
+
+
+def _authorize(token: str | None, ip: str, *, throttle: bool = True) -> services.EAClient:
+    """What ``EAView.initial`` does: EA token auth, the wrong-token limit per IP, then the per-account throttle
+    (``throttle=False`` once ``admit`` has counted this request)."""
     if not token:
         raise _Refused(401, "not_authenticated", "An EA token is required (Authorization: Bearer <token>).", _CHALLENGE)
     client = services.ea_authenticate(token)
@@ -69,16 +111,29 @@ def _authorize(token: str | None, ip: str) -> services.EAClient:
         if not services.bad_token_allows(ip):
             raise _Refused(429, "throttled", "Too many wrong EA tokens from this address.")
         raise _Refused(401, "authentication_failed", "The EA token is wrong or has been revoked.", _CHALLENGE)
-    if not services.ea_throttle_allows(client):
+    if throttle and not services.ea_throttle_allows(client):
         raise _Refused(429, "throttled", THROTTLED_MESSAGE, [(b"retry-after", b"1")])
     return client
 
 
-def beat(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
-    """Authenticate, throttle and process one heartbeat (runs in a worker thread, like a sync Django view)."""
+def admit(token: str | None, ip: str) -> services.EAClient | tuple[int, dict, list]:
+    """Authenticate and throttle a POST before its body is read (worker thread): the client, or the refusal."""
     close_old_connections()
     try:
-        client = _authorize(token, ip)
+        return _authorize(token, ip)
+    except _Refused as exc:
+        return exc.status, error_body(exc.code, exc.message), exc.headers
+    finally:
+        close_old_connections()
+
+
+def beat(token: str | None, ip: str, body: bytes, client: services.EAClient | None = None) -> tuple[int, dict, list]:
+    """Process one heartbeat whose request was throttled before its body was read (worker thread, like a sync Django
+    view). ``client`` is who ``admit`` just authenticated; without it (a token known to this process, whose steady
+    path could not answer) the token is authenticated again."""
+    close_old_connections()
+    try:
+        client = client or _authorize(token, ip, throttle=False)
         _remember(token, client)
         try:
             return 200, services.heartbeat_process(client=client, body=body), []
@@ -90,11 +145,11 @@ def beat(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
         close_old_connections()
 
 
-def ack(token: str | None, ip: str, body: bytes) -> tuple[int, dict, list]:
-    """Authenticate, throttle and apply one ``command-ack`` (worker thread)."""
+def ack(token: str | None, ip: str, body: bytes, client: services.EAClient | None = None) -> tuple[int, dict, list]:
+    """Apply one ``command-ack`` whose request ``admit`` authenticated and throttled (worker thread)."""
     close_old_connections()
     try:
-        client = _authorize(token, ip)
+        client = client or _authorize(token, ip, throttle=False)
         try:
             results = parse_ack(parse_json(body))
         except ProtocolError as exc:
@@ -212,17 +267,25 @@ def later(pool) -> _Later:
     return _later[loop]
 
 
+def known_client(token: str | None) -> tuple[str, services.EAClient] | None:
+    """(token hash, client) when this process has seen the token authenticate: a hint only (see ``_known``)."""
+    hashed = _hashed(token)
+    client = _known.get(hashed) if hashed else None
+    return (hashed, client) if client is not None else None
+
+
 async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, list] | None:
-    """A heartbeat from a known token, validated and stored with one Redis round trip on the event loop; the beats
-    that need more (the database, the copy/rules engine, a live push, commands) continue in ``pool``.
+    """A heartbeat from a known token, already counted against its throttle, validated and stored with one Redis
+    round trip on the event loop; the beats that need more (the database, the copy/rules engine, a live push,
+    commands) continue in ``pool``.
 
     None when the full path must answer: an unknown or stale token, a body the parser refuses (the full path
     authenticates first, so a bad token gets its 401 before any 400), command results to apply.
     """
-    hashed = _hashed(token)
-    client = _known.get(hashed) if hashed else None
-    if client is None or len(body) > STEADY_MAX_BYTES:
+    known = known_client(token)
+    if known is None or len(body) > STEADY_MAX_BYTES:
         return None
+    hashed, client = known
     received_at = datetime.now(UTC)
     try:
         beat_ = parse_heartbeat(
@@ -241,13 +304,11 @@ async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, 
         owner_id=client.owner_id,
         state_json=state_to_json(state),
         at=received_at.timestamp(),
-        throttle=settings.EA_THROTTLE_PER_SECOND,
+        throttle=0,  # counted before the body was read (EAFastPath.post)
     )
     if outcome == "stale":
         _known.pop(hashed, None)
         return None
-    if outcome == "throttled":
-        return _THROTTLED
     check, queued = swapped["queued"]
     if check and not queued:
         # The periodic queue check of an account with nothing queued: batched, off this beat's path.
@@ -422,23 +483,50 @@ class EAFastPath:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and settings.EA_FAST_PATH:
             path, method = scope["path"], scope["method"]
-            if path in HEARTBEAT_PATHS:
-                if method != "POST":
-                    return await _respond(
-                        send, 405, error_body("method_not_allowed", f'Method "{method}" not allowed.')
-                    )
-                return await self.post(beat, "heartbeat", scope, receive, send, steady=bool(settings.REDIS_URL))
-            # Other methods get DRF's answer (405 after authentication); without Redis the DRF view polls the database.
-            if path == POLL_PATH and method == "GET" and settings.REDIS_URL:
-                return await self.poll(scope, receive, send)
-            if path == ACK_PATH and method == "POST":
-                return await self.post(ack, "command-ack", scope, receive, send)
+            if path in HEARTBEAT_PATHS or path == POLL_PATH or path == ACK_PATH:
+                headers = _headers(scope)
+                if not host_allowed(scope, headers):
+                    return await _respond(send, *_BAD_HOST)
+                if path in HEARTBEAT_PATHS:
+                    if method != "POST":
+                        return await _respond(
+                            send, 405, error_body("method_not_allowed", f'Method "{method}" not allowed.')
+                        )
+                    steady = bool(settings.REDIS_URL)
+                    return await self.post(beat, "heartbeat", scope, headers, receive, send, steady=steady)
+                # Other methods get DRF's answer (405 after authentication); without Redis the DRF view polls the
+                # database.
+                if path == POLL_PATH and method == "GET" and settings.REDIS_URL:
+                    return await self.poll(scope, headers, receive, send)
+                if path == ACK_PATH and method == "POST":
+                    return await self.post(ack, "command-ack", scope, headers, receive, send)
         return await self.app(scope, receive, send)
 
-    async def post(self, handler, name: str, scope, receive, send, *, steady: bool = False):
-        """Read the body (``EA_MAX_BODY_BYTES`` cap, checked from Content-Length first) and run ``handler``
-        (with ``steady``, a heartbeat first tries ``steady_beat``)."""
-        headers = _headers(scope)
+    async def post(self, handler, name: str, scope, headers, receive, send, *, steady: bool = False):
+        """Authenticate and count the throttle, then read the body (``EA_MAX_BODY_BYTES`` cap, checked from
+        Content-Length first) and run ``handler`` (with ``steady``, a heartbeat first tries ``steady_beat``).
+
+        A refused request is answered before its body is read: a token this process knows is counted on the event
+        loop (one Redis call, batched with its neighbours), any other goes through ``admit`` in a worker thread.
+        """
+        token, ip = _token(headers), scope_client_ip(scope)
+        loop = asyncio.get_running_loop()
+        client = None
+        try:
+            known = known_client(token) if steady else None
+            if known is not None:
+                if not await store.throttle_hit(
+                    account_id=known[1].account_id, at=store.now(), limit=settings.EA_THROTTLE_PER_SECOND
+                ):
+                    return await _respond(send, *_THROTTLED)
+            else:
+                admitted = await loop.run_in_executor(self.pool, admit, token, ip)
+                if isinstance(admitted, tuple):
+                    return await _respond(send, *admitted)
+                client = admitted
+        except Exception:
+            logger.exception("%s failed", name)
+            return await _respond(send, 500, error_body("server_error", "Server error."))
         limit = settings.EA_MAX_BODY_BYTES
         try:
             declared = int(headers.get(b"content-length", b"0") or 0)
@@ -458,31 +546,29 @@ class EAFastPath:
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
-        ip = (scope.get("client") or ("", 0))[0]
-        loop = asyncio.get_running_loop()
-        body, token = b"".join(chunks), _token(headers)
+        body = b"".join(chunks)
         try:
-            answer = await steady_beat(self.pool, token, body) if steady else None
+            answer = await steady_beat(self.pool, token, body) if steady and client is None else None
             if answer is None:
-                answer = await loop.run_in_executor(self.pool, handler, token, ip, body)
+                answer = await loop.run_in_executor(self.pool, handler, token, ip, body, client)
             status, payload, extra = answer
         except Exception:
             logger.exception("%s failed", name)
             status, payload, extra = 500, error_body("server_error", "Server error."), []
         await _respond(send, status, payload, extra)
 
-    async def poll(self, scope, receive, send):
+    async def poll(self, scope, headers, receive, send):
         while True:  # a GET body is ignored, as Django does; read it so that receive() then reports a disconnect
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             if not message.get("more_body"):
                 break
-        ip = (scope.get("client") or ("", 0))[0]
+        ip = scope_client_ip(scope)
         loop = asyncio.get_running_loop()
         try:
             opened = await loop.run_in_executor(
-                self.pool, poll_open, _token(_headers(scope)), ip, scope.get("query_string", b"")
+                self.pool, poll_open, _token(headers), ip, scope.get("query_string", b"")
             )
             if isinstance(opened, tuple):
                 return await _respond(send, *opened)

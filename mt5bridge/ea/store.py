@@ -166,14 +166,16 @@ def queues_replace(payloads_by_account: dict) -> None:
 # --- a steady heartbeat in one round trip ---
 
 # KEYS: token cache, throttle counter, state, meta, queue check, queue, live-watch counter, the two gate epochs.
-# ARGV: the token cache value the caller expects, throttle limit, state JSON, now, queue check period (s).
-# Nothing is written unless the token still maps to the expected account (a revoked or rotated token's key is
-# deleted, so it never matches) and the throttle allows the beat.
+# ARGV: the token cache value the caller expects, throttle limit (0: the caller counted it), state JSON, now, queue
+# check period (s). Nothing is written unless the token still maps to the expected account (a revoked or rotated
+# token's key is deleted, so it never matches) and the throttle allows the beat.
 BEAT_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
-local n = redis.call('INCR', KEYS[2])
-if n == 1 then redis.call('EXPIRE', KEYS[2], 2) end
-if n > tonumber(ARGV[2]) then return {1} end
+if tonumber(ARGV[2]) > 0 then
+  local n = redis.call('INCR', KEYS[2])
+  if n == 1 then redis.call('EXPIRE', KEYS[2], 2) end
+  if n > tonumber(ARGV[2]) then return {1} end
+end
 local previous = redis.call('SET', KEYS[3], ARGV[3], 'GET', 'EX', 86400)
 local meta = redis.call('HGETALL', KEYS[4])
 redis.call('HSET', KEYS[4], 'seen', ARGV[4])
@@ -186,14 +188,24 @@ return {2, previous, meta, beats, check, queue, watched and 1 or 0, epoch}
 """
 
 
+# One request of an account in its one-second window (KEYS: the throttle counter); returns the count so far.
+THROTTLE_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], 2) end
+return n
+"""
+
+
 class _BeatBatch:
     """The beat scripts of one event loop's requests that reach Redis in the same loop turn go out as one pipeline:
     one write and one read for all of them. On this machine a loopback round trip costs more CPU (system calls)
-    than the script itself, and at thousands of beats a second several are always ready together."""
+    than the script itself, and at thousands of beats a second several are always ready together. One batch per
+    client and script (the beat script, the throttle count)."""
 
-    def __init__(self, r):
+    def __init__(self, r, script: str = BEAT_SCRIPT):
         self.r = r
-        self.sha = hashlib.sha1(BEAT_SCRIPT.encode()).hexdigest()
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
         self.waiting: list = []
         self.scheduled = False
 
@@ -218,7 +230,7 @@ class _BeatBatch:
             results = await self._send(calls)
             missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
             if missing:  # Redis restarted or flushed its scripts; a refused EVALSHA ran nothing, so resend
-                await self.r.script_load(BEAT_SCRIPT)
+                await self.r.script_load(self.script)
                 for i, result in zip(missing, await self._send([calls[i] for i in missing]), strict=True):
                     results[i] = result
         except BaseException as exc:
@@ -239,6 +251,23 @@ class _BeatBatch:
 _beat_batches: dict = {}
 
 
+def _batch(r, script: str) -> _BeatBatch:
+    batch = _beat_batches.get((id(r), script))
+    if batch is None or batch.r is not r:
+        batch = _beat_batches[(id(r), script)] = _BeatBatch(r, script)
+    return batch
+
+
+async def throttle_hit(*, account_id: str, at: float, limit: int) -> bool:
+    """Count one EA request of the account in its one-second window; False once the window is over ``limit``.
+
+    The EA fast path counts a known token's request here before it reads the body, so a throttled request costs
+    neither the read nor the parse; it then runs the beat script with the throttle off (limit 0).
+    """
+    count = await _batch(async_client(), THROTTLE_SCRIPT).call([throttle_key(account_id, int(at))], [])
+    return int(count) <= limit
+
+
 def _pairs(flat: list) -> dict:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -246,7 +275,8 @@ def _pairs(flat: list) -> dict:
 async def beat_swap(
     *, token_hash: str, expected: str, account_id: str, owner_id: int, state_json: str, at: float, throttle: int
 ) -> tuple[str, dict | None]:
-    """One heartbeat's Redis work in one round trip (the EA fast path): token check, throttle, state swap, meta
+    """One heartbeat's Redis work in one round trip (the EA fast path): token check, throttle (unless ``throttle``
+    is 0: counted before the body was read, ``throttle_hit``), state swap, meta
     read and ``seen``/``beats`` update, the queue check flag and the queue, whether a dashboard watches, the gate
     epoch.
 
@@ -255,10 +285,7 @@ async def beat_swap(
     """
     from accounts.live import watch_key
 
-    r = async_client()
-    batch = _beat_batches.get(id(r))
-    if batch is None or batch.r is not r:
-        batch = _beat_batches[id(r)] = _BeatBatch(r)
+    batch = _batch(async_client(), BEAT_SCRIPT)
     keys = [
         token_key(token_hash),
         throttle_key(account_id, int(at)),

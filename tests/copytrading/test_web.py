@@ -143,3 +143,18 @@ def test_seed_copy_demo_links_the_master_to_two_slaves_idempotently(db):
     call_command("seed_copy_demo")
     assert CopyLink.objects.count() == 2 and Rule.objects.count() == 2 and OrderTemplate.objects.count() == 1
     assert set(CopyLink.objects.values_list("slave__login", flat=True)) == {5200002, 5100003}
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example", "///evil.example", "https:evil.example", "\\\\evil.example"],
+)
+def test_the_mode_form_does_not_redirect_to_another_site(owner, slave, target):
+    """Guards the open redirect of the copy-mode form's ``next``: another host goes to the links page."""
+    response = web_client(owner).post(f"/copy/accounts/{slave.pk}/mode/", {"mode": "paused", "next": target})
+    assert response.status_code == 302 and response["Location"] == "/copy/"
+
+
+def test_the_mode_form_returns_to_a_page_of_this_site(owner, slave):
+    response = web_client(owner).post(f"/copy/accounts/{slave.pk}/mode/", {"mode": "paused", "next": "/copy/history/"})
+    assert response.status_code == 302 and response["Location"] == "/copy/history/"

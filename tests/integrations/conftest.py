@@ -22,7 +22,10 @@ def fake_systeme(settings):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    """A webhook receiver on 127.0.0.1: deliveries to it need loopback targets allowed, which they are not by
+    default (WEBHOOK_ALLOW_PRIVATE_URLS)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     server = WebhookReceiver().start()
     yield server
     server.stop()

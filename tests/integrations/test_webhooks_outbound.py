@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.core import mail
 from django.utils import timezone
 
+from config import net
 from integrations import services
 from integrations.choices import DeliveryStatus
 from integrations.models import WebhookDelivery, WebhookEndpoint
@@ -102,7 +105,8 @@ def test_endpoint_is_disabled_after_repeated_failures_and_staff_are_emailed(
     assert services.webhook_emit("rule.hit", {}) == []
 
 
-def test_unreachable_endpoint_counts_as_a_failure(super_admin):
+def test_unreachable_endpoint_counts_as_a_failure(super_admin, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
     endpoint, _ = services.webhook_endpoint_create(url="http://127.0.0.1:9/x", events=["*"], created_by=super_admin)
     (delivery,) = services.webhook_emit("anything.new", {})
     delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk)
@@ -191,3 +195,164 @@ def test_read_only_staff_see_but_cannot_create(read_only, receiver):
 def test_webhook_status_counts_inbound_and_outbound(super_admin, endpoint):
     data = api_client_for(super_admin).get("/api/webhooks/status").json()
     assert data["outbound"]["endpoints_active"] == 1 and "inbound" in data
+
+
+# --- where deliveries may go: checked and pinned when each one is sent ---
+
+PUBLIC = "93.184.216.34"
+HOST = "hooks.example.com"
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A resolver stub for HOST: ``dns.answers`` are given in turn (the last one repeats); ``dns.asked`` counts the
+    look-ups. Every other name (the IP literals httpx connects to) goes to the real resolver."""
+    real = socket.getaddrinfo
+
+    class Stub:
+        answers: list[str] = [PUBLIC]
+        asked = 0
+
+        def __call__(self, host, port, *args, **kwargs):
+            if host != HOST:
+                return real(host, port, *args, **kwargs)
+            answer = self.answers[min(self.asked, len(self.answers) - 1)]
+            self.asked += 1
+            if answer is None:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            if ":" in answer:
+                return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (answer, port or 0, 0, 0))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer, port or 0))]
+
+    stub = Stub()
+    monkeypatch.setattr(socket, "getaddrinfo", stub)
+    return stub
+
+
+class Recording(httpx.BaseTransport):
+    """The edge of the world: records where a request would have been sent and answers 200."""
+
+    def __init__(self):
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request):
+        self.requests.append(request)
+        return httpx.Response(200)
+
+
+def test_loopback_targets_are_refused_by_default(super_admin):
+    """Guards the default of WEBHOOK_ALLOW_PRIVATE_URLS: off, in development (DEBUG) too."""
+    from django.conf import settings as live
+
+    assert live.WEBHOOK_ALLOW_PRIVATE_URLS is False
+    with pytest.raises(services.ServiceError, match="loopback"):
+        services.webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
+
+
+@pytest.mark.parametrize("address", ["100.64.1.1", "100.127.255.254", "::ffff:127.0.0.1", "::ffff:10.0.0.1"])
+def test_cgnat_and_ipv4_mapped_addresses_are_refused_when_saved(address, dns, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    dns.answers = [address]
+    with pytest.raises(services.ServiceError, match="private or loopback"):
+        services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"])
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_delivered(
+    dns, receiver, settings, super_admin, django_capture_on_commit_callbacks
+):
+    """Guards the send-time check (DNS rebinding): the name was public when the endpoint was saved and answers
+    127.0.0.1 when a delivery goes out; the local receiver on that address gets nothing, and the delivery fails at
+    once with the reason (no retries)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    port = receiver.httpd.server_address[1]
+    dns.answers = [PUBLIC, "127.0.0.1"]
+    services.webhook_endpoint_create(url=f"http://{HOST}:{port}/hook", events=["*"], secret=SECRET)
+    with django_capture_on_commit_callbacks(execute=True):
+        (delivery,) = services.webhook_emit("rule.hit", {})
+    delivery.refresh_from_db()
+    assert receiver.requests == []
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
+    assert "127.0.0.1" in delivery.last_error and "loopback" in delivery.last_error
+    assert delivery.last_status_code is None and delivery.log[0]["error"] == delivery.last_error
+    assert services.webhook_deliveries_due() == []
+
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1", "loopback"),
+        ("100.64.1.1", "CGNAT"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.1.10", "private"),
+        ("172.16.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("fd00::1", "private"),
+        ("224.0.0.251", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("2002:7f00:1::", "loopback"),  # 6to4 around 127.0.0.1
+    ],
+)
+def test_a_delivery_to_a_non_public_address_is_refused_when_sent(address, reason, dns, settings, super_admin):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    dns.answers = [PUBLIC, address]
+    endpoint, _ = services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    (delivery,) = services.webhook_emit("rule.hit", {})
+    inner = Recording()
+    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
+    assert inner.requests == []
+    assert delivery.status == DeliveryStatus.FAILED
+    assert address in delivery.last_error and reason in delivery.last_error
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 1
+
+
+def test_the_connection_goes_to_the_vetted_address_with_the_original_host_and_sni(dns, settings, super_admin):
+    """Guards the pinning: the address checked at send time is the one connected to (a second look-up, which a
+    rebinding name would answer with 127.0.0.1, never happens); the Host header and the TLS name stay the URL's."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    dns.answers = [PUBLIC, PUBLIC, "127.0.0.1"]
+    services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], secret=SECRET, created_by=super_admin)
+    (delivery,) = services.webhook_emit("rule.hit", {})
+    inner = Recording()
+    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    [sent] = inner.requests
+    assert sent.url.host == PUBLIC and sent.url.scheme == "https" and sent.url.path == "/hook"
+    assert sent.headers["host"] == HOST
+    assert sent.extensions["sni_hostname"] == HOST
+    assert dns.asked == 2  # when saved, when sent
+
+
+def test_a_name_that_does_not_resolve_when_sent_is_retried_later(dns, settings, super_admin):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    dns.answers = [PUBLIC, None]
+    services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    (delivery,) = services.webhook_emit("rule.hit", {})
+    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=Recording())
+    assert delivery.status == DeliveryStatus.PENDING and "does not resolve" in delivery.last_error
+
+
+def test_a_refused_ping_from_the_api_is_a_failed_delivery_not_a_500(
+    dns, settings, super_admin, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    dns.answers = [PUBLIC, "100.64.1.1"]
+    endpoint, _ = services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    client = api_client_for(super_admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/webhooks/endpoints/{endpoint.pk}/ping")
+    assert response.status_code == 202
+    row = client.get(f"/api/webhooks/deliveries/{response.json()['id']}").json()
+    assert row["status"] == DeliveryStatus.FAILED and "100.64.1.1" in row["last_error"]
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"])
+def test_public_addresses_pass_the_vetting(address):
+    assert net.refused_because(address) is None

@@ -274,3 +274,189 @@ def test_a_changed_state_leaves_a_snapshot_and_an_unchanged_one_does_not(owned_a
     assert (str(latest.balance), str(latest.equity), str(latest.floating_profit)) == ("10100.00", "10030.00", "-70.00")
     owned_account.refresh_from_db()
     assert str(owned_account.balance) == "10100.00"
+
+
+# --- the Host header, and the throttle before the body ---
+
+
+def raw_asgi(path: str, headers: dict, *, method: str = "POST", body: bytes = b"", client=("127.0.0.9", 5000)):
+    """Call the ASGI application with a ``receive`` that records whether the body was asked for.
+    Returns (status, JSON body, how many times ``receive`` was awaited)."""
+    from config.asgi import application
+
+    reads, sent = [], []
+
+    async def receive():
+        reads.append(1)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "client": client,
+        "server": ("testserver", 80),
+    }
+    in_server_loop(application(scope, receive, send))
+    return sent[0]["status"], json.loads(sent[1]["body"]), len(reads)
+
+
+def _throttle_full(account) -> None:
+    """The account's per-second budget is used up for the next several seconds (a slow machine cannot slip into a
+    fresh window between two requests)."""
+    import time
+
+    r, now = store.client(), int(time.time())
+    for window in range(now - 1, now + 15):
+        r.set(store.throttle_key(account.pk, window), 10_000, ex=30)
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    """Counts how often a heartbeat or ack body is parsed, on the steady path and on the full one."""
+    from mt5bridge.ea import services as ea_services
+
+    calls = []
+    for module in (fast, ea_services):
+        real = module.parse_json
+        monkeypatch.setattr(module, "parse_json", lambda raw, _real=real: calls.append(len(raw)) or _real(raw))
+    return calls
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "testserver.evil.example", "", "[::1"])
+def test_a_heartbeat_with_a_host_outside_allowed_hosts_is_400_json(owned_account, ea_token, host):  # noqa: F811
+    """Guards the fast path's Host check (it skipped Django's): ALLOWED_HOSTS applies here too."""
+    response = beat(ea_token, beat_body(owned_account.login), Host=host)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert not EAConnection.objects.exists()
+
+
+def test_a_bad_host_gets_the_same_answer_as_from_django(owned_account, ea_token, settings):  # noqa: F811
+    fast_answer = beat(ea_token, beat_body(owned_account.login), Host="evil.example")
+    settings.EA_FAST_PATH = False
+    django_answer = beat(ea_token, beat_body(owned_account.login), Host="evil.example")
+    assert (fast_answer.status_code, fast_answer.json()) == (django_answer.status_code, django_answer.json())
+
+
+def test_a_known_token_with_a_bad_host_is_refused_too(owned_account, ea_token):  # noqa: F811
+    body = beat_body(owned_account.login)
+    assert beat(ea_token, body).status_code == 200  # the token is now known to the steady path
+    assert beat(ea_token, body, Host="evil.example").status_code == 400
+    assert _meta(owned_account)["beats"] == "1"
+
+
+@pytest.mark.parametrize("path, method", [("/api/ea/commands", "GET"), ("/api/ea/command-ack", "POST")])
+def test_the_poll_and_the_ack_check_the_host(owned_account, ea_token, path, method):  # noqa: F811
+    status, payload, reads = raw_asgi(
+        path, {"host": "evil.example", "authorization": f"Bearer {ea_token}"}, method=method, body=b'{"results": []}'
+    )
+    assert status == 400 and payload["error"]["code"] == "bad_request" and reads == 0
+
+
+def test_allowed_hosts_with_a_port_and_wildcards_are_served(owned_account, ea_token, settings):  # noqa: F811
+    settings.ALLOWED_HOSTS = [".example.com"]
+    body = beat_body(owned_account.login)
+    assert beat(ea_token, body, Host="ea.example.com:8443").status_code == 200
+    assert beat(ea_token, body, Host="example.com").status_code == 200
+    assert beat(ea_token, body, Host="testserver").status_code == 400  # the list changed: answers are not stale
+
+
+def test_a_host_once_checked_is_remembered(owned_account, ea_token, monkeypatch):  # noqa: F811
+    """The Host check costs a dictionary lookup per beat, not a pattern match."""
+    checked = []
+    real = fast.validate_host
+    monkeypatch.setattr(fast, "validate_host", lambda host, allowed: checked.append(host) or real(host, allowed))
+    fast._hosts_seen.clear()
+    body = beat_body(owned_account.login)
+    for _ in range(3):
+        assert beat(ea_token, body).status_code == 200
+    assert checked == ["testserver"]
+
+
+def test_a_throttled_beat_from_a_known_token_is_refused_before_its_body_is_read(
+    owned_account,
+    ea_token,  # noqa: F811
+    parses,
+):
+    """Guards the order on the steady path (it parsed the body, then counted the throttle): the refusal comes
+    without reading, let alone parsing, the body."""
+    assert beat(ea_token, beat_body(owned_account.login)).status_code == 200  # known from now on
+    _throttle_full(owned_account)
+    parses.clear()
+    status, payload, reads = raw_asgi(
+        "/api/ea/heartbeat",
+        {"host": "testserver", "authorization": f"Bearer {ea_token}", "content-type": "application/json"},
+        body=b"[" * 500_000,  # deeply nested: costly, and invalid
+    )
+    assert status == 429 and payload["error"]["code"] == "throttled"
+    assert reads == 0 and parses == []
+    assert _meta(owned_account)["beats"] == "1"
+
+
+def test_a_throttled_first_beat_is_refused_before_its_body_is_read(owned_account, ea_token, parses):  # noqa: F811
+    """The same on the full path, for a token this process has not seen yet."""
+    _throttle_full(owned_account)
+    status, payload, reads = raw_asgi(
+        "/api/ea/heartbeat",
+        {"host": "testserver", "authorization": f"Bearer {ea_token}", "content-type": "application/json"},
+        body=b"not json at all",
+    )
+    assert (status, payload["error"]["code"], reads, parses) == (429, "throttled", 0, [])
+    assert not EAConnection.objects.exists()
+
+
+def test_a_throttled_beat_declaring_an_oversized_body_is_429_not_413(owned_account, ea_token, settings):  # noqa: F811
+    """The throttle answers before the body (or its declared length) is looked at."""
+    beat(ea_token, beat_body(owned_account.login))
+    _throttle_full(owned_account)
+    status, payload, reads = raw_asgi(
+        "/api/ea/heartbeat",
+        {
+            "host": "testserver",
+            "authorization": f"Bearer {ea_token}",
+            "content-length": str(settings.EA_MAX_BODY_BYTES * 10),
+        },
+        body=b"x",
+    )
+    assert (status, reads) == (429, 0)
+
+
+def test_a_throttled_ack_is_refused_before_its_body_is_read(owned_account, ea_token, parses):  # noqa: F811
+    _throttle_full(owned_account)
+    status, _, reads = raw_asgi(
+        "/api/ea/command-ack",
+        {"host": "testserver", "authorization": f"Bearer {ea_token}"},
+        body=b'{"results": [' + b"{}," * 10_000 + b"{}]}",
+    )
+    assert (status, reads, parses) == (429, 0, [])
+
+
+def test_a_missing_token_is_refused_before_the_body_is_read(owned_account):
+    status, payload, reads = raw_asgi("/api/ea/heartbeat", {"host": "testserver"}, body=b"{}")
+    assert (status, payload["error"]["code"], reads) == (401, "not_authenticated", 0)
+
+
+def test_behind_a_proxy_each_client_has_its_own_wrong_token_budget(owned_account, settings):
+    """With NUM_PROXIES=1 the wrong-token limit counts the address the proxy appended, not the proxy's own."""
+    settings.NUM_PROXIES = 1
+    settings.EA_BAD_TOKEN_PER_MINUTE = 2
+    wrong = {"host": "testserver", "authorization": "Bearer 0b9f0d4e-2a6b-4f8e-9a51-8f5a1c2d3e4f"}
+    proxy = ("10.0.0.2", 443)
+    first = [
+        raw_asgi("/api/ea/heartbeat", {**wrong, "x-forwarded-for": f"6.6.6.{n}, 203.0.113.1"}, client=proxy)[0]
+        for n in range(3)
+    ]
+    assert first == [401, 401, 429]  # a made-up left part of the header does not reset the budget
+    other = raw_asgi("/api/ea/heartbeat", {**wrong, "x-forwarded-for": "203.0.113.2"}, client=proxy)[0]
+    assert other == 401

@@ -244,7 +244,7 @@ def test_an_ea_that_hangs_up_while_waiting_is_not_handed_the_command(owned_accou
             "method": "GET",
             "path": "/api/ea/commands",
             "query_string": b"wait=10",
-            "headers": [(b"authorization", f"Bearer {ea_token}".encode())],
+            "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {ea_token}".encode())],
             "client": ("127.0.0.9", 5000),
         }
 

@@ -1,0 +1,86 @@
+"""A per-IP limit on failed logins across usernames, for the API login, the web login and the admin login alike.
+
+django-axes locks a username *from one IP* (``AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]``), so a
+stranger cannot lock someone else's account by failing on purpose. That leaves one IP free to guess password after
+password across many usernames; this closes it: an IP with ``LOGIN_FAILURES_PER_IP`` failed logins within
+``LOGIN_FAILURES_PER_IP_MINUTES`` (counted from its first failure) is refused like an axes lockout (429), whatever
+username it tries. Failures are counted with one atomic Redis transaction (the Django cache in the embedded
+default, which is a single process).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
+from django.core.cache import cache as django_cache
+from django.core.exceptions import PermissionDenied
+
+from config.net import client_ip
+
+
+def _key(ip: str) -> str:
+    return f"login-fail:{ip}"
+
+
+@cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def login_failures(ip: str) -> int:
+    """Failed logins from ``ip`` in the current window."""
+    if settings.REDIS_URL:
+        return int(_redis(settings.REDIS_URL).get(f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}") or 0)
+    return int(django_cache.get(_key(ip)) or 0)
+
+
+def login_failure_count(ip: str) -> int:
+    """Count one failed login from ``ip``; the window starts at the first failure. Returns the new count."""
+    window = settings.LOGIN_FAILURES_PER_IP_MINUTES * 60
+    if settings.REDIS_URL:
+        key = f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}"
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=True)
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incr(key)
+        return int(pipe.execute()[1])
+    django_cache.add(_key(ip), 0, timeout=window)
+    try:
+        return django_cache.incr(_key(ip))
+    except ValueError:  # expired between the two calls
+        django_cache.set(_key(ip), 1, timeout=window)
+        return 1
+
+
+def _count_failure(sender, credentials=None, request=None, **kwargs) -> None:
+    if request is not None and settings.AXES_ENABLED:
+        login_failure_count(client_ip(request))
+
+
+user_login_failed.connect(_count_failure, dispatch_uid="config.throttling.count_login_failure")
+
+
+class LoginIPGuard:
+    """Authentication backend listed before ``ModelBackend``: refuses every login from an IP over the limit.
+
+    It authenticates no one. Refusing raises ``PermissionDenied`` (Django's way to stop the backend chain) and marks
+    the request as axes does for a lockout, so the API login and ``axes.middleware.AxesMiddleware`` (admin and web
+    login forms) answer with the same 429 as for a locked username. Django imports this module, and so connects the
+    failure counter above, the first time it authenticates anyone.
+    """
+
+    def authenticate(self, request, **credentials):
+        if request is None or not settings.AXES_ENABLED:
+            return None
+        if login_failures(client_ip(request)) >= settings.LOGIN_FAILURES_PER_IP:
+            for flagged in (request, getattr(request, "_request", None)):  # a DRF request wraps Django's
+                if flagged is not None:
+                    flagged.axes_locked_out = True
+            raise PermissionDenied("Too many failed logins from this address.")
+        return None
+
+    # No get_user(): it authenticates no one, and Django's test client (force_login) and login() pick the first
+    # backend that has one to remember a session by.
