@@ -353,7 +353,7 @@ class AssignView(StaffView):
     """Manual assignment, once per ``Idempotency-Key``: 409 with every failure unless ``override_eligibility``
     and all are overridable; 400 naming the cap when the amount is above the campaign's rules or the role's limit."""
 
-    perms = {"POST": "bonuses.assign_bonus"}
+    capabilities = {"POST": "bonuses.assign"}
 
     @extend_schema(request=AssignRequest, parameters=[IDEMPOTENCY_KEY],
                    responses={201: BonusSerializer, 200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
