@@ -1,7 +1,12 @@
 """App configuration for people and MT5 accounts."""
 
+from functools import wraps
+
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
+
+
+PROJECT_APPS = ("accounts", "mt5bridge", "copytrading", "bonuses", "billing", "integrations")
 
 
 class AccountsConfig(AppConfig):
@@ -12,14 +17,17 @@ class AccountsConfig(AppConfig):
         from . import jwt  # noqa: F401  (connects the receiver that keeps only a hash of each refresh token)
 
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="accounts.sync_roles")
-        _actions_declare_permissions()
+        _harden_library_admins()
 
 
-def _actions_declare_permissions() -> None:
-    """Every admin action needs a permission: one that declares none (some libraries' do not) needs "change".
+def _harden_library_admins() -> None:
+    """The admin pages of libraries (dj-stripe, django-celery-beat, axes, django-otp) follow the matrix too.
 
-    Django offers an action to anyone who can see the changelist unless it names the permissions it needs;
-    the project's own actions all name theirs (tests/test_permission_matrix.py checks it).
+    - An admin action that declares no permission needs "change": Django offers an action to anyone who
+      can see the changelist unless it names the permissions it needs. The project's own actions all
+      name theirs (tests/test_permission_matrix.py checks it).
+    - A library's extra admin page (dj-stripe's "custom action" confirmation runs Stripe calls and checks
+      no permission of its own) needs the change permission of its model.
     """
     from django.contrib import admin
 
@@ -33,6 +41,34 @@ def _actions_declare_permissions() -> None:
             if callable(func) and not getattr(func, "allowed_permissions", None):
                 func.allowed_permissions = ("change",)
                 func.permissions_defaulted = True
+        if model._meta.app_label not in PROJECT_APPS:
+            model_admin.get_urls = _guarded_extra_urls(model_admin, model_admin.get_urls)
+
+
+STANDARD_ADMIN_VIEWS = ("changelist", "add", "history", "delete", "change")
+
+
+def _guarded_extra_urls(model_admin, get_urls):
+    from django.core.exceptions import PermissionDenied
+
+    def guard(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            if not model_admin.has_change_permission(request):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return guarded
+
+    def urls():
+        patterns = get_urls()
+        for pattern in patterns:
+            name = getattr(pattern, "name", None) or ""
+            if hasattr(pattern, "callback") and not name.endswith(tuple(f"_{v}" for v in STANDARD_ADMIN_VIEWS)):
+                pattern.callback = guard(pattern.callback)
+        return patterns
+
+    return urls
 
 
 def _sync_roles_after_migrate(sender, app_config=None, using="default", **kwargs):

@@ -118,7 +118,7 @@ SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
-    "config.apps.BackOfficeAdminConfig",  # django.contrib.admin with the site in config.admin (second factor)
+    "config.apps.BackOfficeAdminConfig",  # django.contrib.admin with the site in accounts.admin_site (second factor)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -346,7 +346,8 @@ REST_FRAMEWORK = {
         "accounts.authentication.BearerJWTAuthentication",  # programs: Authorization: Bearer <access> (POST /api/auth/login)
         "rest_framework.authentication.SessionAuthentication",  # the web app's own calls
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Who may call what: each view declares its capability, looked up in the role matrix (accounts.roles).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.MatrixPermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -480,7 +481,13 @@ STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
 LOGIN_URL = envstr("LOGIN_URL", "login")
 LOGIN_REDIRECT_URL = envstr("LOGIN_REDIRECT_URL", "dashboard")
 LOGOUT_REDIRECT_URL = envstr("LOGOUT_REDIRECT_URL", "login")
-STATEMENT_MAX_BYTES = envint("STATEMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# MT5 statement import: a request larger than the upload limit is refused before its body is read, and a
+# report may make the importer build at most this many rows and cells, however many it declares or expands
+# (XLSX dimension, HTML colspan); an XLSX may unzip to at most STATEMENT_MAX_UNZIPPED_BYTES.
+STATEMENT_MAX_UPLOAD_BYTES = envint("STATEMENT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)
+STATEMENT_MAX_ROWS = envint("STATEMENT_MAX_ROWS", 250_000, minimum=100)
+STATEMENT_MAX_CELLS = envint("STATEMENT_MAX_CELLS", 2_500_000, minimum=1000)
+STATEMENT_MAX_UNZIPPED_BYTES = envint("STATEMENT_MAX_UNZIPPED_BYTES", 100 * 1024 * 1024, minimum=1024 * 1024)
 LIVE_PRICES_INTERVAL = envfloat("LIVE_PRICES_INTERVAL", 1.0, minimum=0.1)
 
 # --- Copy trading -----------------------------------------------------------------------
