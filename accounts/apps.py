@@ -5,7 +5,6 @@ from functools import wraps
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
-
 PROJECT_APPS = ("accounts", "mt5bridge", "copytrading", "bonuses", "billing", "integrations")
 
 

@@ -61,9 +61,7 @@ class Route:
         if self.actions is not None:
             return sorted(m.upper() for m in self.actions if m not in ("head", "options"))
         names = getattr(self.view_class, "http_method_names", [])
-        return sorted(
-            m.upper() for m in names if m not in ("head", "options", "trace") and hasattr(self.view_class, m)
-        )
+        return sorted(m.upper() for m in names if m not in ("head", "options", "trace") and hasattr(self.view_class, m))
 
     def __str__(self) -> str:
         return self.name
@@ -160,9 +158,8 @@ def bare_account(owner):
 @pytest.fixture
 def world(bare_account):
     """One owner's account, a trader it is shared with (view only), an outsider and one user per staff role."""
-    from mt5bridge.ea.services import ea_token_issue
-
     from integrations.models import PreflightResult
+    from mt5bridge.ea.services import ea_token_issue
 
     owned_account = bare_account
     owner = owned_account.owner
@@ -401,8 +398,9 @@ def test_every_admin_action_declares_its_permission_and_follows_the_matrix(model
         permissions = permissions or ("change",)  # a library's action: whoever may change the model
         for person, role in STAFF.items():
             codenames = [
-                _perm(model, p) if p in ("view", "add", "change", "delete") else f"{model._meta.app_label}.{p}_"
-                f"{model._meta.model_name}"
+                _perm(model, p)
+                if p in ("view", "add", "change", "delete")
+                else f"{model._meta.app_label}.{p}_{model._meta.model_name}"
                 for p in permissions
             ]
             granted = all(role_has_perm(role, c) for c in codenames)
@@ -442,7 +440,9 @@ def test_every_custom_admin_page_declares_a_capability_and_follows_it(name, patt
     third_party = callback.__module__.split(".")[0] not in OUR_APPS and not name.startswith(OUR_APPS)
     if capability is None and third_party:
         capability = "users.manage"  # a library's page (dj-stripe, django-otp): Super Admin's, like its models
-    assert capability in CAPABILITIES or capability == SIGNED_IN, f"admin page {name} ({pattern}) declares no capability"
+    assert capability in CAPABILITIES or capability == SIGNED_IN, (
+        f"admin page {name} ({pattern}) declares no capability"
+    )
 
     args = ["987654321" if "int:" in arg else "template" for arg in re.findall(r"<([^>]+)>", pattern)]
     url = reverse(f"admin:{name}", args=args)
