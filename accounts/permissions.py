@@ -178,10 +178,9 @@ def restrict(user, perm: str, queryset: QuerySet, *, owner_path: str | None = No
     if label != "accounts.tradingaccount" and "__" not in owner_path:
         return queryset.filter(owned)  # rows owned directly by a person are never shared per object
     account_path = "pk" if label == "accounts.tradingaccount" else owner_path.rsplit("__", 1)[0]
-    app_label, codename = _codename(perm)
-    account_perm = "accounts.view_tradingaccount" if codename.startswith("view_") else f"accounts.{codename}"
-    if label == "accounts.tradingaccount":
-        account_perm = perm
+    # Rows reached through an account follow the account: reading them needs "view" on it, anything else
+    # "change" on it (the account's own permissions, sync and delete included, are taken as they are).
+    account_perm = perm if label == "accounts.tradingaccount" else _account_permission(perm)
     return queryset.filter(owned | Q(**{f"{account_path}__in": shared_accounts(user, account_perm)}))
 
 
@@ -221,6 +220,11 @@ def shared_accounts(user, account_perm: str):
         return _guardian_shared(user, account_perm)
     sql, params = cached
     return RawSQL(sql, tuple(user.pk if p == _PROBE_USER_ID else p for p in params))
+
+
+def _account_permission(perm: str) -> str:
+    codename = _codename(perm)[1]
+    return "accounts.view_tradingaccount" if codename.startswith("view_") else "accounts.change_tradingaccount"
 
 
 def _has_field(model, name: str) -> bool:

@@ -13,8 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, ErrorSerializer
-from accounts.models import TradingAccount
-from accounts.permissions import is_staff_role, restrict
+from accounts.permissions import restrict
 
 from . import services
 from .choices import AccountMode, NoStopLoss, RuleAction, RuleKind, Side, SizingMode
@@ -108,16 +107,10 @@ def links_visible_to(user):
     )
 
 
-def changeable(user, perm: str, queryset, account_path: str):
-    """Rows ``user`` may change: staff with ``perm`` all; others those whose account they may change."""
-    if user.is_superuser or (is_staff_role(user) and user.has_perm(perm)):
-        return queryset
-    accounts = restrict(user, "accounts.change_tradingaccount", TradingAccount.objects.all()).values("pk")
-    return queryset.filter(**{f"{account_path}__in": accounts})
-
-
 def link_for_change(user, pk) -> CopyLink:
-    return get_object_or_404(changeable(user, "copytrading.change_copylink", CopyLink.objects.all(), "slave"), pk=pk)
+    return get_object_or_404(
+        restrict(user, "copytrading.change_copylink", CopyLink.objects.all(), owner_path="slave__owner"), pk=pk
+    )
 
 
 @extend_schema(tags=["copy trading"])
@@ -339,7 +332,7 @@ class RuleDetailView(APIView):
 
     def _rule(self, request, pk):
         return get_object_or_404(
-            changeable(request.user, "copytrading.change_rule", Rule.objects.all(), "account"), pk=pk
+            restrict(request.user, "copytrading.change_rule", Rule.objects.all(), owner_path="account__owner"), pk=pk
         )
 
     @extend_schema(responses={200: RuleSerializer, **ERRORS})

@@ -18,7 +18,7 @@ from accounts.permissions import restrict
 from config.errors import ServiceError
 
 from . import services
-from .api import changeable, commands_visible_to, links_visible_to, rules_visible_to, templates_of
+from .api import commands_visible_to, links_visible_to, rules_visible_to, templates_of
 from .choices import AccountMode
 from .forms import CopyLinkForm, RuleForm, TemplateForm, TerminalOrderForm
 from .models import AccountCopyState, CopiedPosition, CopyEvent, Rule, RuleHit
@@ -151,7 +151,7 @@ def rules(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    queryset = changeable(request.user, "copytrading.delete_rule", Rule.objects.all(), "account")
+    queryset = restrict(request.user, "copytrading.delete_rule", Rule.objects.all(), owner_path="account__owner")
     rule = queryset.filter(pk=pk).first()
     if rule is None:
         raise Http404

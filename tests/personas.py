@@ -27,6 +27,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def roles(self, create, extracted, **kwargs):
+        if extracted is None and not self.is_staff and not self.is_superuser:
+            extracted = [Role.TRADER]  # as sign-up does: every person who signs up is a trader
         if extracted:
             self.groups.add(*Group.objects.filter(name__in=extracted))
         self.save()
