@@ -8,6 +8,7 @@ from django.contrib.auth.forms import UserCreationForm
 
 from .choices import AccountCategory
 from .models import User
+from .statements import StatementTooLarge, upload_limit_message
 
 KNOWN_SERVERS = ("MetaSim-Demo", "MetaSim-Live", "OtherFX-Server")
 
@@ -104,9 +105,18 @@ class StatementUploadForm(forms.Form):
 
     def clean_report(self):
         report = self.cleaned_data["report"]
-        if report.size > settings.STATEMENT_MAX_BYTES:
-            raise forms.ValidationError(f"The file is larger than {settings.STATEMENT_MAX_BYTES // 1024 // 1024} MB.")
+        # The size the upload handler counted, before a byte of the file is read.
+        if report.size is None or report.size > settings.STATEMENT_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(upload_limit_message(), code=StatementTooLarge.code)
         return report
+
+    @classmethod
+    def refused(cls, message: str) -> StatementUploadForm:
+        """A bound form whose only error is ``message``, for a request refused before its body was read."""
+        form = cls(data={}, files={})
+        form.full_clean()
+        form.errors["report"] = form.error_class([message])
+        return form
 
 
 class AnalyticsRangeForm(forms.Form):

@@ -13,12 +13,14 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.errors import ServiceError
@@ -36,7 +38,7 @@ from .forms import (
 )
 from .models import Deal, Order, Position, StatementImport, TradingAccount
 from .permissions import restrict
-from .statements import statement_import
+from .statements import StatementTooLarge, read_upload, request_too_large, statement_import, upload_limit_message
 
 VIEW = "accounts.view_tradingaccount"
 CHANGE = "accounts.change_tradingaccount"
@@ -325,22 +327,39 @@ def account_analytics(request: HttpRequest, account_id) -> HttpResponse:
     return render(request, "accounts/analytics.html", context)
 
 
+# CSRF is checked by hand below: the middleware's check reads request.POST, which parses (and so receives and
+# spools) the whole multipart body before the view could refuse an oversized upload unread.
+@csrf_exempt
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_import(request: HttpRequest, account_id) -> HttpResponse:
     account = _account(request, account_id, CHANGE)
+    if request.method == "POST" and request_too_large(request.META):
+        form = StatementUploadForm.refused(upload_limit_message())
+        return _import_page(request, account, form, None, status=413)
+    return _account_import_checked(request, account)
+
+
+@csrf_protect
+def _account_import_checked(request: HttpRequest, account: TradingAccount) -> HttpResponse:
     form = StatementUploadForm(request.POST or None, request.FILES or None)
     result = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["report"]
         try:
-            result = statement_import(account=account, user=request.user, filename=upload.name, data=upload.read())
+            result = statement_import(
+                account=account, user=request.user, filename=upload.name, data=read_upload(upload)
+            )
         except ServiceError as exc:
-            form.add_error("report", _message(exc))
+            form.add_error("report", ValidationError(_message(exc), code=exc.code))
         else:
             form = StatementUploadForm()
+    too_large = any(error.code == StatementTooLarge.code for error in form.errors.as_data().get("report", []))
+    return _import_page(request, account, form, result, status=413 if too_large else 400 if form.errors else 200)
+
+
+def _import_page(request, account, form, result, *, status: int) -> HttpResponse:
     history = StatementImport.objects.filter(account=account).order_by("-uploaded_at")[:20]
-    status = 400 if form.errors else 200
     return render(
         request,
         "accounts/import.html",
