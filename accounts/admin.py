@@ -15,7 +15,7 @@ from config.errors import ServiceError
 
 from . import services
 from .choices import SyncStatus
-from .models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount, User
+from .models import AccountSnapshot, Deal, Order, Position, SecurityEvent, SyncRun, TradingAccount, User
 from .permissions import restrict
 
 
@@ -362,3 +362,17 @@ class SyncRunAdmin(AccountDataAdmin):
     list_filter = ["outcome", "trigger"]
     search_fields = ["=account__login"]
     date_hierarchy = "started_at"
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The security audit: each MT5 password given out or refused, who, which account, when, from which IP."""
+
+    list_display = ["created_at", "action", "actor_label", "account_login", "ip_address", "detail"]
+    list_filter = ["action"]
+    search_fields = ["=account_login", "actor_label", "=ip_address"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["actor", "account"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50

@@ -42,3 +42,8 @@ class SyncOutcome(models.TextChoices):
 class PositionSide(models.IntegerChoices):
     BUY = 0, "Buy"
     SELL = 1, "Sell"
+
+
+class SecurityAction(models.TextChoices):
+    MT5_PASSWORD_REVEALED = "mt5_password_revealed", "MT5 password given out"
+    MT5_PASSWORD_REFUSED = "mt5_password_refused", "MT5 password refused"

@@ -11,7 +11,7 @@ from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 
-from .choices import AccountCategory, GatewayKind, PositionSide, SyncOutcome, SyncStatus
+from .choices import AccountCategory, GatewayKind, PositionSide, SecurityAction, SyncOutcome, SyncStatus
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
 PRICE = {"max_digits": 20, "decimal_places": 8}
@@ -280,3 +280,33 @@ class StatementImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} → {self.account_id} ({self.deals_imported} imported)"
+
+
+class SecurityEvent(models.Model):
+    """A security-relevant act on a trading account: who, what, which account, when and from where. Insert-only.
+
+    The first use is the MT5 password: every time it is given out (a start-up .ini with the password), and every
+    refused attempt, leaves a row. The account's login is copied so the row still says which account after the
+    account is deleted.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254, help_text="The user's email at the time.")
+    action = models.CharField(max_length=40, choices=SecurityAction.choices)
+    account = models.ForeignKey(
+        TradingAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="security_events"
+    )
+    account_login = models.BigIntegerField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "created_at"]), models.Index(fields=["actor", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.account_login} by {self.actor_label}"

@@ -9,20 +9,23 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, UUID_PATTERN, ErrorSerializer
 from accounts.models import TradingAccount
 from accounts.permissions import can, restrict
 from accounts.roles import PUBLIC
-from accounts.vault import SecretUnreadable, decrypt
+from accounts.security import mt5_password_reveal
 from config.errors import ServiceError
+from config.net import client_ip
 
 from . import selectors, services
 from .choices import DeliveryStatus, WebhookEvent
 from .models import PreflightResult, WebhookDelivery, WebhookEndpoint
-from .preflight import PERIOD_MINUTES, template_file_name, with_password
+from .preflight import PASSWORD_PLACEHOLDER, PERIOD_MINUTES, template_file_name, with_password
 
 SIGNATURE_HEADERS = ("X-Webhook-Signature", "X-Systeme-Signature")
 
@@ -352,12 +355,33 @@ class PreflightView(APIView):
         return Response(PreflightSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
+class StartupIniPasswordSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        max_length=128,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="Your own login password (the one of this back office), not the MT5 password.",
+    )
+
+
 class PreflightFileView(APIView):
-    """Download the newest chart template (.tpl) or start-up .ini of an account."""
+    """Download the newest chart template (.tpl) or start-up .ini of an account.
+
+    The .ini carries a placeholder on its Password= line. Only the account's owner gets the real MT5 password,
+    by POSTing their own login password (accounts.security.mt5_password_reveal: checked, throttled, audited).
+    """
 
     capabilities = {"GET": "accounts.view", "POST": "accounts.manage"}
 
     kind = "template"
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            # The POST checks a login password: the same rate as logging in.
+            self.throttle_scope = "auth"
+            throttles.append(ScopedRateThrottle())
+        return throttles
 
     @extend_schema(
         parameters=[
@@ -365,32 +389,65 @@ class PreflightFileView(APIView):
                 "include_password",
                 bool,
                 required=False,
-                description=".ini only: write the MT5 password into [Common] (needs the "
-                "change permission on the account)",
+                description="No longer honoured: answers 400. The MT5 password is only in the .ini POSTed for by "
+                "the account's owner.",
             )
         ],
         responses={(200, "text/plain"): OpenApiTypes.STR, **ERRORS},
         tags=["preflight"],
+        description="The .ini's Password= line holds a placeholder.",
     )
     def get(self, request, account_id):
-        include_password = request.query_params.get("include_password", "").lower() in ("1", "true", "yes")
-        perm = "accounts.change_tradingaccount" if include_password else "accounts.view_tradingaccount"
-        account = _account_for(request, account_id, perm)
+        account = _account_for(request, account_id, "accounts.view_tradingaccount")
+        if self.kind == "ini" and request.query_params.get("include_password", "").lower() in ("1", "true", "yes"):
+            raise ServiceError(
+                "The MT5 password is not sent by GET. The account's owner POSTs "
+                '{"password": "<their login password>"} to this address for the .ini with it.',
+                code="password_needs_confirmation",
+            )
         result = selectors.latest_preflight(account, usable_only=True)
         if result is None:
             raise ServiceError("No successful pre-flight for this account yet.", code="not_found", status_code=404)
-        return preflight_file_response(result, self.kind, include_password=include_password and self.kind == "ini")
+        return preflight_file_response(result, self.kind)
+
+    @extend_schema(
+        request=StartupIniPasswordSerializer,
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            **ERRORS,
+            429: OpenApiResponse(ErrorSerializer, description="Throttled (the login rate)"),
+        },
+        tags=["preflight"],
+        summary="The start-up .ini with the MT5 password, for the account's owner",
+        description="Only the account's owner, re-entering their own login password; anyone else (staff, a user "
+        "the account is shared with) or a wrong password answers 403. Every attempt leaves a security audit "
+        "row (who, which account, when, from which IP).",
+    )
+    def post(self, request, account_id):
+        if self.kind != "ini":
+            raise MethodNotAllowed(request.method)
+        account = _account_for(request, account_id, "accounts.view_tradingaccount")
+        data = StartupIniPasswordSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = selectors.latest_preflight(account, usable_only=True)
+        if result is None:
+            raise ServiceError("No successful pre-flight for this account yet.", code="not_found", status_code=404)
+        password = mt5_password_reveal(
+            account=account,
+            user=request.user,
+            login_password=data.validated_data["password"],
+            ip_address=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return preflight_file_response(result, "ini", password=password)
 
 
-def preflight_file_response(result: PreflightResult, kind: str, *, include_password: bool = False) -> HttpResponse:
+def preflight_file_response(result: PreflightResult, kind: str, *, password: str | None = None) -> HttpResponse:
+    """The file as a download; the .ini with ``password`` on its Password= line, else the placeholder."""
     ea = result.payload.get("chart", {}).get("expert") or settings.PREFLIGHT_EA_NAME
     if kind == "ini":
-        text, name = result.startup_ini, f"{result.account.login}-startup.ini"
-        if include_password:
-            try:
-                text = with_password(text, decrypt(result.account.password_encrypted))
-            except SecretUnreadable:
-                raise ServiceError("The stored MT5 password cannot be decrypted.", code="secret_unreadable") from None
+        name = f"{result.account.login}-startup.ini"
+        text = with_password(result.startup_ini, PASSWORD_PLACEHOLDER if password is None else password)
     else:
         text, name = result.template, template_file_name(ea)
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")

@@ -125,9 +125,17 @@ def startup_ini(
     return "\r\n".join(lines)
 
 
+# What a downloaded start-up .ini says instead of the MT5 password: the owner types it in, or downloads the file
+# with it after re-entering their login password (POST .../preflight/startup.ini).
+PASSWORD_PLACEHOLDER = "<your MT5 password>"
+
+
 def with_password(ini: str, password: str) -> str:
-    """A stored .ini (never holding the password) with ``Password=`` added under [Common], for a download."""
-    lines = ini.split("\r\n")
+    """A stored .ini with ``Password=`` under [Common], right after Login=, for a download.
+
+    The stored .ini never holds the password; any Password= line it has anyway is replaced, not repeated.
+    """
+    lines = [line for line in ini.split("\r\n") if not line.startswith("Password=")]
     index = next((i for i, line in enumerate(lines) if line.startswith("Login=")), 0)
     return "\r\n".join([*lines[: index + 1], f"Password={password}", *lines[index + 1 :]])
 

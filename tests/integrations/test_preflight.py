@@ -17,6 +17,7 @@ from integrations.selectors import broker_symbol_map
 from integrations.services import preflight_run, webhook_endpoint_create
 from mt5bridge.simulated import create_account
 from tests.mt5bridge import mt5_standin
+from tests.personas import PASSWORD as LOGIN_PASSWORD
 from tests.personas import api_client_for, next_login
 
 pytestmark = pytest.mark.django_db
@@ -273,15 +274,23 @@ def test_owner_runs_preflight_and_downloads_the_files(live_account):
     assert tpl["Content-Disposition"] == 'attachment; filename="MT5BackOfficeEA.tpl"'
     ini = client.get(f"/api/accounts/{live_account.pk}/preflight/startup.ini")
     assert b"Period=M15" in ini.content and PASSWORD.encode() not in ini.content
-    with_pw = client.get(f"/api/accounts/{live_account.pk}/preflight/startup.ini?include_password=1")
+    assert b"Password=<your MT5 password>" in ini.content
+    # The password only by POST with the owner's own login password (tests/integrations/test_mt5_password.py).
+    with_pw = client.post(
+        f"/api/accounts/{live_account.pk}/preflight/startup.ini", {"password": LOGIN_PASSWORD}, format="json"
+    )
     assert f"Password={PASSWORD}".encode() in with_pw.content
 
 
-def test_support_agent_may_run_but_not_download_the_password(live_account, support_agent):
+def test_support_agent_does_not_get_the_password(live_account, support_agent):
+    # Who may run a pre-flight is the role matrix's (tests/test_permission_matrix.py); the password is nobody's
+    # but the owner's.
+    preflight_run(account=live_account)
     client = api_client_for(support_agent)
-    assert client.post(f"/api/accounts/{live_account.pk}/preflight").status_code == 201
-    url = f"/api/accounts/{live_account.pk}/preflight/startup.ini?include_password=true"
-    assert client.get(url).status_code == 403
+    url = f"/api/accounts/{live_account.pk}/preflight/startup.ini"
+    assert client.get(f"{url}?include_password=true").status_code == 400
+    refused = client.post(url, {"password": LOGIN_PASSWORD}, format="json")
+    assert refused.status_code == 403 and PASSWORD.encode() not in refused.content
 
 
 def test_outsider_and_anonymous_get_nothing(live_account, outsider_client, anon_client):
