@@ -47,6 +47,7 @@ class StatementImportSerializer(serializers.Serializer):
 
 
 class StatementImportView(APIView):
+    capabilities = "accounts.manage"
     parser_classes = [MultiPartParser, FormParser]
 
     def initial(self, request, *args, **kwargs):

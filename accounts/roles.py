@@ -128,9 +128,9 @@ MATRIX: tuple[Capability, ...] = (
                {SA: ALL},
                ("billing.*", "djstripe.*")),
     # --- People and system -------------------------------------------------------------------
-    Capability("users.manage", "Users, roles, per-object sharing, login lockouts, two-factor devices",
+    Capability("users.manage", "Users, roles, per-object sharing, login lockouts, two-factor devices, security log",
                {SA: ALL},
-               ("accounts.*_user", "auth.*", "guardian.*", "axes.*", "otp_totp.*", "otp_static.*",
+               ("accounts.*_user", "accounts.*_securityevent", "auth.*", "guardian.*", "axes.*", "otp_totp.*", "otp_static.*",
                 "token_blacklist.*", "admin.*")),
     Capability("system.config", "Integrations (Systeme.io, webhooks, pre-flight defaults) and periodic tasks",
                {SA: ALL},
