@@ -390,12 +390,14 @@ def inbound_signature_verify(*, body: bytes, header: str | None, secret: str, no
 
 
 def inbound_replay_key(body: bytes, payload: dict) -> str:
-    """The replay key, from signed data only: the body's event id when it has one, else the SHA-256 of the body.
-
-    Headers such as a delivery id are not covered by the signature, so a captured body re-sent with a new one
-    would otherwise be processed again.
+    """The replay key, from signed data only: the body's event id when it carries one (``event_id``, or ``id`` of an
+    event envelope that also names its ``type``/``event``; a bare ``id`` may be the contact's), else the SHA-256 of
+    the body. Headers such as a delivery id are not covered by the signature, so a captured body re-sent with a new
+    one would otherwise be processed again.
     """
-    event_id = payload.get("id") if payload.get("id") not in (None, "") else payload.get("event_id")
+    event_id = payload.get("event_id")
+    if event_id in (None, "") and (payload.get("type") or payload.get("event")):
+        event_id = payload.get("id")
     if isinstance(event_id, (str, int)) and not isinstance(event_id, bool) and str(event_id).strip():
         return f"id:{str(event_id).strip()}"[:128]
     return f"sha256:{hashlib.sha256(body).hexdigest()}"

@@ -254,3 +254,12 @@ def test_a_non_ascii_signature_through_asgi_is_401(owner, settings):
 
     response = asyncio.run(call())
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+
+
+def test_a_bare_id_that_may_be_the_contacts_is_not_a_replay_key(anon_client, owner):
+    """Two events about one contact, shaped {"id": <contact>, ...} without an event type, are two events."""
+    first = json.dumps({"id": 4242, "contact": {"email": owner.email, "tags": [{"name": "a"}]}}).encode()
+    second = json.dumps({"id": 4242, "contact": {"email": owner.email, "tags": [{"name": "b"}]}}).encode()
+    post(anon_client, first, sign(first))
+    assert post(anon_client, second, sign(second)).json()["status"] == InboundStatus.PROCESSED
+    assert ContactSync.objects.get(user=owner).tags == ["b"]
