@@ -80,9 +80,10 @@ def test_sync_now_and_resume_actions_report_what_they_did(
     assert SyncRun.objects.filter(account=owned_account).count() == 2
 
 
-def test_read_only_staff_can_look_but_not_change(client, read_only, synced_account):
+def test_read_only_staff_do_not_see_traders_accounts_and_cannot_change_them(client, read_only, synced_account):
+    """Read-Only is the bonus back office's viewer (campaigns, monitor, reports): no account lookup."""
     client.force_login(read_only)
-    assert client.get(reverse("admin:accounts_tradingaccount_changelist")).status_code == 200
+    assert client.get(reverse("admin:accounts_tradingaccount_changelist")).status_code == 403
     change = reverse("admin:accounts_tradingaccount_change", args=[synced_account.pk])
     response = client.post(change, {"name": "hijacked", "category": "real", "is_active": "on"})
     assert response.status_code == 403
