@@ -184,9 +184,10 @@ def test_trader_cannot_register_an_endpoint(outsider_client, receiver):
     assert response.status_code == 403 and not WebhookEndpoint.objects.exists()
 
 
-def test_read_only_staff_see_but_cannot_create(read_only, receiver):
+def test_read_only_staff_neither_see_nor_create_endpoints(read_only, receiver):
+    """Webhook endpoints carry signing secrets and are system configuration: Super Admin's alone."""
     client = api_client_for(read_only)
-    assert client.get("/api/webhooks/endpoints").status_code == 200
+    assert client.get("/api/webhooks/endpoints").status_code == 403
     assert (
         client.post("/api/webhooks/endpoints", {"url": receiver.url, "events": ["*"]}, format="json").status_code == 403
     )
