@@ -150,6 +150,7 @@ class LogoutView(APIView):
 
 class MeView(APIView):
     capabilities = SIGNED_IN
+
     @extend_schema(responses={200: UserSerializer, **ERRORS}, tags=["auth"])
     def get(self, request):
         return Response(UserSerializer(request.user).data)

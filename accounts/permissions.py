@@ -173,11 +173,14 @@ def restrict(user, perm: str, queryset: QuerySet, *, owner_path: str | None = No
         owner_path = OWNER_FIELD.get(label) or ("account__owner" if _has_field(model, "account") else None)
     if owner_path is None:
         return queryset.none()  # rows nobody owns (campaigns, audit): staff with scope ALL only
-    owned = Q(**{owner_path: user})
-    # Object permissions are held on trading accounts; related rows follow their account.
-    if label != "accounts.tradingaccount" and "__" not in owner_path:
-        return queryset.filter(owned)  # rows owned directly by a person are never shared per object
-    account_path = "pk" if label == "accounts.tradingaccount" else owner_path.rsplit("__", 1)[0]
+    owned = Q(**{owner_path: user.pk})
+    # Object permissions are held on trading accounts; rows reached through an account follow it.
+    if label == "accounts.tradingaccount":
+        account_path = "pk"
+    elif "__" in owner_path and _leads_to_account(model, owner_path.rsplit("__", 1)[0]):
+        account_path = owner_path.rsplit("__", 1)[0]
+    else:
+        return queryset.filter(owned)  # rows owned by a person, not through an account: never shared
     # Rows reached through an account follow the account: reading them needs "view" on it, anything else
     # "change" on it (the account's own permissions, sync and delete included, are taken as they are).
     account_perm = perm if label == "accounts.tradingaccount" else _account_permission(perm)
@@ -225,6 +228,19 @@ def shared_accounts(user, account_perm: str):
 def _account_permission(perm: str) -> str:
     codename = _codename(perm)[1]
     return "accounts.view_tradingaccount" if codename.startswith("view_") else "accounts.change_tradingaccount"
+
+
+def _leads_to_account(model, path: str) -> bool:
+    """Whether the lookup ``path`` from ``model`` ends at a trading account (``slave``, ``account``...)."""
+    for name in path.split("__"):
+        try:
+            field = model._meta.get_field(name)
+        except Exception:  # FieldDoesNotExist
+            return False
+        model = field.related_model
+        if model is None:
+            return False
+    return model is _account_model()
 
 
 def _has_field(model, name: str) -> bool:

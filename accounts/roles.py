@@ -111,6 +111,9 @@ MATRIX: tuple[Capability, ...] = (
                (*_model_perms("accounts.tradingaccount", "change", "delete", "sync"),
                 *_model_perms("mt5bridge.eatoken", *CRUD), *_model_perms("mt5bridge.eaconnection", *CRUD),
                 *_model_perms("mt5bridge.command", *CRUD), *_model_perms("integrations.preflightresult", *CRUD))),
+    Capability("accounts.password", "Download the start-up .ini with the account's MT5 password, after re-entering "
+               "one's own login password (owner only; every attempt is recorded)",
+               {TR: OWN}),
     # --- Copy trading ------------------------------------------------------------------------
     Capability("copy.view", "View copy links, copied positions, copy events, rules, templates and terminal orders",
                {SA: ALL, TR: OWN},

@@ -371,7 +371,7 @@ class PreflightFileView(APIView):
     by POSTing their own login password (accounts.security.mt5_password_reveal: checked, throttled, audited).
     """
 
-    capabilities = {"GET": "accounts.view", "POST": "accounts.manage"}
+    capabilities = {"GET": "accounts.view", "POST": "accounts.password"}
 
     kind = "template"
 
@@ -427,15 +427,18 @@ class PreflightFileView(APIView):
         if self.kind != "ini":
             raise MethodNotAllowed(request.method)
         account = _account_for(request, account_id, "accounts.view_tradingaccount")
-        data = StartupIniPasswordSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        login_password = ""  # anyone but the owner is refused (and recorded) whatever they sent
+        if account.owner_id == request.user.pk:
+            data = StartupIniPasswordSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            login_password = data.validated_data["password"]
         result = selectors.latest_preflight(account, usable_only=True)
         if result is None:
             raise ServiceError("No successful pre-flight for this account yet.", code="not_found", status_code=404)
         password = mt5_password_reveal(
             account=account,
             user=request.user,
-            login_password=data.validated_data["password"],
+            login_password=login_password,
             ip_address=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )

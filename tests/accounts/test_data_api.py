@@ -356,8 +356,10 @@ def test_account_data_is_hidden_from_outsiders_and_anonymous(api, outsider, trad
     assert api(None).get(f"/api/accounts/{trading.pk}/{what}").status_code == 401
 
 
-def test_staff_with_the_view_role_see_account_data(api, read_only, trading):
-    assert api(read_only).get(f"/api/accounts/{trading.pk}/deals").status_code == 200
+def test_support_agents_see_account_data_and_read_only_staff_do_not(api, support_agent, read_only, trading):
+    """Account lookup is the Support Agent's; Read-Only sees campaigns, the monitor and reports only."""
+    assert api(support_agent).get(f"/api/accounts/{trading.pk}/deals").status_code == 200
+    assert api(read_only).get(f"/api/accounts/{trading.pk}/deals").status_code == 403
 
 
 # --- /api/mt5 ---------------------------------------------------------------------------------

@@ -68,10 +68,10 @@ def test_staff_put_a_user_on_free_in_local_mode_and_extra_accounts_are_paused_no
     assert type(accounts[0]).objects.filter(owner=owner, is_active=True).count() == 5
 
 
-def test_a_read_only_staff_member_sees_the_plans_but_cannot_change_them(read_only):
+def test_plans_are_super_admin_business_read_only_staff_can_neither_see_nor_change_them(read_only):
     client = Client()
     client.force_login(read_only)
-    assert client.get(reverse("admin:billing_plan_changelist")).status_code == 200
+    assert client.get(reverse("admin:billing_plan_changelist")).status_code == 403
     plan = Plan.objects.get(slug="pro")
     response = client.post(reverse("admin:billing_plan_change", args=[plan.pk]), {"name": "Hacked"})
     assert response.status_code == 403

@@ -111,6 +111,7 @@ def test_reactivating_an_account_over_the_limit_is_refused_in_the_api(owner, own
 
 
 class _FeatureView(APIView):
+    capabilities = "accounts.view"  # a trader's own data, so the plan gate is what answers
     feature = ""
 
     def get(self, request):

@@ -64,10 +64,11 @@ def test_traders_are_refused_and_anonymous_must_log_in(method, path, outsider_cl
     assert getattr(anon_client, method)(path).status_code == 401
 
 
-def test_read_only_staff_see_stats_but_cannot_sync(read_only):
+def test_systeme_is_system_configuration_read_only_staff_neither_see_stats_nor_sync(read_only, super_admin):
     client = api_client_for(read_only)
-    assert client.get("/api/systeme/stats").status_code == 200
+    assert client.get("/api/systeme/stats").status_code == 403
     assert client.post("/api/systeme/sync", {}, format="json").status_code == 403
+    assert api_client_for(super_admin).get("/api/systeme/stats").status_code == 200
 
 
 def test_api_key_entered_in_the_admin_is_stored_encrypted_and_used(fake_systeme, settings):
