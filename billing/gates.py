@@ -76,12 +76,6 @@ def require_feature(user, feature: str) -> None:
     )
 
 
-def limit_for_user(user, limit: str) -> int | None:
-    """The user's ``limit`` (None: unlimited)."""
-    _check_name(limit, LIMITS, "limit")
-    return plan_for_user(user).limit(limit)
-
-
 def require_limit(user, limit: str, current: int) -> None:
     """Raise a 403 ServiceError naming the plan that unlocks more when ``current`` is at ``limit``."""
     _check_name(limit, LIMITS, "limit")

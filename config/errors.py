@@ -94,13 +94,5 @@ def axes_username(request, credentials) -> str | None:
     return None
 
 
-def json_404(request, exception=None):
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
-
-
-def json_500(request):
-    return JsonResponse(error_body("server_error", "Server error."), status=500)
-
-
 def json_400(request, exception=None):
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)

@@ -47,10 +47,6 @@ def symbols_violating(symbols: list[str], allow: list[str], deny: list[str]) -> 
     return sorted({s for s in symbols if (allowed and s.upper() not in allowed) or s.upper() in denied})
 
 
-def symbol_allowed(symbol: str, allow: list[str], deny: list[str]) -> bool:
-    return not symbols_violating([symbol], allow, deny)
-
-
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

@@ -14,7 +14,7 @@ from accounts.models import Deal, TradingAccount
 from mt5bridge.symbols import BrokerSymbolMap
 
 from .choices import DeliveryStatus, FiringResult, InboundStatus, PreflightStatus
-from .figures import Figures, combine
+from .figures import Figures
 from .models import (
     AutomationRule,
     ContactSync,
@@ -62,10 +62,6 @@ def account_figures(account: TradingAccount, now: datetime | None = None) -> Fig
 
 def contact_accounts(user):
     return TradingAccount.objects.filter(owner=user, is_active=True)
-
-
-def contact_figures(user, now: datetime | None = None) -> Figures | None:
-    return combine([account_figures(account, now) for account in contact_accounts(user)])
 
 
 def latest_preflight(account: TradingAccount, *, usable_only: bool = False) -> PreflightResult | None:

@@ -7,4 +7,10 @@ PERIODIC_JOBS = [
         "every": 60,
         "queue": "default",
     },
+    {
+        "name": "Expire commands past their expiry",
+        "task": "mt5bridge.tasks.commands_expire_sweep",
+        "every": 60,
+        "queue": "default",
+    },
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from mt5bridge import commands
 from mt5bridge import gateway as gw
 from mt5bridge.sync import account_sync, accounts_due_for_sync, sync_queue_for
 
@@ -30,6 +31,16 @@ def sync_due_accounts() -> int:
         sync_account.apply_async(args=[str(account.pk)], queue=sync_queue_for(account), expires=600)
         count += 1
     return count
+
+
+@shared_task(ignore_result=True, expires=50)
+def commands_expire_sweep() -> int:
+    """Beat: mark expired every open command past its expiry, also for EAs that stopped beating.
+
+    Delivery expires a due command lazily; without the sweep, a command for an EA that never comes back
+    would stay "queued" in the history forever.
+    """
+    return commands.commands_expire_due()
 
 
 def sync_enqueue(account, *, trigger: str) -> None:

@@ -136,6 +136,31 @@ def test_expired_command_is_not_delivered_and_is_marked_expired(
     assert command.status == "expired"
 
 
+def test_the_periodic_sweep_expires_commands_of_an_ea_that_stopped_beating(
+    owned_account, django_capture_on_commit_callbacks
+):
+    """A command whose EA never polls again is marked expired by the scheduled sweep, not left queued."""
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    from mt5bridge.tasks import commands_expire_sweep
+
+    late = enqueue(django_capture_on_commit_callbacks, owned_account, origin="copy",
+                   expires_at=timezone.now() - timedelta(seconds=1))  # fmt: skip
+    fresh = enqueue(
+        django_capture_on_commit_callbacks,
+        owned_account,
+        origin="copy",
+        expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    assert commands_expire_sweep() == 1
+    late.refresh_from_db()
+    fresh.refresh_from_db()
+    assert late.status == "expired" and fresh.status != "expired"
+    call_command("setup_periodic_tasks", verbosity=0)
+    assert PeriodicTask.objects.filter(task="mt5bridge.tasks.commands_expire_sweep", enabled=True).exists()
+
+
 def test_command_missing_from_redis_is_found_by_reconciliation(owned_account, ea_token, settings):
     settings.EA_QUEUE_RECONCILE_SECONDS = 1
     command = cq.command_enqueue(account_id=owned_account.pk, kind="close_all", params={}, origin="rule")

@@ -1,3 +1,0 @@
-"""Web UI routes of the bonuses app (server-rendered pages)."""
-
-urlpatterns: list = []
