@@ -825,21 +825,3 @@ def period_bounds(date_from: date | None, date_to: date | None) -> tuple[datetim
     start = datetime.combine(date_from, time.min, tzinfo=UTC) if date_from else None
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC) if date_to else None
     return start, end
-
-
-def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None) -> dict:
-    """Statistics of one account over whole UTC days (both bounds optional, inclusive).
-
-    Reads the deals, snapshots and opening balance in one query (`accounts.selectors.statistics_history`)
-    and hands them to `compute_statistics`. Callers check access first (`restrict`).
-    """
-    from .selectors import statistics_history
-
-    start, end = period_bounds(date_from, date_to)
-    deals, snapshots, opening = statistics_history(account, start=start, end=end)
-    result = compute_statistics(deals, snapshots, opening_balance=opening)
-    result["account_id"] = str(account.pk)
-    result["currency"] = account.currency
-    result["date_from"] = date_from.isoformat() if date_from else None
-    result["date_to"] = date_to.isoformat() if date_to else None
-    return result

@@ -20,12 +20,12 @@ from rest_framework.views import APIView
 from config.errors import ServiceError
 
 from . import services
-from .analytics import statistics_for_account
 from .api import ERRORS, ErrorSerializer
 from .choices import SyncStatus
 from .dashboard import dashboard_summary, mt5_stats
 from .models import AccountSnapshot, Deal, Position, TradingAccount
 from .permissions import restrict
+from .selectors import statistics_for_account
 
 VIEW = "accounts.view_tradingaccount"
 MAX_OFFSET = 10_000_000  # beyond any real history; keeps OFFSET inside what the database accepts

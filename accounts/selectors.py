@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -115,7 +115,7 @@ def statistics_history(
     # Imported here so that the many callers of this module do not load numpy.
     import numpy as np
 
-    from .analytics import CREDIT, DealTable, SnapshotTable
+    from .analytics import CREDIT, DealTable, SnapshotTable  # lazily: numpy loads with the first history read
 
     params = {"account": account.pk, "start": start, "end": end, "credit": CREDIT}
     sql = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
@@ -175,7 +175,7 @@ def _statistics_history_portable(
     account: TradingAccount, *, start: datetime | None = None, end: datetime | None = None
 ) -> tuple[DealTable, SnapshotTable, int]:
     """`statistics_history` for databases other than PostgreSQL (development on SQLite): the ORM, row by row."""
-    from .analytics import CREDIT, DealTable, SnapshotTable
+    from .analytics import CREDIT, DealTable, SnapshotTable  # lazily: numpy loads with the first history read
 
     deals = Deal.objects.filter(account=account).order_by()
     snapshots = AccountSnapshot.objects.filter(account=account).order_by()
@@ -192,3 +192,23 @@ def _statistics_history_portable(
         SnapshotTable.from_records(snapshots.values("taken_at", "balance", "equity", "credit")),
         opening,
     )
+
+
+def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None) -> dict:
+    """Statistics of one account over whole UTC days (both bounds optional, inclusive).
+
+    Reads the deals, snapshots and opening balance in one query (`statistics_history`) and hands them to
+    the pure `accounts.analytics.compute_statistics`. Callers check access first (`restrict`).
+    """
+    # numpy (under accounts.analytics) loads when a history is first read, not with every process that
+    # imports the read paths (the EA edge, the monitor).
+    from .analytics import compute_statistics, period_bounds
+
+    start, end = period_bounds(date_from, date_to)
+    deals, snapshots, opening = statistics_history(account, start=start, end=end)
+    result = compute_statistics(deals, snapshots, opening_balance=opening)
+    result["account_id"] = str(account.pk)
+    result["currency"] = account.currency
+    result["date_from"] = date_from.isoformat() if date_from else None
+    result["date_to"] = date_to.isoformat() if date_to else None
+    return result

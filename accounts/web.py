@@ -38,6 +38,7 @@ from .forms import (
 )
 from .models import Deal, Order, Position, StatementImport, TradingAccount
 from .permissions import restrict
+from .selectors import statistics_for_account
 from .statements import StatementTooLarge, read_upload, request_too_large, statement_import, upload_limit_message
 
 VIEW = "accounts.view_tradingaccount"
@@ -231,7 +232,6 @@ def _message(exc: ServiceError) -> str:
 @login_required
 @require_GET
 def account_detail(request: HttpRequest, account_id) -> HttpResponse:
-    from .analytics import statistics_for_account
 
     account = _account(request, account_id)
     stats = statistics_for_account(account)
@@ -307,7 +307,6 @@ def account_deals(request: HttpRequest, account_id) -> HttpResponse:
 @login_required
 @require_GET
 def account_analytics(request: HttpRequest, account_id) -> HttpResponse:
-    from .analytics import statistics_for_account
 
     account = _account(request, account_id)
     form = AnalyticsRangeForm(request.GET or None)

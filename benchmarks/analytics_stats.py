@@ -200,8 +200,8 @@ def timed(fn, repeat: int = REPEAT) -> dict:
 
 
 def main() -> dict:
-    from accounts.analytics import compute_statistics, statistics_for_account
-    from accounts.selectors import statistics_history
+    from accounts.analytics import compute_statistics
+    from accounts.selectors import statistics_for_account, statistics_history
 
     ensure_database()
     t0 = time.perf_counter()

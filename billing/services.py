@@ -163,6 +163,11 @@ def active_accounts_choose(*, user, account_ids: list) -> dict:
         for pk in to_pause:
             BillingPause.objects.update_or_create(account_id=pk, defaults={"plan": plan})
         BillingPause.objects.filter(account_id__in=wanted).delete()
+        # The pauses above are queryset updates (no post_save): tell the plan's listeners (the EA's billing gate
+        # and token caches) now and after commit.
+        user_id = user.pk
+        transaction.on_commit(lambda: forget_user_plan(user_id))
+        forget_user_plan(user_id)
     logger.info("user %s chose active accounts: +%d -%d", user.pk, len(to_activate), len(to_pause))
     return {"active": [str(pk) for pk in wanted], "paused": [str(pk) for pk in owned if pk not in wanted]}
 

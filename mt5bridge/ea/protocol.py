@@ -387,6 +387,9 @@ def parse_heartbeat(data: object, *, account_id: str, login: int, received_at: d
 
 def parse_ack(data: object) -> tuple[CommandResult, ...]:
     data = _obj(data, "body")
+    # The schema requires "results": an empty body is a client fault, not an acknowledgement of nothing.
+    if data.get("results") is None:
+        raise ProtocolError("is required", "results")
     results = _list(data.get("results"), "results", MAX_RESULTS)
     return tuple(parse_result(r, f"results[{i}]") for i, r in enumerate(results))
 

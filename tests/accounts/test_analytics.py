@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from accounts import analytics as an
-from accounts.analytics import DealTable, SnapshotTable, compute_statistics, statistics_for_account
+from accounts.analytics import DealTable, SnapshotTable, compute_statistics
 from accounts.models import AccountSnapshot, Deal, TradingAccount
-from accounts.selectors import _statistics_history_portable, statistics_history
+from accounts.selectors import _statistics_history_portable, statistics_for_account, statistics_history
 from accounts.vault import encrypt
 from tests.personas import next_login
 

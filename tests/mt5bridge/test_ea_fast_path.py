@@ -174,6 +174,39 @@ def test_a_token_revoked_after_steady_beats_is_refused_and_nothing_is_stored(own
     assert _meta(owned_account)["beats"] == "2"
 
 
+def test_a_token_of_an_account_deactivated_after_steady_beats_is_refused_and_nothing_is_stored(
+    owned_account,
+    ea_token,  # noqa: F811
+):
+    """Guards issue 13 #6 on the ASGI edge: this process knows the token and Redis cached it for 300 s, so a
+    deactivated account's steady beats kept being stored and answered 200; deactivation now drops the Redis entry
+    the beat script checks, so the next beat is 401 and writes nothing."""
+    from accounts.services import trading_account_update
+
+    body = beat_body(owned_account.login)
+    assert beat(ea_token, body).status_code == 200
+    assert beat(ea_token, body).status_code == 200
+    assert fast.known_client(ea_token) is not None  # the steady path would answer the next beat
+    trading_account_update(account=owned_account, is_active=False)
+    body["account"]["equity"] = "1.00"
+    response = beat(ea_token, body)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+    assert str(state_from_json(store.client().get(store.state_key(owned_account.pk))).equity) == "10012.50"
+    assert _meta(owned_account)["beats"] == "2"
+
+
+def test_a_known_token_of_a_deleted_account_is_refused(owned_account, ea_token):  # noqa: F811
+    """Guards issue 13 #6: deleting the account (cascading to its token) refuses the token at once."""
+    from accounts.services import trading_account_delete
+
+    body = beat_body(owned_account.login)
+    assert beat(ea_token, body).status_code == 200
+    assert beat(ea_token, body).status_code == 200
+    trading_account_delete(account=owned_account)
+    assert beat(ea_token, body).status_code == 401
+
+
 def test_a_rotated_token_is_refused_and_the_new_one_takes_the_steady_path(owned_account, ea_token, full_path_calls):  # noqa: F811
     body = beat_body(owned_account.login)
     beat(ea_token, body)

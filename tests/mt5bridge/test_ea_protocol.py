@@ -103,6 +103,49 @@ def test_token_of_inactive_account_is_refused(owned_account, ea_token):
     assert post(ea_client(ea_token), beat_body(owned_account.login)).status_code == 401
 
 
+def _deactivate(account) -> None:
+    from accounts.services import trading_account_update
+
+    trading_account_update(account=account, is_active=False)
+
+
+def _delete(account) -> None:
+    from accounts.services import trading_account_delete
+
+    trading_account_delete(account=account)
+
+
+def _billing_pause(account) -> None:
+    from billing.services import active_accounts_choose
+
+    active_accounts_choose(user=account.owner, account_ids=[])  # keep none active: this one is paused
+
+
+@pytest.mark.parametrize("switch_off", [_deactivate, _delete, _billing_pause])
+def test_a_beating_ea_is_refused_on_the_next_beat_once_its_account_is_switched_off(
+    owned_account, ea_token, switch_off
+):
+    """Guards issue 13 #6: the token's Redis cache entry (300 s) kept a deactivated, deleted or billing-paused
+    account's EA answered 200; the account services now drop it, so the very next beat is 401."""
+    client = ea_client(ea_token)
+    assert post(client, beat_body(owned_account.login)).status_code == 200  # the token is cached in Redis now
+    switch_off(owned_account)
+    response = post(client, beat_body(owned_account.login))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_a_reactivated_account_is_let_in_again_at_once(owned_account, ea_token):
+    """The negative cache of a refused token does not keep a switched-back-on account out."""
+    from accounts.services import trading_account_update
+
+    client = ea_client(ea_token)
+    _deactivate(owned_account)
+    assert post(client, beat_body(owned_account.login)).status_code == 401
+    trading_account_update(account=owned_account, is_active=True)
+    assert post(client, beat_body(owned_account.login)).status_code == 200
+
+
 def test_heartbeat_for_another_login_is_refused_and_nothing_stored(owned_account, ea_token):
     response = post(ea_client(ea_token), beat_body(owned_account.login + 1))
     assert response.status_code == 400
