@@ -215,10 +215,11 @@ class PositionSerializer(serializers.Serializer):
 
 
 def _shape(row: dict, decimals: tuple[str, ...], times: tuple[str, ...]) -> dict:
-    # Decimals as strings (DRF's JSON encoder would turn them into floats), times as ISO 8601.
+    # Decimals as fixed-point strings (DRF's JSON encoder would turn them into floats; str() gives "0E-8" for a
+    # zero with eight places, which the schema's decimal pattern refuses), times as ISO 8601.
     for key in decimals:
         if row[key] is not None:
-            row[key] = str(row[key])
+            row[key] = format(row[key], "f")
     for key in times:
         row[key] = row[key].isoformat() if row[key] is not None else None
     return row

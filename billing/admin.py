@@ -15,9 +15,9 @@ from accounts.permissions import restrict
 from config.errors import ServiceError
 
 from . import services
+from .counters import api_calls_today
 from .models import BillingPause, Plan, PlanAssignment, PlanChange, UserUsage
 from .selectors import copy_links_count, local_mode, plan_for_user
-from .usage import api_calls_today
 
 
 def _against(used: int, limit: int | None) -> str:

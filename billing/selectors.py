@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.dispatch import Signal
 from django.utils import timezone
 
+from .counters import api_calls_today
 from .models import Plan, PlanAssignment
 from .resolution import PlanState, resolve_plan
 
@@ -122,8 +123,6 @@ def copy_links_count(user) -> int:
 def usage_for(user) -> dict:
     """Usage against the plan's limits: accounts, copy links, API calls today."""
     from accounts.models import TradingAccount
-
-    from .usage import api_calls_today
 
     plan = plan_for_user(user)
     accounts = TradingAccount.objects.filter(owner=user)

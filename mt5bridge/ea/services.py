@@ -120,7 +120,6 @@ def ea_tokens_forget_for_accounts(account_ids) -> None:
     hint, and its beat script writes nothing unless the entry still maps to the account. Done now (this process
     stops accepting the tokens) and after commit (a request in between may have re-cached the rows as they were);
     the hashes are read now, so this works before a delete cascades to the tokens too."""
-    return  # TEMP
     ids = [str(pk) for pk in account_ids]
     if not ids:
         return

@@ -349,6 +349,20 @@ def test_positions_list_with_count(owner_client, trading):
     assert owner_client.get(f"/api/accounts/{trading.pk}/positions?side=1").json()["count"] == 0
 
 
+def test_position_decimals_match_the_schema_pattern_for_zero_and_normal_values(owner_client, trading):
+    """Guards issue 13 #11: a zero stop loss came out as "0E-8", which the schema's decimal pattern refuses."""
+    import re
+
+    from drf_spectacular.generators import SchemaGenerator
+
+    declared = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]["Position"]
+    row = owner_client.get(f"/api/accounts/{trading.pk}/positions").json()["results"][0]
+    assert row["sl"] == "0.00000000" and row["tp"] == "0.00000000"  # zeros in the database
+    assert row["price_open"] == "40000.00000000" and row["volume"] == "0.5000"
+    for field in ("volume", "price_open", "price_current", "sl", "tp", "swap", "profit"):
+        assert re.fullmatch(declared["properties"][field]["pattern"], row[field]), (field, row[field])
+
+
 @pytest.mark.parametrize("what", ["snapshots", "positions", "deals"])
 def test_account_data_is_hidden_from_outsiders_and_anonymous(api, outsider, trading, what):
     response = api(outsider).get(f"/api/accounts/{trading.pk}/{what}")

@@ -319,3 +319,12 @@ def test_an_ack_with_a_wrong_token_or_a_broken_body_is_refused_with_a_json_error
         assert broken.json()["error"]["code"] == "protocol_error"
     command.refresh_from_db()
     assert command.status == CommandStatus.PENDING
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"results": null}'])
+def test_an_ack_without_results_is_400_on_the_fast_path(owned_account, ea_token, body):  # noqa: F811
+    """Guards issue 13 #11: the schema requires "results"; an ack without them was answered 200 (nothing acked)."""
+    response = ack(ea_token, body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "protocol_error" and error["details"]["field"] == "results"

@@ -183,6 +183,15 @@ def test_hostile_heartbeat_is_400_and_nothing_is_stored(owned_account, ea_token,
     assert store.client().get(store.state_key(owned_account.pk)) is None
 
 
+@pytest.mark.parametrize("body", ["{}", '{"results": null}'])
+def test_an_ack_without_results_is_400_with_a_json_error(owned_account, ea_token, body):
+    """Guards issue 13 #11: the schema requires "results"; an ack without them was answered 200 (nothing acked)."""
+    response = ea_client(ea_token).post("/api/ea/command-ack", data=body, content_type="application/json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "protocol_error" and error["details"]["field"] == "results"
+
+
 def test_ten_megabyte_heartbeat_is_413_and_nothing_is_stored(owned_account, ea_token):
     body = beat_body(owned_account.login, terminal={"x": "a" * (10 * 1024 * 1024)})
     response = post(ea_client(ea_token), json.dumps(body))
