@@ -436,6 +436,14 @@ STRIPE_LIVE_MODE = envbool("STRIPE_LIVE_MODE", False)
 STRIPE_TEST_SECRET_KEY = envstr("STRIPE_TEST_SECRET_KEY")
 STRIPE_LIVE_SECRET_KEY = envstr("STRIPE_LIVE_SECRET_KEY")
 DJSTRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET")
+if DJSTRIPE_WEBHOOK_SECRET and not (STRIPE_LIVE_SECRET_KEY if STRIPE_LIVE_MODE else STRIPE_TEST_SECRET_KEY):
+    # dj-stripe would verify the signature and then fail to process the event without an API key: every valid
+    # webhook a 500 (and Stripe retrying it for days). Billing without a key is local mode, which takes no webhooks.
+    raise ImproperlyConfigured(
+        "STRIPE_WEBHOOK_SECRET is set but the Stripe API key is not: set "
+        f"{'STRIPE_LIVE_SECRET_KEY' if STRIPE_LIVE_MODE else 'STRIPE_TEST_SECRET_KEY'} "
+        f"(STRIPE_LIVE_MODE={'true' if STRIPE_LIVE_MODE else 'false'}), or unset STRIPE_WEBHOOK_SECRET for local mode"
+    )
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 BILLING_DEFAULT_PLAN = envstr("BILLING_DEFAULT_PLAN", "pro")

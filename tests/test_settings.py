@@ -130,9 +130,41 @@ def test_production_refuses_the_published_fernet_key_even_as_an_old_decryption_k
 @pytest.mark.parametrize("name", ["SYSTEME_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET", "MT5_MANAGER_PASSWORD"])
 def test_production_refuses_a_published_value_in_any_secret_naming_the_variable(name):
     """A webhook secret (or any setting) set to one of the repository's development values is refused too."""
-    result = run_python("import config.settings", **{**own_secrets(), name: PUBLISHED_SECRET_KEY})
+    # A Stripe API key too: a webhook secret without one is refused for another reason (the test below).
+    env = {**own_secrets(), "STRIPE_TEST_SECRET_KEY": "sk_test_own", name: PUBLISHED_SECRET_KEY}
+    result = run_python("import config.settings", **env)
     assert result.returncode != 0
     assert f"{name} holds a development value published in the repository" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env,missing",
+    [
+        ({}, "STRIPE_TEST_SECRET_KEY"),
+        ({"STRIPE_LIVE_MODE": "true", "STRIPE_TEST_SECRET_KEY": "sk_test_own"}, "STRIPE_LIVE_SECRET_KEY"),
+    ],
+)
+def test_a_stripe_webhook_secret_without_an_api_key_stops_start_up_naming_the_variables(env, missing):
+    """Guards issue 13 #11: a webhook secret without the Stripe API key of the mode in use started fine and then
+    turned every valid Stripe event into a 500."""
+    result = load_settings(STRIPE_WEBHOOK_SECRET="whsec_own", **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "STRIPE_WEBHOOK_SECRET is set but the Stripe API key is not" in result.stderr and missing in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"STRIPE_WEBHOOK_SECRET": "whsec_own", "STRIPE_TEST_SECRET_KEY": "sk_test_own"},
+        {"STRIPE_WEBHOOK_SECRET": "whsec_own", "STRIPE_LIVE_MODE": "true", "STRIPE_LIVE_SECRET_KEY": "sk_live_own"},
+        {"STRIPE_TEST_SECRET_KEY": "sk_test_own"},  # a key alone
+        {},  # local mode
+    ],
+)
+def test_stripe_settings_with_a_key_or_without_a_webhook_secret_start(env):
+    result = load_settings(**env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_manage_py_check_refuses_the_published_keys_when_debug_is_unset():
