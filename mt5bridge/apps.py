@@ -43,4 +43,6 @@ class Mt5BridgeConfig(AppConfig):
         plan_changed.connect(on_plan_changed, dispatch_uid="mt5bridge.ea_gates.plan")
         post_save.connect(on_account_saved, sender=TradingAccount, dispatch_uid="mt5bridge.ea_gates.account_save")
         post_delete.connect(on_account_saved, sender=TradingAccount, dispatch_uid="mt5bridge.ea_gates.account_delete")
-        pre_delete.connect(on_account_deleting, sender=TradingAccount, dispatch_uid="mt5bridge.ea_tokens.account_delete")
+        pre_delete.connect(
+            on_account_deleting, sender=TradingAccount, dispatch_uid="mt5bridge.ea_tokens.account_delete"
+        )

@@ -122,9 +122,7 @@ def _billing_pause(account) -> None:
 
 
 @pytest.mark.parametrize("switch_off", [_deactivate, _delete, _billing_pause])
-def test_a_beating_ea_is_refused_on_the_next_beat_once_its_account_is_switched_off(
-    owned_account, ea_token, switch_off
-):
+def test_a_beating_ea_is_refused_on_the_next_beat_once_its_account_is_switched_off(owned_account, ea_token, switch_off):
     """Guards issue 13 #6: the token's Redis cache entry (300 s) kept a deactivated, deleted or billing-paused
     account's EA answered 200; the account services now drop it, so the very next beat is 401."""
     client = ea_client(ea_token)
