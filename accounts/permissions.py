@@ -25,8 +25,6 @@ from rest_framework.permissions import BasePermission
 
 from .roles import CAPABILITIES, EA, PSEUDO_CAPABILITIES, PUBLIC, SIGNED_IN, STAFF_ROLE_NAMES, Scope, scope_for_roles
 
-# Staff roles whose model-level permissions apply to every row.
-STAFF_ROLES = STAFF_ROLE_NAMES
 OWNER_FIELD = {"accounts.tradingaccount": "owner"}
 
 
@@ -152,7 +150,7 @@ def is_staff_role(user) -> bool:
         return False
     if user.is_superuser:
         return True
-    return bool(user.is_staff and roles_of(user) & set(STAFF_ROLES))
+    return bool(user.is_staff and roles_of(user) & set(STAFF_ROLE_NAMES))
 
 
 def restrict(user, perm: str, queryset: QuerySet, *, owner_path: str | None = None) -> QuerySet:
