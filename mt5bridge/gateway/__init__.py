@@ -86,7 +86,17 @@ class MT5Gateway(Protocol):
 
     def accounts_info(self, logins: Sequence[int]) -> dict[int, AccountInfo]: ...
 
-    def balance_operation(self, login: int, amount: Decimal, deal_type: DealType, comment: str) -> int: ...
+    def balance_operation(
+        self, login: int, amount: Decimal, deal_type: DealType, comment: str, *, check_margin: bool = True
+    ) -> int:
+        """Post a balance/credit/bonus/charge/correction deal and return its ticket.
+
+        ``check_margin`` (on by default, as on the server) refuses with retcode 10019 an amount
+        taken off that the free margin does not cover; turning it off lets a broker take back
+        credit from an account in drawdown. Credit or balance are never taken below zero except
+        by a correction (deal type 5), which is never margin-checked.
+        """
+        ...
 
     def deals_by_comment(self, login: int, comment: str) -> list[Deal]: ...
 

@@ -854,8 +854,13 @@ class ManagerGateway:
                 result[login] = self._account_info(user, accounts.get(login), group)
         return result
 
-    def balance_operation(self, login: int, amount: Decimal, deal_type: DealType, comment: str) -> int:
+    def balance_operation(
+        self, login: int, amount: Decimal, deal_type: DealType, comment: str, *, check_margin: bool = True
+    ) -> int:
         """Post a balance/credit/bonus/... deal (``/api/trade/balance``) and return its ticket.
+
+        ``check_margin`` is sent as ``check_margin=1|0``: off, the server takes the amount even
+        when the free margin does not cover it (a correction is never margin-checked).
 
         Not idempotent, so never repeated blindly: when the reply is lost after the request may
         have reached the server this raises ``GatewayUnavailable`` whose message says the outcome
@@ -871,7 +876,13 @@ class ManagerGateway:
         data = self._call(
             "GET",
             "/api/trade/balance",
-            {"login": login, "type": int(deal_type), "balance": _num(amount), "comment": comment[:COMMENT_MAX]},
+            {
+                "login": login,
+                "type": int(deal_type),
+                "balance": _num(amount),
+                "comment": comment[:COMMENT_MAX],
+                "check_margin": int(bool(check_margin)),
+            },
             idempotent=False,
         )
         ticket = _int((data.get("answer") or {}).get("Ticket"))

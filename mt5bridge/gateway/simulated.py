@@ -196,8 +196,10 @@ class SimulatedGateway:
     def accounts_info(self, logins: Sequence[int]) -> dict[int, AccountInfo]:
         return bulk.accounts_info(logins, self._now())
 
-    def balance_operation(self, login: int, amount: Decimal, deal_type: DealType, comment: str) -> int:
-        return engine.balance_operation(login, amount, deal_type, comment, self._now())
+    def balance_operation(
+        self, login: int, amount: Decimal, deal_type: DealType, comment: str, *, check_margin: bool = True
+    ) -> int:
+        return engine.balance_operation(login, amount, deal_type, comment, self._now(), check_margin=check_margin)
 
     def deals_by_comment(self, login: int, comment: str) -> list[Deal]:
         return reads.deals_by_comment(login, comment)

@@ -246,7 +246,9 @@ class TerminalGateway:
                 raise GatewayError(f"accounts_info for accounts other than the terminal's current one: {NOT_AVAILABLE}")
             return {current: _account(info)}
 
-    def balance_operation(self, login: int, amount: Decimal, deal_type: DealType, comment: str) -> int:
+    def balance_operation(
+        self, login: int, amount: Decimal, deal_type: DealType, comment: str, *, check_margin: bool = True
+    ) -> int:
         raise GatewayError(f"balance_operation: {NOT_AVAILABLE}")
 
     def deals_by_comment(self, login: int, comment: str) -> list[Deal]:

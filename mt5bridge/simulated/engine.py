@@ -951,11 +951,14 @@ def close_all_positions(login: int, now: datetime) -> list[OrderResult]:
     return results
 
 
-def balance_operation(login: int, amount, deal_type: int, comment: str, now: datetime) -> int:
+def balance_operation(
+    login: int, amount, deal_type: int, comment: str, now: datetime, *, check_margin: bool = True
+) -> int:
     """Post a balance, credit, bonus, charge or correction deal; returns its ticket.
 
-    A withdrawal beyond the balance or the free margin, or removing more credit than the account
-    has, is refused with retcode 10019 (no money), as the Manager API does with margin checks on.
+    Refused with retcode 10019 (no money): taking the balance or the credit below zero, and, with
+    ``check_margin`` on (the Manager API's default), taking more than the free margin. A correction
+    (deal type 5) is never checked: it is how a dealer fixes an account, negative balance included.
     """
     try:
         deal_type = DealType(int(deal_type))
@@ -975,12 +978,10 @@ def balance_operation(login: int, amount, deal_type: int, comment: str, now: dat
         book.settle()
         account = book.account
         if amount < 0 and deal_type != DealType.CORRECTION:
-            figures = book.figures(book.t)
-            if deal_type in _CREDIT_TYPES:
-                short = account.credit + amount < 0
-            else:
-                short = account.balance + amount < 0
-            if short or figures.margin_free + amount < 0:
+            held = account.credit if deal_type in _CREDIT_TYPES else account.balance
+            if held + amount < 0:
+                raise OperationRefused(Retcode.NO_MONEY, "no money")
+            if check_margin and book.figures(book.t).margin_free + amount < 0:
                 raise OperationRefused(Retcode.NO_MONEY, "no money")
         deal = book.add_deal(at=now, type=deal_type, profit=amount, comment=comment)
         book.flush()

@@ -439,6 +439,24 @@ def test_balance_operation_refused_for_money(fake, gateway):
         gateway.balance_operation(777, Decimal("5"), DealType.BALANCE, "nobody")
 
 
+def balance_targets(fake) -> list[str]:
+    return [target for _method, target in fake.request_log if target.startswith("/api/trade/balance")]
+
+
+def test_balance_operation_asks_for_the_margin_check_by_default(fake, gateway):
+    gateway.balance_operation(1001, Decimal("-20"), DealType.CREDIT, "credit-back")
+    (target,) = balance_targets(fake)
+    assert "check_margin=1" in target
+
+
+def test_balance_operation_can_turn_the_margin_check_off(fake, gateway):
+    with pytest.raises(GatewayError, match="10019"):
+        gateway.balance_operation(1001, Decimal("-60"), DealType.CREDIT, "credit-back-checked")
+    ticket = gateway.balance_operation(1001, Decimal("-60"), DealType.CREDIT, "credit-back", check_margin=False)
+    assert [d.ticket for d in gateway.deals_by_comment(1001, "credit-back")] == [ticket]
+    assert "check_margin=0" in balance_targets(fake)[-1]
+
+
 def test_balance_operation_whose_reply_timed_out_is_not_posted_twice(fake, gateway):
     gateway.user(1001)
     fake.delay_next(1, seconds=SLOW, path="/api/trade/balance", after_processing=True)

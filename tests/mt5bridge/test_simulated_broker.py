@@ -203,6 +203,44 @@ def test_removing_more_credit_than_given_is_refused(gw, account):
         gw.balance_operation(8001, D("0"), DealType.BALANCE, "nothing")
 
 
+def test_removing_credit_beyond_the_free_margin_needs_the_margin_check_off(gw, account):
+    gw.balance_operation(8001, D("3000"), DealType.CREDIT, "bonus")
+    buy(gw, 8001, volume="10.00")  # about 5,360 USD of margin: equity 8,000 barely covers it
+    info = gw.account_info(8001)
+    assert D("3000") > info.margin_free
+    with pytest.raises(OperationRefused) as refused:
+        gw.balance_operation(8001, D("-3000"), DealType.CREDIT, "bonus cancelled")
+    assert refused.value.retcode == Retcode.NO_MONEY
+    assert gw.account_info(8001).credit == D("3000")
+
+    ticket = gw.balance_operation(8001, D("-3000"), DealType.CREDIT, "bonus cancelled", check_margin=False)
+    after = gw.account_info(8001)
+    assert after.credit == 0 and after.margin_free < 0
+    assert [d.ticket for d in gw.deals_by_comment(8001, "bonus cancelled")] == [ticket]
+
+
+def test_removing_more_credit_than_the_account_has_is_refused_even_without_the_margin_check(gw, account):
+    gw.balance_operation(8001, D("100"), DealType.BONUS, "bonus")
+    with pytest.raises(OperationRefused) as refused:
+        gw.balance_operation(8001, D("-100.01"), DealType.BONUS, "remove", check_margin=False)
+    assert refused.value.retcode == Retcode.NO_MONEY
+    assert gw.account_info(8001).credit == D("100")
+
+
+def test_a_balance_withdrawal_without_the_margin_check_still_stops_at_zero(gw, account):
+    buy(gw, 8001, volume="5.00")
+    free = gw.account_info(8001).margin_free
+    gw.balance_operation(8001, -(free + 1), DealType.BALANCE, "past the margin", check_margin=False)
+    with pytest.raises(OperationRefused):
+        gw.balance_operation(8001, D("-5000"), DealType.BALANCE, "past zero", check_margin=False)
+
+
+@pytest.mark.parametrize("check_margin", [True, False])
+def test_a_correction_is_never_margin_checked(gw, account, check_margin):
+    gw.balance_operation(8001, D("-5100"), DealType.CORRECTION, "fix", check_margin=check_margin)
+    assert gw.account_info(8001).balance == D("-100")
+
+
 def test_deposit_helper_and_long_comments_are_cut_to_31_characters(gw, account):
     ticket = deposit(8001, D("10"), comment="A comment that is clearly longer than thirty-one")
     deal = SimDeal.objects.get(ticket=ticket)
