@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.db import transaction
 
+from accounts.models import TradingAccount
+
 from .choices import AccountMode
+from .sizing import AccountFigures
 
 VERSION_KEY = "copytrading:config-version"
 _local: dict[str, tuple[int, AccountConfig]] = {}
@@ -172,3 +175,26 @@ def slave_mode(link) -> str:
 
 def clear_local_cache() -> None:
     _local.clear()
+
+
+# Ratio sizing needs each slave's balance/equity/free margin; seconds-old figures size a lot just as well.
+FIGURES_TTL_SECONDS = 5.0
+_figures: dict[str, tuple[float, AccountFigures]] = {}
+
+
+def slave_figures(ids: list[str]) -> dict[str, AccountFigures]:
+    """Balance, equity and free margin of each account, read at most every FIGURES_TTL_SECONDS per process."""
+    now = time.monotonic()
+    found = {i: hit[1] for i in ids if (hit := _figures.get(i)) is not None and hit[0] > now}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        rows = TradingAccount.objects.filter(pk__in=missing).values_list("pk", "balance", "equity", "margin_free")
+        for pk, balance, equity, free in rows:
+            figures = AccountFigures(balance, equity, free)
+            found[str(pk)] = figures
+            _figures[str(pk)] = (now + FIGURES_TTL_SECONDS, figures)
+    return found
+
+
+def clear_figures_cache() -> None:
+    _figures.clear()

@@ -2,20 +2,22 @@
 
 from django.urls import path, re_path
 
-from . import api
+from .api import links, orders, rules
 
 urlpatterns = [
-    path("copy/links", api.CopyLinkListView.as_view(), name="copy-links"),
-    re_path(r"^copy/links/(?P<pk>[0-9]{1,18})$", api.CopyLinkDetailView.as_view(), name="copy-link"),
-    path("copy/events", api.CopyEventListView.as_view(), name="copy-events"),
-    path("copy/positions", api.CopiedPositionListView.as_view(), name="copy-positions"),
-    path("copy/rules", api.RuleListView.as_view(), name="copy-rules"),
-    re_path(r"^copy/rules/(?P<pk>[0-9]{1,18})$", api.RuleDetailView.as_view(), name="copy-rule"),
-    path("copy/rule-hits", api.RuleHitListView.as_view(), name="copy-rule-hits"),
-    path("copy/accounts/<uuid:account_id>/mode", api.CopyModeView.as_view(), name="copy-mode"),
-    path("copy/templates", api.TemplateListView.as_view(), name="copy-templates"),
-    re_path(r"^copy/templates/(?P<pk>[0-9]{1,18})$", api.TemplateDetailView.as_view(), name="copy-template"),
-    re_path(r"^copy/templates/(?P<pk>[0-9]{1,18})/place$", api.TemplatePlaceView.as_view(), name="copy-template-place"),
-    path("copy/terminal/orders", api.TerminalOrderView.as_view(), name="copy-terminal-order"),
-    path("copy/terminal/commands", api.TerminalCommandListView.as_view(), name="copy-terminal-commands"),
+    path("copy/links", links.CopyLinkListView.as_view(), name="copy-links"),
+    re_path(r"^copy/links/(?P<pk>[0-9]{1,18})$", links.CopyLinkDetailView.as_view(), name="copy-link"),
+    path("copy/events", links.CopyEventListView.as_view(), name="copy-events"),
+    path("copy/positions", links.CopiedPositionListView.as_view(), name="copy-positions"),
+    path("copy/rules", rules.RuleListView.as_view(), name="copy-rules"),
+    re_path(r"^copy/rules/(?P<pk>[0-9]{1,18})$", rules.RuleDetailView.as_view(), name="copy-rule"),
+    path("copy/rule-hits", rules.RuleHitListView.as_view(), name="copy-rule-hits"),
+    path("copy/accounts/<uuid:account_id>/mode", rules.CopyModeView.as_view(), name="copy-mode"),
+    path("copy/templates", orders.TemplateListView.as_view(), name="copy-templates"),
+    re_path(r"^copy/templates/(?P<pk>[0-9]{1,18})$", orders.TemplateDetailView.as_view(), name="copy-template"),
+    re_path(
+        r"^copy/templates/(?P<pk>[0-9]{1,18})/place$", orders.TemplatePlaceView.as_view(), name="copy-template-place"
+    ),
+    path("copy/terminal/orders", orders.TerminalOrderView.as_view(), name="copy-terminal-order"),
+    path("copy/terminal/commands", orders.TerminalCommandListView.as_view(), name="copy-terminal-commands"),
 ]

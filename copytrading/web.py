@@ -18,7 +18,9 @@ from accounts.permissions import restrict
 from config.errors import ServiceError
 
 from . import services
-from .api import commands_visible_to, links_visible_to, rules_visible_to, templates_of
+from .api.links import link_for_change, links_visible_to
+from .api.orders import TerminalOrderSerializer, commands_visible_to, templates_of
+from .api.rules import rules_visible_to
 from .choices import AccountMode
 from .forms import CopyLinkForm, RuleForm, TemplateForm, TerminalOrderForm
 from .models import AccountCopyState, CopiedPosition, CopyEvent, Rule, RuleHit
@@ -68,8 +70,6 @@ def links(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def link_action(request: HttpRequest, pk: int) -> HttpResponse:
-    from .api import link_for_change
-
     link = link_for_change(request.user, pk)
     action = request.POST.get("action")
     if action == "delete":
@@ -207,8 +207,6 @@ def terminal(request: HttpRequest) -> HttpResponse:
     accounts = list(_tradable_accounts(request.user))
     form = TerminalOrderForm(request.POST or None, accounts=accounts)
     if request.method == "POST" and form.is_valid():
-        from .api import TerminalOrderSerializer
-
         data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
         serializer = TerminalOrderSerializer(data=data)
         if not serializer.is_valid():

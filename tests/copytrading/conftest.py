@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import TradingAccount
-from copytrading import engine, mapping, selectors
+from copytrading import mapping, selectors
 from tests.personas import next_login
 
 
@@ -15,7 +15,7 @@ from tests.personas import next_login
 def _fresh_copy_caches():
     mapping.clear_local_cache()
     selectors.clear_local_cache()
-    engine.clear_figures_cache()
+    selectors.clear_figures_cache()
     yield
     mapping.clear_local_cache()
     selectors.clear_local_cache()

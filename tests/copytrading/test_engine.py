@@ -8,9 +8,9 @@ from decimal import Decimal as D
 import pytest
 
 from copytrading.choices import CopyStatus
-from copytrading.engine import copy_id
 from copytrading.hooks import on_command_result, on_ea_state
 from copytrading.models import CopiedPosition, CopyEvent
+from copytrading.planning import copy_id
 from copytrading.services import copy_link_create
 from mt5bridge.ea.models import Command
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from copytrading import engine
+from copytrading import engine, planning
 from copytrading.choices import CopyStatus
 from copytrading.hooks import on_command_result, on_ea_state
 from copytrading.models import CopiedPosition, CopyEvent
@@ -147,7 +147,7 @@ def test_copies_differing_only_in_their_comment_each_keep_their_own_comment(owne
     slaves = slaves_of(owner, master, 3)
     beat(master, [], [pos(1, "BTCUSD.pro", volume="0.50")])
     commands = {c.link_id: c for c in Command.objects.all()}
-    assert {c.params["comment"] for c in commands.values()} == {engine.copy_id(i, 1) for i in commands}
+    assert {c.params["comment"] for c in commands.values()} == {planning.copy_id(i, 1) for i in commands}
     assert {c.params["volume"] for c in commands.values()} == {"0.5"} and len(commands) == len(slaves)
 
 
