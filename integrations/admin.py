@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Subquery
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 
-from accounts.admin import EstimatedCountPaginator, ReadOnlyAdminMixin, RestrictedAdminMixin
+from accounts.admin import EstimatedCountPaginator, ReadOnlyAdminMixin, RestrictedAdminMixin, TradingAccountAdmin
 from accounts.permissions import capability_required
 from config.errors import ServiceError
 
-from . import services
-from .choices import DeliveryStatus, WebhookEvent
+from .api import preflight_file_response
+from .choices import DeliveryStatus, PreflightStatus, WebhookEvent
 from .models import (
     AutomationRule,
     ContactSync,
@@ -26,6 +30,8 @@ from .models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from .services import contacts, webhooks
+from .services.preflight import preflight_run
 
 # --- Systeme.io connection -------------------------------------------------------------------
 
@@ -95,8 +101,6 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
 
     @admin.display(description="API key")
     def key_source(self, obj):
-        from django.conf import settings
-
         if obj.has_stored_key:
             return "stored in the admin (encrypted)"
         return "SYSTEME_API_KEY" if settings.SYSTEME_API_KEY else "not configured"
@@ -110,13 +114,13 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         api_key = "" if data.get("clear_api_key") else (data.get("api_key") or None)
-        services.systeme_settings_update(
+        contacts.systeme_settings_update(
             api_key=api_key, enabled=data["enabled"], sync_all_traders=data["sync_all_traders"], locale=data["locale"]
         )
 
     @admin.action(description="Test the connection", permissions=["change"])
     def test_connection(self, request, queryset):
-        row = services.systeme_connection_check()
+        row = contacts.systeme_connection_check()
         if row.connection_ok:
             self.message_user(request, "Systeme.io accepted the API key.", messages.SUCCESS)
         else:
@@ -125,7 +129,7 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
     @admin.action(description="Sync contacts now", permissions=["change"])
     def sync_now(self, request, queryset):
         try:
-            summary = services.systeme_sync()
+            summary = contacts.systeme_sync()
         except ServiceError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
@@ -156,13 +160,13 @@ class ContactSyncAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Include in the Systeme.io sync", permissions=["change"])
     def include_in_sync(self, request, queryset):
         for record in queryset.select_related("user"):
-            services.contact_include(user=record.user, included=True)
+            contacts.contact_include(user=record.user, included=True)
         self.message_user(request, f"{queryset.count()} contact(s) included.", messages.SUCCESS)
 
     @admin.action(description="Exclude from the Systeme.io sync", permissions=["change"])
     def exclude_from_sync(self, request, queryset):
         for record in queryset.select_related("user"):
-            services.contact_include(user=record.user, included=False)
+            contacts.contact_include(user=record.user, included=False)
         self.message_user(request, f"{queryset.count()} contact(s) excluded.", messages.SUCCESS)
 
 
@@ -234,7 +238,7 @@ class WebhookEndpointForm(forms.ModelForm):
         data = super().clean()
         try:
             if data.get("url"):
-                services._validate_url(data["url"])
+                webhooks.webhook_url_validate(data["url"])
         except ServiceError as exc:
             self.add_error("url", exc.message)
         return data
@@ -260,10 +264,6 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     actions = ["enable", "send_test"]
 
     def get_queryset(self, request):
-        from datetime import timedelta
-
-        from django.utils import timezone
-
         recent = (
             WebhookDelivery.objects.filter(
                 endpoint=OuterRef("pk"), created_at__gte=timezone.now() - timedelta(hours=24)
@@ -293,7 +293,7 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         data = form.cleaned_data
         try:
             if change:
-                updated = services.webhook_endpoint_update(
+                updated = webhooks.webhook_endpoint_update(
                     endpoint=obj,
                     url=data["url"],
                     events=list(data["events"]),
@@ -303,7 +303,7 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
                 )
                 obj.pk = updated.pk
                 return
-            endpoint, secret = services.webhook_endpoint_create(
+            endpoint, secret = webhooks.webhook_endpoint_create(
                 url=data["url"],
                 events=list(data["events"]),
                 secret=data.get("secret") or "",
@@ -321,14 +321,14 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Enable (reset the failure count)", permissions=["change"])
     def enable(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_endpoint_update(endpoint=endpoint, is_active=True)
+            webhooks.webhook_endpoint_update(endpoint=endpoint, is_active=True)
         self.message_user(request, f"Enabled {queryset.count()} endpoint(s).", messages.SUCCESS)
 
     @admin.action(description="Send a test delivery", permissions=["change"])
     def send_test(self, request, queryset):
         sent = 0
         for endpoint in queryset.filter(is_active=True):
-            services.webhook_ping(endpoint=endpoint)
+            webhooks.webhook_ping(endpoint=endpoint)
             sent += 1
         self.message_user(request, f"Queued {sent} test delivery(ies); see Webhook deliveries.", messages.SUCCESS)
 
@@ -360,7 +360,7 @@ class WebhookDeliveryAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.Model
     def retry(self, request, queryset):
         count = 0
         for delivery in queryset.exclude(status=DeliveryStatus.SUCCEEDED):
-            services.webhook_delivery_retry(delivery=delivery)
+            webhooks.webhook_delivery_retry(delivery=delivery)
             count += 1
         self.message_user(request, f"Queued {count} delivery(ies) again.", messages.SUCCESS)
 
@@ -426,10 +426,6 @@ class PreflightResultAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.Model
 
     @capability_required("accounts.manage")
     def download(self, request, pk: int, kind: str):
-        from django.http import JsonResponse
-
-        from .api import preflight_file_response
-
         result = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_view_permission(request, result) or kind not in ("template", "ini", "json"):
             raise Http404
@@ -438,3 +434,34 @@ class PreflightResultAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.Model
             response["Content-Disposition"] = f'attachment; filename="{result.account.login}-symbols.json"'
             return response
         return preflight_file_response(result, kind)
+
+
+# --- Trading accounts: the "Run symbol pre-flight" action --------------------------------------
+
+
+@admin.action(description="Run symbol pre-flight", permissions=["sync"])
+def run_preflight(modeladmin, request, queryset) -> None:
+    done = []
+    for account in queryset[:20]:  # each run logs in to MT5; keep one request bounded
+        result = preflight_run(account=account, user=request.user)
+        done.append((account, result))
+    for account, result in done:
+        if result.status == PreflightStatus.FAILED:
+            modeladmin.message_user(request, f"{account.login}: pre-flight failed — {result.error}", messages.ERROR)
+        else:
+            level = messages.WARNING if result.warnings else messages.SUCCESS
+            note = f" ({'; '.join(result.warnings)})" if result.warnings else ""
+            modeladmin.message_user(
+                request,
+                f"{account.login}: {result.symbols_found} symbols, chart {result.chart_symbol} "
+                f"{result.chart_period}{note}",
+                level,
+            )
+    if queryset.count() > 20:
+        modeladmin.message_user(request, "Only the first 20 accounts were checked.", messages.WARNING)
+
+
+def add_preflight_admin_action() -> None:
+    """Called from ``IntegrationsConfig.ready``: the accounts admin knows nothing of the pre-flight."""
+    if run_preflight not in TradingAccountAdmin.actions:
+        TradingAccountAdmin.actions = [*TradingAccountAdmin.actions, run_preflight]

@@ -22,10 +22,14 @@ from accounts.security import mt5_password_reveal
 from config.errors import ServiceError
 from config.net import client_ip
 
-from . import selectors, services
+from . import selectors
 from .choices import DeliveryStatus, WebhookEvent
 from .models import PreflightResult, WebhookDelivery, WebhookEndpoint
-from .preflight import PASSWORD_PLACEHOLDER, PERIOD_MINUTES, template_file_name, with_password
+from .preflight import PASSWORD_PLACEHOLDER, PERIOD_MINUTES, options_from_settings, template_file_name, with_password
+from .services import inbound, webhooks
+from .services.contacts import SystemeNotConfigured
+from .services.preflight import preflight_run
+from .tasks import systeme_sync_contacts
 
 SIGNATURE_HEADERS = ("X-Webhook-Signature", "X-Systeme-Signature")
 
@@ -71,11 +75,7 @@ class SystemeSyncView(APIView):
         data.is_valid(raise_exception=True)
         stats = selectors.systeme_stats()
         if not stats["configured"] or not stats["enabled"]:
-            raise services.SystemeNotConfigured(
-                "Systeme.io is not configured: set SYSTEME_API_KEY or the key in the admin."
-            )
-        from .tasks import systeme_sync_contacts
-
+            raise SystemeNotConfigured("Systeme.io is not configured: set SYSTEME_API_KEY or the key in the admin.")
         systeme_sync_contacts.delay(data.validated_data.get("user_ids"))
         return Response({"status": "queued"}, status=status.HTTP_202_ACCEPTED)
 
@@ -122,8 +122,8 @@ class SystemeWebhookView(APIView):
     def post(self, request):
         body = request.body  # the raw bytes, read before anything parses them
         signature = next((request.headers.get(h) for h in SIGNATURE_HEADERS if request.headers.get(h)), None)
-        services.inbound_signature_verify(body=body, header=signature, secret=settings.SYSTEME_WEBHOOK_SECRET)
-        event, created = services.inbound_webhook_receive(
+        inbound.inbound_signature_verify(body=body, header=signature, secret=settings.SYSTEME_WEBHOOK_SECRET)
+        event, created = inbound.inbound_webhook_receive(
             body=body, event_header=request.headers.get("X-Webhook-Event", "")[:64]
         )
         return Response({"status": event.status if created else "duplicate", "event": event.pk})
@@ -233,7 +233,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def create(self, request):
         data = EndpointCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        endpoint, secret = services.webhook_endpoint_create(created_by=request.user, **data.validated_data)
+        endpoint, secret = webhooks.webhook_endpoint_create(created_by=request.user, **data.validated_data)
         return Response(
             {"endpoint": EndpointSerializer(endpoint).data, "secret": secret}, status=status.HTTP_201_CREATED
         )
@@ -244,7 +244,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         data = EndpointUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         return Response(
-            EndpointSerializer(services.webhook_endpoint_update(endpoint=endpoint, **data.validated_data)).data
+            EndpointSerializer(webhooks.webhook_endpoint_update(endpoint=endpoint, **data.validated_data)).data
         )
 
     @extend_schema(responses={204: None, **ERRORS})
@@ -256,7 +256,7 @@ class WebhookEndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     @action(detail=True, methods=["post"])
     def ping(self, request, pk=None):
         """Queue a signed test delivery to this endpoint."""
-        delivery = services.webhook_ping(endpoint=self.get_object())
+        delivery = webhooks.webhook_ping(endpoint=self.get_object())
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -285,7 +285,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         if delivery.status == DeliveryStatus.SUCCEEDED:
             raise ServiceError("This delivery already succeeded.", code="already_delivered", status_code=409)
         return Response(
-            DeliverySerializer(services.webhook_delivery_retry(delivery=delivery)).data, status=status.HTTP_202_ACCEPTED
+            DeliverySerializer(webhooks.webhook_delivery_retry(delivery=delivery)).data, status=status.HTTP_202_ACCEPTED
         )
 
 
@@ -347,11 +347,9 @@ class PreflightView(APIView):
         account = _account_for(request, account_id, "accounts.sync_tradingaccount")
         data = PreflightRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        from .preflight import options_from_settings
-
         options = options_from_settings(**data.validated_data)
         options.s3_prefix = f"{options.s3_prefix}{account.pk}/"
-        result = services.preflight_run(account=account, user=request.user, options=options)
+        result = preflight_run(account=account, user=request.user, options=options)
         return Response(PreflightSerializer(result).data, status=status.HTTP_201_CREATED)
 
 

@@ -30,6 +30,7 @@ class WebhookEvent(models.TextChoices):
     RULE_HIT = "rule.hit", "Automation rule hit"
     BONUS_GRANTED = "bonus.granted", "Bonus granted"
     BONUS_CANCELLED = "bonus.cancelled", "Bonus cancelled"
+    BONUS_CONVERTED = "bonus.converted", "Bonus converted to balance"
     PREFLIGHT_DONE = "preflight.done", "Pre-flight done"
     CONTACT_SYNCED = "systeme.contact_synced", "Systeme.io contact synced"
     PING = "ping", "Test delivery"

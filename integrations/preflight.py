@@ -15,6 +15,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from mt5bridge import gateway as gw
 from mt5bridge.symbols import BrokerSymbolMap, detect_symbols
@@ -276,6 +277,7 @@ def upload_servers_dat(path: Path | None, options: PreflightOptions, login: int,
         warnings.append("S3 upload skipped: no servers.dat to upload")
         return result
     try:
+        # Imported here: boto3 is optional (only the S3 upload needs it), and its absence is a warning, not a crash.
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
@@ -321,8 +323,6 @@ def send_to_webhook(url: str, payload: dict, timeout: float, warnings: list[str]
 
 
 def options_from_settings(**overrides: Any) -> PreflightOptions:
-    from django.conf import settings
-
     values = {
         "chart_symbol": settings.PREFLIGHT_CHART_SYMBOL,
         "chart_period": settings.PREFLIGHT_CHART_PERIOD,

@@ -262,22 +262,3 @@ def _detail(response: httpx.Response) -> str:
         if data.get("violations"):
             return "; ".join(f"{v.get('propertyPath')}: {v.get('message')}" for v in data["violations"])[:200]
     return str(data)[:200]
-
-
-def client_from_settings() -> SystemeClient:
-    """A client with the key stored in the admin (encrypted), else SYSTEME_API_KEY."""
-    from django.conf import settings
-
-    from accounts import vault
-
-    from .models import SystemeSettings
-
-    row = SystemeSettings.load()
-    key = vault.decrypt(row.api_key_encrypted) if row.api_key_encrypted else settings.SYSTEME_API_KEY
-    return SystemeClient(
-        key,
-        base_url=settings.SYSTEME_API_URL,
-        timeout=settings.SYSTEME_TIMEOUT,
-        retries=settings.SYSTEME_RETRIES,
-        max_wait=settings.SYSTEME_RETRY_MAX_WAIT,
-    )

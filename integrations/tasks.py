@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from .services.contacts import SystemeNotConfigured, systeme_sync
+from .services.delivery import webhook_deliveries_due, webhook_delivery_attempt
+from .services.rules import rules_evaluate
 from .systeme import SystemeUnavailable
 
 
@@ -20,8 +22,8 @@ from .systeme import SystemeUnavailable
 )
 def systeme_sync_contacts(self, user_ids: list[int] | None = None) -> dict:
     try:
-        return services.systeme_sync(user_ids=user_ids)
-    except services.SystemeNotConfigured:
+        return systeme_sync(user_ids=user_ids)
+    except SystemeNotConfigured:
         return {"skipped": "Systeme.io is not configured"}
 
 
@@ -29,9 +31,9 @@ def systeme_sync_contacts(self, user_ids: list[int] | None = None) -> dict:
 def systeme_sync_and_evaluate() -> dict:
     """Beat: push figures, then evaluate the automation rules on the fresh contacts."""
     try:
-        synced = services.systeme_sync()
-        fired = services.rules_evaluate()
-    except services.SystemeNotConfigured:
+        synced = systeme_sync()
+        fired = rules_evaluate()
+    except SystemeNotConfigured:
         return {"skipped": "Systeme.io is not configured"}
     return {"sync": synced, "rules": fired}
 
@@ -39,33 +41,28 @@ def systeme_sync_and_evaluate() -> dict:
 @shared_task(ignore_result=True, expires=600)
 def systeme_evaluate_rules() -> dict:
     try:
-        return services.rules_evaluate()
-    except services.SystemeNotConfigured:
+        return rules_evaluate()
+    except SystemeNotConfigured:
         return {"skipped": "Systeme.io is not configured"}
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: str) -> str | None:
     """One attempt; a failed one is picked up again by ``deliver_due_webhooks`` when its backoff has passed."""
-    delivery = services.webhook_delivery_attempt(delivery_id=delivery_id)
+    delivery = webhook_delivery_attempt(delivery_id=delivery_id)
     return delivery.status if delivery is not None else None
 
 
 @shared_task(ignore_result=True, expires=55)
 def deliver_due_webhooks() -> int:
     """Beat: retry every delivery whose backoff has passed."""
-    due = services.webhook_deliveries_due()
+    due = webhook_deliveries_due()
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def run_preflight(account_id: str, user_id: int | None = None) -> str:
-    from django.contrib.auth import get_user_model
-
-    from accounts.models import TradingAccount
-
-    account = TradingAccount.objects.get(pk=account_id)
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return services.preflight_run(account=account, user=user).status
+def deliveries_enqueue(sender, delivery_ids: list[str], **kwargs) -> None:
+    """Receiver of ``services.webhooks.deliveries_ready`` (connected in ``IntegrationsConfig.ready``)."""
+    for delivery_id in delivery_ids:
+        deliver_webhook.delay(delivery_id)

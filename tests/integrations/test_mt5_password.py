@@ -18,7 +18,8 @@ from accounts.choices import SecurityAction
 from accounts.models import SecurityEvent
 from accounts.services import trading_account_create
 from integrations.models import PreflightResult, WebhookDelivery
-from integrations.services import preflight_run, webhook_endpoint_create
+from integrations.services.preflight import preflight_run
+from integrations.services.webhooks import webhook_endpoint_create
 from mt5bridge.simulated import create_account
 from tests.personas import PASSWORD as LOGIN_PASSWORD
 from tests.personas import api_client_for, next_login

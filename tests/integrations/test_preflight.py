@@ -14,7 +14,8 @@ from integrations.choices import PreflightStatus
 from integrations.models import PreflightResult, WebhookDelivery
 from integrations.preflight import chart_template, parse_login_ini, startup_ini, with_password
 from integrations.selectors import broker_symbol_map
-from integrations.services import preflight_run, webhook_endpoint_create
+from integrations.services.preflight import preflight_run
+from integrations.services.webhooks import webhook_endpoint_create
 from mt5bridge.simulated import create_account
 from tests.mt5bridge import mt5_standin
 from tests.personas import PASSWORD as LOGIN_PASSWORD

@@ -6,7 +6,6 @@ import pytest
 from django.urls import reverse
 
 from accounts import vault
-from integrations import services
 from integrations.models import (
     AutomationRule,
     ContactSync,
@@ -17,6 +16,8 @@ from integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from integrations.services.contacts import systeme_connection_check, systeme_settings_update, systeme_sync
+from integrations.services.webhooks import webhook_endpoint_create
 from mt5bridge.sync import account_sync
 from tests.personas import api_client_for
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 def test_stats_show_connection_and_last_sync(fake_systeme, owned_account, super_admin):
     account_sync(account_id=owned_account.pk, trigger="manual")
-    services.systeme_sync()
+    systeme_sync()
     data = api_client_for(super_admin).get("/api/systeme/stats").json()
     assert data["configured"] is True and data["connection"]["ok"] is True
     assert data["last_sync"]["ok"] is True and data["last_sync"]["summary"]["synced"] == 1
@@ -73,11 +74,11 @@ def test_systeme_is_system_configuration_read_only_staff_neither_see_stats_nor_s
 
 def test_api_key_entered_in_the_admin_is_stored_encrypted_and_used(fake_systeme, settings):
     settings.SYSTEME_API_KEY = ""
-    services.systeme_settings_update(api_key="test-systeme-key")
+    systeme_settings_update(api_key="test-systeme-key")
     row = SystemeSettings.load()
     assert b"test-systeme-key" not in bytes(row.api_key_encrypted)
     assert vault.decrypt(row.api_key_encrypted) == "test-systeme-key"
-    assert services.systeme_connection_check().connection_ok is True
+    assert systeme_connection_check().connection_ok is True
 
 
 def test_rotate_secrets_covers_the_integration_secrets():
@@ -137,7 +138,7 @@ def test_admin_run_preflight_action_and_downloads(admin_client, owned_account):
 
 
 def test_admin_shows_disabled_endpoints(admin_client, receiver):
-    endpoint, _ = services.webhook_endpoint_create(url=receiver.url, events=["*"])
+    endpoint, _ = webhook_endpoint_create(url=receiver.url, events=["*"])
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
         is_active=False, disabled_at="2026-01-01T00:00Z", disabled_reason="15 failed deliveries in a row"
     )
@@ -169,7 +170,7 @@ def test_admin_connection_test_action_reports_a_wrong_key(admin_client, fake_sys
 
 def test_status_page_shows_connection_and_last_sync_to_staff(client, super_admin, fake_systeme, owned_account):
     account_sync(account_id=owned_account.pk, trigger="manual")
-    services.systeme_sync()
+    systeme_sync()
     client.force_login(super_admin)
     page = client.get("/integrations/").content.decode()
     assert "Connection" in page and "OK" in page and "1 synced" in page

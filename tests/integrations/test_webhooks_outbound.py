@@ -14,9 +14,11 @@ from django.core import mail
 from django.utils import timezone
 
 from config import net
-from integrations import services
+from config.errors import ServiceError
 from integrations.choices import DeliveryStatus
 from integrations.models import WebhookDelivery, WebhookEndpoint
+from integrations.services.delivery import backoff_seconds, webhook_deliveries_due, webhook_delivery_attempt
+from integrations.services.webhooks import webhook_emit, webhook_endpoint_create
 from mt5bridge.sync import account_sync
 from tests.personas import api_client_for
 
@@ -26,21 +28,21 @@ SECRET = "endpoint-secret"
 
 @pytest.fixture
 def endpoint(receiver, super_admin):
-    endpoint, _ = services.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoint_create(
         url=receiver.url + "/hook", events=["rule.hit", "account.synced"], secret=SECRET, created_by=super_admin
     )
     return endpoint
 
 
 def test_backoff_doubles_and_is_capped():
-    assert [services.backoff_seconds(n, base=30, cap=300) for n in (1, 2, 3, 4, 5)] == [30, 60, 120, 240, 300]
+    assert [backoff_seconds(n, base=30, cap=300) for n in (1, 2, 3, 4, 5)] == [30, 60, 120, 240, 300]
 
 
 def test_emitted_event_is_delivered_signed_over_timestamp_and_body(
     endpoint, receiver, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        services.webhook_emit("rule.hit", {"rule": "x", "amount": __import__("decimal").Decimal("1.50")})
+        webhook_emit("rule.hit", {"rule": "x", "amount": __import__("decimal").Decimal("1.50")})
     request = receiver.requests[0]
     headers, body = request["headers"], request["body"]
     timestamp = headers["X-MT5BO-Timestamp"]
@@ -54,7 +56,7 @@ def test_emitted_event_is_delivered_signed_over_timestamp_and_body(
 
 
 def test_events_an_endpoint_did_not_choose_are_not_sent(endpoint):
-    assert services.webhook_emit("bonus.granted", {}) == []
+    assert webhook_emit("bonus.granted", {}) == []
 
 
 def test_failed_delivery_is_retried_later_with_backoff(
@@ -63,12 +65,12 @@ def test_failed_delivery_is_retried_later_with_backoff(
     settings.WEBHOOK_BACKOFF_SECONDS = 60
     receiver.status = 503
     with django_capture_on_commit_callbacks(execute=True):
-        services.webhook_emit("rule.hit", {})
+        webhook_emit("rule.hit", {})
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
     assert delivery.last_status_code == 503
     assert timedelta(seconds=55) < delivery.next_attempt_at - timezone.now() <= timedelta(seconds=60)
-    assert services.webhook_deliveries_due() == []  # not due yet
+    assert webhook_deliveries_due() == []  # not due yet
 
     receiver.status = 200
     WebhookDelivery.objects.update(next_attempt_at=timezone.now())
@@ -82,12 +84,12 @@ def test_failed_delivery_is_retried_later_with_backoff(
 def test_delivery_gives_up_after_the_maximum_attempts(endpoint, receiver, settings):
     settings.WEBHOOK_MAX_ATTEMPTS = 2
     receiver.status = 500
-    (delivery,) = services.webhook_emit("rule.hit", {})
-    services.webhook_delivery_attempt(delivery_id=delivery.pk)
-    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    (delivery,) = webhook_emit("rule.hit", {})
+    webhook_delivery_attempt(delivery_id=delivery.pk)
+    webhook_delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and len(delivery.log) == 2
-    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more to do
+    assert webhook_delivery_attempt(delivery_id=delivery.pk) is None  # nothing more to do
 
 
 def test_endpoint_is_disabled_after_repeated_failures_and_staff_are_emailed(
@@ -96,20 +98,20 @@ def test_endpoint_is_disabled_after_repeated_failures_and_staff_are_emailed(
     settings.WEBHOOK_DISABLE_AFTER_FAILURES = 3
     receiver.status = 500
     for _ in range(3):
-        (delivery,) = services.webhook_emit("rule.hit", {})
+        (delivery,) = webhook_emit("rule.hit", {})
         with django_capture_on_commit_callbacks(execute=True):
-            services.webhook_delivery_attempt(delivery_id=delivery.pk)
+            webhook_delivery_attempt(delivery_id=delivery.pk)
     endpoint.refresh_from_db()
     assert endpoint.is_active is False and "3 failed deliveries" in endpoint.disabled_reason
     assert len(mail.outbox) == 1 and super_admin.email in mail.outbox[0].to
-    assert services.webhook_emit("rule.hit", {}) == []
+    assert webhook_emit("rule.hit", {}) == []
 
 
 def test_unreachable_endpoint_counts_as_a_failure(super_admin, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
-    endpoint, _ = services.webhook_endpoint_create(url="http://127.0.0.1:9/x", events=["*"], created_by=super_admin)
-    (delivery,) = services.webhook_emit("anything.new", {})
-    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    endpoint, _ = webhook_endpoint_create(url="http://127.0.0.1:9/x", events=["*"], created_by=super_admin)
+    (delivery,) = webhook_emit("anything.new", {})
+    delivery = webhook_delivery_attempt(delivery_id=delivery.pk)
     assert delivery.last_status_code is None and "ConnectError" in delivery.last_error
 
 
@@ -123,8 +125,8 @@ def test_successful_sync_emits_account_synced(endpoint, owned_account, receiver,
 
 def test_private_urls_are_refused_unless_allowed(settings, super_admin):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
-    with pytest.raises(services.ServiceError, match="private or loopback"):
-        services.webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
+    with pytest.raises(ServiceError, match="private or loopback"):
+        webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
 
 
 # --- API ---
@@ -165,8 +167,8 @@ def test_re_enabling_resets_failures(super_admin, endpoint):
 
 def test_deliveries_are_listed_for_staff_and_can_be_retried(super_admin, endpoint, receiver):
     receiver.status = 500
-    (delivery,) = services.webhook_emit("rule.hit", {})
-    services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    (delivery,) = webhook_emit("rule.hit", {})
+    webhook_delivery_attempt(delivery_id=delivery.pk)
     client = api_client_for(super_admin)
     rows = client.get("/api/webhooks/deliveries").json()["results"]
     assert rows[0]["last_status_code"] == 500
@@ -246,16 +248,16 @@ def test_loopback_targets_are_refused_by_default(super_admin):
     from django.conf import settings as live
 
     assert live.WEBHOOK_ALLOW_PRIVATE_URLS is False
-    with pytest.raises(services.ServiceError, match="loopback"):
-        services.webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
+    with pytest.raises(ServiceError, match="loopback"):
+        webhook_endpoint_create(url="http://127.0.0.1:8000/x", events=["*"])
 
 
 @pytest.mark.parametrize("address", ["100.64.1.1", "100.127.255.254", "::ffff:127.0.0.1", "::ffff:10.0.0.1"])
 def test_cgnat_and_ipv4_mapped_addresses_are_refused_when_saved(address, dns, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     dns.answers = [address]
-    with pytest.raises(services.ServiceError, match="private or loopback"):
-        services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"])
+    with pytest.raises(ServiceError, match="private or loopback"):
+        webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"])
     assert not WebhookEndpoint.objects.exists()
 
 
@@ -268,15 +270,15 @@ def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_delivered(
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     port = receiver.httpd.server_address[1]
     dns.answers = [PUBLIC, "127.0.0.1"]
-    services.webhook_endpoint_create(url=f"http://{HOST}:{port}/hook", events=["*"], secret=SECRET)
+    webhook_endpoint_create(url=f"http://{HOST}:{port}/hook", events=["*"], secret=SECRET)
     with django_capture_on_commit_callbacks(execute=True):
-        (delivery,) = services.webhook_emit("rule.hit", {})
+        (delivery,) = webhook_emit("rule.hit", {})
     delivery.refresh_from_db()
     assert receiver.requests == []
     assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1
     assert "127.0.0.1" in delivery.last_error and "loopback" in delivery.last_error
     assert delivery.last_status_code is None and delivery.log[0]["error"] == delivery.last_error
-    assert services.webhook_deliveries_due() == []
+    assert webhook_deliveries_due() == []
 
 
 @pytest.mark.parametrize(
@@ -303,10 +305,10 @@ def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_delivered(
 def test_a_delivery_to_a_non_public_address_is_refused_when_sent(address, reason, dns, settings, super_admin):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     dns.answers = [PUBLIC, address]
-    endpoint, _ = services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
-    (delivery,) = services.webhook_emit("rule.hit", {})
+    endpoint, _ = webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    (delivery,) = webhook_emit("rule.hit", {})
     inner = Recording()
-    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
+    delivery = webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
     assert inner.requests == []
     assert delivery.status == DeliveryStatus.FAILED
     assert address in delivery.last_error and reason in delivery.last_error
@@ -319,10 +321,10 @@ def test_the_connection_goes_to_the_vetted_address_with_the_original_host_and_sn
     rebinding name would answer with 127.0.0.1, never happens); the Host header and the TLS name stay the URL's."""
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     dns.answers = [PUBLIC, PUBLIC, "127.0.0.1"]
-    services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], secret=SECRET, created_by=super_admin)
-    (delivery,) = services.webhook_emit("rule.hit", {})
+    webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], secret=SECRET, created_by=super_admin)
+    (delivery,) = webhook_emit("rule.hit", {})
     inner = Recording()
-    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
+    delivery = webhook_delivery_attempt(delivery_id=delivery.pk, transport=inner)
     assert delivery.status == DeliveryStatus.SUCCEEDED
     [sent] = inner.requests
     assert sent.url.host == PUBLIC and sent.url.scheme == "https" and sent.url.path == "/hook"
@@ -334,9 +336,9 @@ def test_the_connection_goes_to_the_vetted_address_with_the_original_host_and_sn
 def test_a_name_that_does_not_resolve_when_sent_is_retried_later(dns, settings, super_admin):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     dns.answers = [PUBLIC, None]
-    services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
-    (delivery,) = services.webhook_emit("rule.hit", {})
-    delivery = services.webhook_delivery_attempt(delivery_id=delivery.pk, transport=Recording())
+    webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    (delivery,) = webhook_emit("rule.hit", {})
+    delivery = webhook_delivery_attempt(delivery_id=delivery.pk, transport=Recording())
     assert delivery.status == DeliveryStatus.PENDING and "does not resolve" in delivery.last_error
 
 
@@ -345,7 +347,7 @@ def test_a_refused_ping_from_the_api_is_a_failed_delivery_not_a_500(
 ):
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
     dns.answers = [PUBLIC, "100.64.1.1"]
-    endpoint, _ = services.webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
+    endpoint, _ = webhook_endpoint_create(url=f"https://{HOST}/hook", events=["*"], created_by=super_admin)
     client = api_client_for(super_admin)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(f"/api/webhooks/endpoints/{endpoint.pk}/ping")

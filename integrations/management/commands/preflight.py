@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import vault
+from accounts.models import TradingAccount
 from mt5bridge import gateway as gw
 from mt5bridge.symbols import CATEGORIES, BrokerSymbolMap
 
@@ -21,6 +24,7 @@ from ...preflight import (
     template_file_name,
     with_password,
 )
+from ...services.preflight import preflight_run
 
 
 class Command(BaseCommand):
@@ -125,13 +129,6 @@ class Command(BaseCommand):
         return report, password
 
     def _run_for_account(self, account_id, options):
-        from django.core.exceptions import ValidationError
-
-        from accounts import vault
-        from accounts.models import TradingAccount
-
-        from ...services import preflight_run
-
         try:
             account = TradingAccount.objects.get(pk=account_id)
         except (TradingAccount.DoesNotExist, ValidationError):
