@@ -18,7 +18,7 @@ from accounts.permissions import capability_required, restrict
 from config.errors import Conflict, ServiceError
 from mt5bridge import gateway as gw
 
-from . import limits, reports, selectors, services
+from . import limits, reports, selectors
 from .choices import CAMPAIGN_TRIGGERS, BonusType, CampaignStatus, MonitorStatus
 from .models import (
     AuditLog,
@@ -30,6 +30,18 @@ from .models import (
     MonitorShard,
     Mt5Scan,
 )
+from .services.campaigns import (
+    CAMPAIGN_FIELDS,
+    campaign_archive,
+    campaign_create,
+    campaign_duplicate,
+    campaign_set_status,
+    campaign_update,
+    validate_campaign,
+)
+from .services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
+from .services.manual import MANUAL_KEY, bonus_assign_manual
+from .services.monitored import default_gateway, monitoring_reset_errors, mt5_scan
 
 MAX_LOGIN = 2**63 - 1
 
@@ -65,7 +77,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = list(services.CAMPAIGN_FIELDS)
+        fields = list(CAMPAIGN_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,9 +99,9 @@ class CampaignForm(forms.ModelForm):
             if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
                 self.add_error(name, 'Give a JSON list of strings, e.g. ["DE", "FR"].')
         if not self.errors:
-            values = {f: cleaned.get(f, getattr(self.instance, f)) for f in services.CAMPAIGN_FIELDS}
+            values = {f: cleaned.get(f, getattr(self.instance, f)) for f in CAMPAIGN_FIELDS}
             try:
-                services.validate_campaign(values)
+                validate_campaign(values)
             except ServiceError as exc:
                 raise forms.ValidationError(exc.message) from exc
         return cleaned
@@ -123,12 +135,12 @@ class CampaignAdmin(admin.ModelAdmin):
         return obj.bonuses_active
 
     def save_model(self, request, obj, form, change):
-        values = {name: form.cleaned_data[name] for name in services.CAMPAIGN_FIELDS if name in form.cleaned_data}
+        values = {name: form.cleaned_data[name] for name in CAMPAIGN_FIELDS if name in form.cleaned_data}
         try:
             if change:
-                saved = services.campaign_update(actor=request.user, campaign=obj, **values)
+                saved = campaign_update(actor=request.user, campaign=obj, **values)
             else:
-                saved = services.campaign_create(actor=request.user, **values)
+                saved = campaign_create(actor=request.user, **values)
         except ServiceError as exc:
             # The form was valid, the business rule was not: say so instead of a 500.
             self.message_user(request, exc.message, messages.ERROR)
@@ -148,7 +160,7 @@ class CampaignAdmin(admin.ModelAdmin):
         done = 0
         for campaign in queryset:
             try:
-                services.campaign_set_status(actor=request.user, campaign=campaign, status=status)
+                campaign_set_status(actor=request.user, campaign=campaign, status=status)
                 done += 1
             except ServiceError as exc:
                 self.message_user(request, f"{campaign}: {exc.message}", messages.WARNING)
@@ -157,7 +169,7 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Duplicate as draft", permissions=["add"])
     def duplicate(self, request, queryset):
         for campaign in queryset:
-            services.campaign_duplicate(actor=request.user, campaign=campaign)
+            campaign_duplicate(actor=request.user, campaign=campaign)
         self.message_user(request, f"{queryset.count()} campaign(s) duplicated as drafts.")
 
     @admin.action(description="Archive", permissions=["change"])
@@ -165,7 +177,7 @@ class CampaignAdmin(admin.ModelAdmin):
         done = 0
         for campaign in queryset:
             try:
-                services.campaign_archive(actor=request.user, campaign=campaign)
+                campaign_archive(actor=request.user, campaign=campaign)
                 done += 1
             except ServiceError as exc:
                 self.message_user(request, f"{campaign}: {exc.message}", messages.WARNING)
@@ -192,7 +204,7 @@ class CampaignAdmin(admin.ModelAdmin):
         """Scan MT5: refresh the groups and countries offered for targeting (POST only)."""
         if request.method == "POST":
             try:
-                scan = services.mt5_scan(actor=request.user)
+                scan = mt5_scan(actor=request.user)
                 self.message_user(request, f"MT5 scanned: {len(scan.groups)} groups, {len(scan.countries)} "
                                            f"countries, {scan.accounts} accounts.")  # fmt: skip
             except gw.GatewayError as exc:
@@ -215,7 +227,7 @@ class AssignForm(forms.Form):
                                 help_text="Leave empty to use the campaign's rule (percent of the deposit, or its "
                                           "fixed amount). At most the campaign's rule and your role's limit.")  # fmt: skip
     # One key per rendered form: a double submit (or a reload of the POST) posts once.
-    idempotency_key = forms.RegexField(regex=services.MANUAL_KEY, widget=forms.HiddenInput, error_messages={
+    idempotency_key = forms.RegexField(regex=MANUAL_KEY, widget=forms.HiddenInput, error_messages={
         "required": "This form has expired: open Assign bonus again.",
         "invalid": "This form has expired: open Assign bonus again.",
     })  # fmt: skip
@@ -267,7 +279,7 @@ class BonusAdmin(admin.ModelAdmin):
         done = 0
         for bonus in queryset:
             try:
-                services.bonus_cancel(actor=request.user, bonus=bonus)
+                bonus_cancel(actor=request.user, bonus=bonus)
                 done += 1
             except (ServiceError, gw.GatewayError) as exc:
                 _report_error(self, request, exc)
@@ -278,7 +290,7 @@ class BonusAdmin(admin.ModelAdmin):
         done = 0
         for bonus in queryset:
             try:
-                services.bonus_force_convert(actor=request.user, bonus=bonus)
+                bonus_force_convert(actor=request.user, bonus=bonus)
                 done += 1
             except (ServiceError, gw.GatewayError) as exc:
                 _report_error(self, request, exc)
@@ -313,7 +325,7 @@ class BonusAdmin(admin.ModelAdmin):
             override = request.POST.get("override") == "1"
             key = v["idempotency_key"]
             try:
-                result = services.bonus_assign_manual(
+                result = bonus_assign_manual(
                     actor=request.user, campaign=v["campaign"], login=v["login"], deposit=v["deposit_amount"],
                     amount=v["amount"], override=override, idempotency_key=key,
                 )  # fmt: skip
@@ -350,7 +362,7 @@ class BonusAdmin(admin.ModelAdmin):
         found = None
         if form.is_valid():
             try:
-                found = selectors.account_lookup(login=form.cleaned_data["login"], gateway=services.default_gateway())
+                found = selectors.account_lookup(login=form.cleaned_data["login"], gateway=default_gateway())
             except (ServiceError, gw.GatewayError) as exc:
                 _report_error(self, request, exc)
         return TemplateResponse(request, "admin/bonuses/lookup.html",
@@ -392,7 +404,7 @@ class BonusAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 leverage = form.cleaned_data["leverage"]
-                services.bonus_override_leverage(actor=request.user, bonus=bonus, leverage=leverage)
+                bonus_override_leverage(actor=request.user, bonus=bonus, leverage=leverage)
                 self.message_user(request, f"Leverage of {bonus.login} set to 1:{form.cleaned_data['leverage']}.")
                 return redirect(reverse("admin:bonuses_bonus_change", args=[bonus.pk]))
             except (ServiceError, gw.GatewayError) as exc:
@@ -427,7 +439,7 @@ class MonitoredAccountAdmin(admin.ModelAdmin):
     @admin.action(description="Reset errors and resume monitoring", permissions=["change"])
     def reset_errors(self, request, queryset):
         for account in queryset.filter(status=MonitorStatus.PAUSED) | queryset.filter(consecutive_errors__gt=0):
-            services.monitoring_reset_errors(actor=request.user, login=account.login)
+            monitoring_reset_errors(actor=request.user, login=account.login)
         self.message_user(request, "Monitoring resumed.")
 
 

@@ -17,9 +17,21 @@ from accounts.permissions import restrict
 from config.errors import NotAllowed, ServiceError
 from mt5bridge import gateway as gw
 
-from . import reports, selectors, services
+from . import reports, selectors
 from .choices import CAMPAIGN_TRIGGERS, AuditAction, BonusStatus, BonusType, CampaignStatus
 from .models import AuditLog, Bonus, Campaign, MonitoredAccount
+from .services.assignment import eligibility_check
+from .services.campaigns import (
+    CAMPAIGN_FIELDS,
+    campaign_create,
+    campaign_duplicate,
+    campaign_set_status,
+    campaign_update,
+)
+from .services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
+from .services.manual import bonus_assign_manual
+from .services.monitored import default_gateway, monitoring_register, monitoring_reset_errors
+from .services.triggers import trigger_deposit, trigger_promo_code, trigger_registration
 
 MONEY_MAX = Decimal("1000000000")
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Conflict (not eligible, wrong state)")}
@@ -45,7 +57,7 @@ class StaffView(APIView):
         return restrict(self.request.user, perm, queryset)
 
     def gateway(self):
-        return services.default_gateway()
+        return default_gateway()
 
 
 def _paginate(view: APIView, queryset, serializer_class):
@@ -104,7 +116,7 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
-        fields = ["id", "name", "description", "bonus_type", "status", *services.CAMPAIGN_FIELDS[3:],
+        fields = ["id", "name", "description", "bonus_type", "status", *CAMPAIGN_FIELDS[3:],
                   "created_at", "updated_at", "bonuses_active"]  # fmt: skip
         read_only_fields = ["id", "status", "created_at", "updated_at"]
 
@@ -237,7 +249,7 @@ class CampaignListView(StaffView):
     def post(self, request):
         data = CampaignSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = services.campaign_create(actor=request.user, **data.validated_data)
+        campaign = campaign_create(actor=request.user, **data.validated_data)
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
 
@@ -257,7 +269,7 @@ class CampaignDetailView(StaffView):
         campaign = self._campaign(pk)
         data = CampaignSerializer(campaign, data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = services.campaign_update(actor=request.user, campaign=campaign, **data.validated_data)
+        campaign = campaign_update(actor=request.user, campaign=campaign, **data.validated_data)
         return Response(CampaignSerializer(campaign).data)
 
 
@@ -266,7 +278,7 @@ class CampaignDuplicateView(CampaignDetailView):
 
     @extend_schema(request=None, responses={201: CampaignSerializer, **ERRORS}, tags=["campaigns"])
     def post(self, request, pk: int):
-        copy = services.campaign_duplicate(actor=request.user, campaign=self._campaign(pk))
+        copy = campaign_duplicate(actor=request.user, campaign=self._campaign(pk))
         return Response(CampaignSerializer(copy).data, status=status.HTTP_201_CREATED)
 
 
@@ -279,7 +291,7 @@ class CampaignStatusView(CampaignDetailView):
         campaign = self._campaign(pk)
         data = CampaignStatusSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = services.campaign_set_status(actor=request.user, campaign=campaign,
+        campaign = campaign_set_status(actor=request.user, campaign=campaign,
                                                 status=data.validated_data["status"])  # fmt: skip
         return Response(CampaignSerializer(campaign).data)
 
@@ -333,7 +345,7 @@ class EligibilityView(StaffView):
         data.is_valid(raise_exception=True)
         v = data.validated_data
         campaign = get_object_or_404(Campaign, pk=v["campaign_id"])
-        failures = _gateway_call(services.eligibility_check, campaign=campaign, login=v["login"],
+        failures = _gateway_call(eligibility_check, campaign=campaign, login=v["login"],
                                  deposit=v.get("deposit_amount"))  # fmt: skip
         return Response({
             "eligible": not failures,
@@ -368,7 +380,7 @@ class AssignView(StaffView):
         v = data.validated_data
         campaign = get_object_or_404(Campaign, pk=v["campaign_id"])
         result = _gateway_call(
-            services.bonus_assign_manual, actor=request.user, campaign=campaign, login=v["login"],
+            bonus_assign_manual, actor=request.user, campaign=campaign, login=v["login"],
             deposit=v.get("deposit_amount"), amount=v.get("amount"), override=v["override_eligibility"],
             idempotency_key=key,
         )  # fmt: skip
@@ -382,7 +394,7 @@ class BonusCancelView(BonusDetailView):
     @extend_schema(request=None, responses={200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
     def post(self, request, pk: int):
-        bonus = _gateway_call(services.bonus_cancel, actor=request.user, bonus=self._bonus(pk))
+        bonus = _gateway_call(bonus_cancel, actor=request.user, bonus=self._bonus(pk))
         return Response(BonusSerializer(bonus).data)
 
 
@@ -392,7 +404,7 @@ class BonusForceConvertView(BonusDetailView):
     @extend_schema(request=None, responses={200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
                    tags=["bonuses"])  # fmt: skip
     def post(self, request, pk: int):
-        bonus = _gateway_call(services.bonus_force_convert, actor=request.user, bonus=self._bonus(pk))
+        bonus = _gateway_call(bonus_force_convert, actor=request.user, bonus=self._bonus(pk))
         return Response(BonusSerializer(bonus).data)
 
 
@@ -405,7 +417,7 @@ class BonusOverrideLeverageView(BonusDetailView):
         bonus = self._bonus(pk)
         data = LeverageRequest(data=request.data)
         data.is_valid(raise_exception=True)
-        bonus = _gateway_call(services.bonus_override_leverage, actor=request.user, bonus=bonus,
+        bonus = _gateway_call(bonus_override_leverage, actor=request.user, bonus=bonus,
                               leverage=data.validated_data["leverage"])  # fmt: skip
         return Response(BonusSerializer(bonus).data)
 
@@ -424,7 +436,7 @@ class DepositTriggerView(StaffView):
         data = DepositTrigger(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        results = _gateway_call(services.trigger_deposit, login=v["login"], amount=v["amount"],
+        results = _gateway_call(trigger_deposit, login=v["login"], amount=v["amount"],
                                 deal_ticket=v.get("deal_ticket"), actor=request.user)  # fmt: skip
         return Response(_assignments(results))
 
@@ -438,8 +450,8 @@ class RegistrationTriggerView(StaffView):
         data = RegistrationTrigger(data=request.data)
         data.is_valid(raise_exception=True)
         login = data.validated_data["login"]
-        _gateway_call(services.monitoring_register, actor=request.user, login=login)
-        results = _gateway_call(services.trigger_registration, login=login, actor=request.user)
+        _gateway_call(monitoring_register, actor=request.user, login=login)
+        results = _gateway_call(trigger_registration, login=login, actor=request.user)
         return Response(_assignments(results))
 
 
@@ -452,7 +464,7 @@ class PromoCodeTriggerView(StaffView):
         data = PromoTrigger(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        results = _gateway_call(services.trigger_promo_code, login=v["login"], code=v["promo_code"],
+        results = _gateway_call(trigger_promo_code, login=v["login"], code=v["promo_code"],
                                 deposit=v.get("deposit_amount"), actor=request.user)  # fmt: skip
         return Response(_assignments(results))
 
@@ -521,7 +533,7 @@ class RegisterAccountView(_LoginView):
                    tags=["monitoring"])  # fmt: skip
     def post(self, request, login: int):
         self.check_login(login)
-        account = _gateway_call(services.monitoring_register, actor=request.user, login=login)
+        account = _gateway_call(monitoring_register, actor=request.user, login=login)
         return Response(MonitoredAccountSerializer(account).data)
 
 
@@ -531,7 +543,7 @@ class ResetErrorsView(_LoginView):
     @extend_schema(request=None, responses={200: MonitoredAccountSerializer, **ERRORS}, tags=["monitoring"])
     def post(self, request, login: int):
         self.check_login(login)
-        account = services.monitoring_reset_errors(actor=request.user, login=login)
+        account = monitoring_reset_errors(actor=request.user, login=login)
         return Response(MonitoredAccountSerializer(account).data)
 
 
@@ -552,13 +564,10 @@ class _SimulatedMoneyView(_LoginView):
                              code="simulated_only")  # fmt: skip
         data = AmountRequest(data=request.data)
         data.is_valid(raise_exception=True)
-        from mt5bridge.simulated import deposit, withdraw
-
+        amount = data.validated_data["amount"] * self.sign
+        comment = "Test deposit" if self.sign > 0 else "Test withdrawal"
         try:
-            if self.sign > 0:
-                ticket = deposit(login, data.validated_data["amount"], comment="Test deposit")
-            else:
-                ticket = withdraw(login, data.validated_data["amount"], comment="Test withdrawal")
+            ticket = gateway.balance_operation(login, amount, gw.DealType.BALANCE, comment)
         except gw.NotFound:
             raise ServiceError(f"Login {login} does not exist on MT5.", code="account_not_found",
                                status_code=404) from None  # fmt: skip

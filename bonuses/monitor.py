@@ -25,9 +25,18 @@ from django.utils import timezone
 
 from mt5bridge import gateway as gw
 
-from . import services
 from .choices import AuditAction, CampaignStatus, MonitorStatus, OperationStatus, Trigger
 from .models import AuditLog, BonusOperation, Campaign, MonitorCycle, MonitoredAccount, MonitorShard
+from .services.audit import MONITOR, audit_write
+from .services.detection import (
+    account_deposit_detected,
+    account_drawdown_protect,
+    account_trades_detected,
+    account_withdrawal_detected,
+)
+from .services.monitored import default_gateway
+from .services.operations import operations_resume
+from .services.triggers import trigger_registration
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +88,7 @@ class Monitor:
         if shards < 1 or not 0 <= shard < shards:
             raise ValueError(f"shard must be in 0..{shards - 1}")
         self.shard, self.shards = shard, shards
-        self.gateway = gateway or services.default_gateway()
+        self.gateway = gateway or default_gateway()
         self.worker = worker or default_worker_name()
         self.max_errors = settings.BONUS_MONITOR_MAX_ERRORS
         self.snapshots: dict[int, _Snapshot] = {}
@@ -155,7 +164,7 @@ class Monitor:
         if registration_running:
             for user in new:
                 try:
-                    services.trigger_registration(login=user.login, actor=services.MONITOR, gateway=self.gateway,
+                    trigger_registration(login=user.login, actor=MONITOR, gateway=self.gateway,
                                                   user=user)  # fmt: skip
                 except Exception as exc:  # one account's failure must not stop the loop
                     logger.warning("registration trigger for %s failed: %s", user.login, exc)
@@ -239,7 +248,7 @@ class Monitor:
         try:
             if info.credit > 0 and info.equity <= info.credit:
                 result.drawdowns += 1
-                services.account_drawdown_protect(login=login, gateway=self.gateway)
+                account_drawdown_protect(login=login, gateway=self.gateway)
                 info = self.gateway.accounts_info([login]).get(login, info)
             if info.balance != snap.balance:
                 self._deals(login, info, snap, result)
@@ -261,16 +270,16 @@ class Monitor:
         withdrawals = [d for d in own if d.profit < 0]
         for deal in own:
             if deal.profit > 0:
-                if services.account_deposit_detected(login=login, deal=deal, gateway=self.gateway):
+                if account_deposit_detected(login=login, deal=deal, gateway=self.gateway):
                     result.deposits += 1
             else:
                 later = sum((-w.profit for w in withdrawals if w.ticket > deal.ticket), Decimal(0))
-                if services.account_withdrawal_detected(login=login, deal=deal, balance_after=info.balance + later,
+                if account_withdrawal_detected(login=login, deal=deal, balance_after=info.balance + later,
                                                         gateway=self.gateway) is not None:  # fmt: skip
                     result.withdrawals += 1
         trades = [d for d in deals if d.type in _TRADES]
         if trades:
-            result.conversions += services.account_trades_detected(login=login, deals=trades, gateway=self.gateway)
+            result.conversions += account_trades_detected(login=login, deals=trades, gateway=self.gateway)
         if deals:
             snap.deals_checked_at = max(d.time for d in deals)
 
@@ -280,7 +289,7 @@ class Monitor:
             if not self.mine(login) or login in self.paused:
                 continue
             try:
-                services.operations_resume(login=login, gateway=self.gateway)
+                operations_resume(login=login, gateway=self.gateway)
             except gw.GatewayError as exc:
                 snap = self.snapshots.get(login)
                 if snap is not None:
@@ -299,7 +308,7 @@ class Monitor:
         with transaction.atomic():
             MonitoredAccount.objects.filter(login=login).update(**values)
             if pause:
-                services.audit_write(actor=services.MONITOR, action=AuditAction.ACCOUNT_PAUSED, login=login,
+                audit_write(actor=MONITOR, action=AuditAction.ACCOUNT_PAUSED, login=login,
                                      after={"consecutive_errors": snap.errors, "error": error[:200]})  # fmt: skip
         if pause:
             result.paused += 1
@@ -328,7 +337,7 @@ class Monitor:
                 MonitoredAccount.objects.filter(login__in=newly_paused).update(status=MonitorStatus.PAUSED)
                 now = timezone.now()
                 AuditLog.objects.bulk_create(
-                    [AuditLog(created_at=now, actor_label=services.MONITOR, action=AuditAction.ACCOUNT_PAUSED,
+                    [AuditLog(created_at=now, actor_label=MONITOR, action=AuditAction.ACCOUNT_PAUSED,
                               login=login, after={"consecutive_errors": self.snapshots[login].errors,
                                                   "error": error[:200]}) for login in newly_paused],
                     batch_size=1000,

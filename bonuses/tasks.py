@@ -19,7 +19,7 @@ def monitor_fallback_cycle() -> int | None:
 @shared_task(name="bonuses.tasks.expire_bonuses", acks_late=True, expires=3000, ignore_result=True)
 def expire_bonuses() -> int:
     from .monitor import prune_history
-    from .services import bonuses_expire
+    from .services.ending import bonuses_expire
 
     prune_history()
     return bonuses_expire()
@@ -30,6 +30,6 @@ def expire_bonuses() -> int:
     autoretry_for=(GatewayUnavailable,), retry_backoff=True, max_retries=5,
 )  # fmt: skip
 def resume_operations() -> int:
-    from .services import operations_resume
+    from .services.operations import operations_resume
 
     return operations_resume()

@@ -81,12 +81,12 @@ def test_scan_mt5_group_and_country_names_are_escaped_on_the_campaign_form(super
 
 
 def test_bonus_admin_pages_escape_mt5_names(super_admin, hostile_mt5_account):
-    from bonuses import services
     from bonuses.models import MonitoredAccount
+    from bonuses.services.monitored import monitoring_register, mt5_scan
 
     client = logged_in(super_admin)
-    services.mt5_scan(actor="test")
-    services.monitoring_register(actor="test", login=hostile_mt5_account)
+    mt5_scan(actor="test")
+    monitoring_register(actor="test", login=hostile_mt5_account)
 
     assert_escaped(get(client, f"/admin/bonuses/bonus/lookup/?login={hostile_mt5_account}"), GROUP, COUNTRY, MT5_NAME)
     # The monitored accounts list shows the group in a column and in its filter.

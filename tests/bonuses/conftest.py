@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from bonuses import services
 from bonuses.choices import BonusType, CampaignStatus, Trigger
+from bonuses.services.campaigns import campaign_create
 from mt5bridge import gateway as gw
 from tests.personas import next_login
 
@@ -32,7 +32,7 @@ def make_campaign(**overrides):
     }  # fmt: skip
     values.update(overrides)
     status = values.pop("status", CampaignStatus.ACTIVE)
-    campaign = services.campaign_create(actor="test", **values)
+    campaign = campaign_create(actor="test", **values)
     if status != CampaignStatus.DRAFT:
         campaign.status = status
         campaign.save(update_fields=["status"])

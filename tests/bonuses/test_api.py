@@ -8,9 +8,10 @@ from decimal import Decimal as D
 import pytest
 from openpyxl import load_workbook
 
-from bonuses import services
 from bonuses.choices import BonusStatus, BonusType, CampaignStatus
 from bonuses.models import AuditLog, Bonus, MonitoredAccount
+from bonuses.services.monitored import monitoring_register
+from bonuses.services.triggers import trigger_deposit
 from mt5bridge.simulated import deposit
 from tests.personas import api_client_for
 
@@ -27,8 +28,8 @@ def world(db):
     login = make_account(balance="0", leverage=500, country="DE")
     campaign = make_campaign(bonus_type=BonusType.DYNAMIC_LEVERAGE)
     deposit(login, D("100"))
-    (result,) = services.trigger_deposit(login=login, amount=D("100"))
-    services.monitoring_register(actor="test", login=login)
+    (result,) = trigger_deposit(login=login, amount=D("100"))
+    monitoring_register(actor="test", login=login)
     return {"login": login, "campaign": campaign, "bonus": result.bonus}
 
 

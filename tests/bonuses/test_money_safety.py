@@ -14,9 +14,15 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.choices import Role
-from bonuses import formulas, limits, services
+from bonuses import formulas, limits
 from bonuses.choices import AuditAction, BonusStatus, BonusType, OperationKind, OperationStatus, Trigger
 from bonuses.models import AuditLog, Bonus, BonusOperation
+from bonuses.services.detection import account_trades_detected
+from bonuses.services.ending import bonus_cancel, bonus_force_convert, bonuses_expire
+from bonuses.services.manual import bonus_assign_manual
+from bonuses.services.monitored import account_ensure
+from bonuses.services.operations import operation_create, operations_resume
+from bonuses.services.triggers import trigger_deposit
 from config.errors import Conflict, NotAllowed
 from mt5bridge import gateway as gw
 from mt5bridge.simulated import deposit
@@ -192,7 +198,7 @@ def test_a_role_without_a_declared_limit_cannot_grant_at_all():
     login = make_account()
     campaign = make_campaign(triggers=[], fixed_amount=D("10"))
     with pytest.raises(NotAllowed) as exc:
-        services.bonus_assign_manual(actor=desk, campaign=campaign, login=login, amount=D("1"), idempotency_key="x")
+        bonus_assign_manual(actor=desk, campaign=campaign, login=login, amount=D("1"), idempotency_key="x")
     assert exc.value.code == "no_manual_assign_limit"
     assert not Bonus.objects.filter(login=login).exists()
 
@@ -267,7 +273,7 @@ def test_ten_simultaneous_submits_with_one_key_give_one_bonus_and_one_credit_dea
 
     def submit():
         barrier.wait(timeout=30)
-        return services.bonus_assign_manual(actor=agent, campaign=campaign, login=login, idempotency_key="dbl-click")
+        return bonus_assign_manual(actor=agent, campaign=campaign, login=login, idempotency_key="dbl-click")
 
     results = _in_threads(*[submit] * 10)
     assert not [r for r in results if isinstance(r, Exception)], results
@@ -351,14 +357,14 @@ def test_conversion_force_convert_and_cancel_of_one_bonus_race_and_each_credit_m
     make_campaign(bonus_type=BonusType.CONVERTIBLE, bonus_percent=D("10"), lots_per_unit=D("0.1"),
                   unit_amount=D("1"))  # fmt: skip
     deposit(login, D("1000"))
-    (result,) = services.trigger_deposit(login=login, amount=D("1000"))  # 100 credit, 10 lots to convert all
+    (result,) = trigger_deposit(login=login, amount=D("1000"))  # 100 credit, 10 lots to convert all
     bonus = result.bonus
     slow = SlowGateway(delay=0.4)
     start = threading.Barrier(3)
 
     def monitor_conversion():
         start.wait(timeout=30)
-        return services.account_trades_detected(login=login, deals=[_closing_deal(990001, "3")], gateway=slow)
+        return account_trades_detected(login=login, deals=[_closing_deal(990001, "3")], gateway=slow)
 
     def staff(action):
         def run():
@@ -369,12 +375,12 @@ def test_conversion_force_convert_and_cancel_of_one_bonus_race_and_each_credit_m
 
         return run
 
-    results = _in_threads(monitor_conversion, staff(services.bonus_force_convert), staff(services.bonus_cancel))
+    results = _in_threads(monitor_conversion, staff(bonus_force_convert), staff(bonus_cancel))
     _, converted, cancelled = results
     assert not isinstance(results[0], Exception), results[0]
     # Exactly one of the two staff actions won; the other was told so (409).
     assert [isinstance(r, Conflict) for r in (converted, cancelled)].count(True) == 1, results
-    services.operations_resume()  # anything a lost race left pending is finished (nothing should be)
+    operations_resume()  # anything a lost race left pending is finished (nothing should be)
     bonus.refresh_from_db()
     assert bonus.status in (BonusStatus.CONVERTED, BonusStatus.CANCELLED)
     # Every unit of credit was either converted or removed, once.
@@ -404,12 +410,12 @@ def test_a_cancel_while_the_credit_is_in_flight_takes_that_credit_back():
     slow = SlowGateway(delay=0.8)
 
     def assign():
-        return services.bonus_assign_manual(actor="test", campaign=campaign, login=login, idempotency_key="slow",
+        return bonus_assign_manual(actor="test", campaign=campaign, login=login, idempotency_key="slow",
                                             gateway=slow)  # fmt: skip
 
     def cancel():
         slow.in_flight.wait(timeout=30)
-        return services.bonus_cancel(actor="staff", bonus=Bonus.objects.get(login=login))
+        return bonus_cancel(actor="staff", bonus=Bonus.objects.get(login=login))
 
     assigned, cancelled = _in_threads(assign, cancel)
     assert not isinstance(assigned, Exception) and not isinstance(cancelled, Exception), (assigned, cancelled)
@@ -431,11 +437,11 @@ def test_a_credit_still_pending_when_its_bonus_expires_is_never_posted():
             raise gw.GatewayUnavailable("MT5 manager unreachable")
 
     with pytest.raises(gw.GatewayUnavailable):
-        services.bonus_assign_manual(actor="test", campaign=campaign, login=login, idempotency_key="x",
+        bonus_assign_manual(actor="test", campaign=campaign, login=login, idempotency_key="x",
                                      gateway=Down(0))  # fmt: skip
     Bonus.objects.filter(login=login).update(expires_at=timezone.now() - timedelta(minutes=1))
-    assert services.bonuses_expire() == 1
-    services.operations_resume()
+    assert bonuses_expire() == 1
+    operations_resume()
     assert credit_deals(login) == [] and account(login).credit == D("0.00")
     (operation,) = BonusOperation.objects.filter(login=login)
     assert operation.status == OperationStatus.REFUSED and "ended" in operation.error
@@ -461,7 +467,7 @@ def test_a_posting_whose_gateway_call_outlasts_its_claim_is_posted_once(settings
 
     def first_posting():
         try:
-            return services.trigger_deposit(login=login, amount=D("200"), gateway=slow)
+            return trigger_deposit(login=login, amount=D("200"), gateway=slow)
         finally:
             done.set()
 
@@ -470,7 +476,7 @@ def test_a_posting_whose_gateway_call_outlasts_its_claim_is_posted_once(settings
         tries = 0
         while not done.is_set():
             time.sleep(0.25)
-            services.operations_resume()
+            operations_resume()
             tries += 1
         return tries
 
@@ -490,12 +496,12 @@ def test_a_posting_left_behind_by_a_dead_worker_is_finished_once_its_claim_lapse
     campaign = make_campaign(triggers=[], fixed_amount=D("15"))
     bonus = Bonus.objects.create(campaign=campaign, login=login, bonus_type=campaign.bonus_type,
                                  trigger=Trigger.MANUAL, idempotency_key="dead-worker", amount=D("15"))  # fmt: skip
-    services.account_ensure(login=login)
-    operation = services._operation_create(bonus, OperationKind.CREDIT_IN, amount=D("15"))
+    account_ensure(login=login)
+    operation = operation_create(bonus, OperationKind.CREDIT_IN, amount=D("15"))
     # A worker claimed it and died before calling MT5: nobody renews the claim.
     BonusOperation.objects.filter(pk=operation.pk).update(claimed_until=timezone.now() + timedelta(seconds=1),
                                                           attempts=1)  # fmt: skip
-    assert services.operations_resume() == 0
+    assert operations_resume() == 0
     time.sleep(1.1)
-    assert services.operations_resume() == 1
+    assert operations_resume() == 1
     assert len(credit_deals(login)) == 1

@@ -8,10 +8,11 @@ from decimal import Decimal as D
 import pytest
 from django.core.management import call_command
 
-from bonuses import services
 from bonuses.choices import AuditAction, BonusStatus, BonusType, MonitorStatus, Trigger
 from bonuses.models import AuditLog, Bonus, MonitorCycle, MonitoredAccount, MonitorShard
 from bonuses.monitor import Monitor, fallback_cycle
+from bonuses.services.monitored import monitoring_reset_errors
+from bonuses.services.triggers import trigger_deposit
 from mt5bridge import gateway as gw
 from mt5bridge.simulated import deposit, withdraw
 
@@ -128,7 +129,7 @@ def test_a_gateway_outage_counts_errors_pauses_at_five_and_reset_resumes_without
     outage.down = False
     monitor.cycle()
     assert not Bonus.objects.filter(login=login).exists()  # paused: not read
-    services.monitoring_reset_errors(actor="test", login=login)
+    monitoring_reset_errors(actor="test", login=login)
     monitor._next_status_reload = 0
     monitor.cycle()
     monitor.cycle()
@@ -185,7 +186,7 @@ def test_the_hourly_task_expires_bonuses_and_the_fallback_task_cycles():
     login = make_account(balance="0")
     make_campaign(expiry_days=1)
     deposit(login, D("100"))
-    (result,) = services.trigger_deposit(login=login, amount=D("100"))
+    (result,) = trigger_deposit(login=login, amount=D("100"))
     Bonus.objects.filter(pk=result.bonus.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert tasks.expire_bonuses.delay().get() == 1
     assert Bonus.objects.get(pk=result.bonus.pk).status == BonusStatus.EXPIRED

@@ -8,9 +8,10 @@ from decimal import Decimal as D
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
-from bonuses import services
 from bonuses.choices import AuditAction
 from bonuses.models import AuditLog, Bonus
+from bonuses.services.audit import audit_write
+from bonuses.services.triggers import trigger_deposit
 from mt5bridge.simulated import deposit
 
 from .conftest import credit_deals, make_account, make_campaign
@@ -28,7 +29,7 @@ def test_fifty_concurrent_identical_deposit_triggers_give_one_bonus_and_one_cred
     def fire():
         try:
             barrier.wait(timeout=30)
-            outcomes.append(services.trigger_deposit(login=login, amount=D("500")))
+            outcomes.append(trigger_deposit(login=login, amount=D("500")))
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
         finally:
@@ -50,7 +51,7 @@ def test_fifty_concurrent_identical_deposit_triggers_give_one_bonus_and_one_cred
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL-only")
 def test_the_audit_log_refuses_update_at_the_database_level():
-    row = services.audit_write(actor="test", action=AuditAction.MT5_SCANNED, after={"x": 1})
+    row = audit_write(actor="test", action=AuditAction.MT5_SCANNED, after={"x": 1})
     with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic():
         AuditLog.objects.filter(pk=row.pk).update(message="rewritten")
     with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic(), connection.cursor() as cursor:
@@ -61,7 +62,7 @@ def test_the_audit_log_refuses_update_at_the_database_level():
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL-only")
 def test_the_audit_log_refuses_delete_at_the_database_level():
-    row = services.audit_write(actor="test", action=AuditAction.MT5_SCANNED)
+    row = audit_write(actor="test", action=AuditAction.MT5_SCANNED)
     with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic():
         AuditLog.objects.filter(pk=row.pk).delete()
     with pytest.raises(DatabaseError, match="insert-only"), transaction.atomic(), connection.cursor() as cursor:

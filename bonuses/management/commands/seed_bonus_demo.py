@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from bonuses.choices import BonusType, CampaignStatus, Trigger
 from bonuses.models import Campaign
-from bonuses.services import campaign_create, campaign_set_status
+from bonuses.services.campaigns import campaign_create, campaign_set_status
 
 ACTOR = "system:seed_bonus_demo"
 

@@ -1,0 +1,192 @@
+"""What the monitor detects, turned into bonus changes: deposits, withdrawals, drawdown, closed trades."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+
+from mt5bridge import gateway as gw
+
+from .. import formulas
+from ..choices import (
+    OPEN_BONUS_STATUSES,
+    AuditAction,
+    BonusStatus,
+    BonusType,
+    CancelReason,
+    OperationKind,
+    OperationStatus,
+)
+from ..formulas import ZERO
+from ..models import AccountEvent, Bonus, BonusOperation, Campaign
+from .assignment import Assignment
+from .audit import MONITOR, audit_write, bonus_state
+from .ending import bonus_convert, bonuses_end
+from .leverage import leverage_operation
+from .monitored import account_ensure, account_lock, default_gateway
+from .operations import movable_credit, operation_create, operations_resume, operations_run
+from .triggers import deposit_campaigns
+
+
+def _record_event(login: int, deal: gw.Deal, kind: str, balance_after: Decimal | None = None) -> bool:
+    """Remember a deal was acted on; False when it already was (another worker, a retried cycle)."""
+    _, created = AccountEvent.objects.get_or_create(
+        login=login,
+        deal_ticket=deal.ticket,
+        defaults={"kind": kind, "amount": deal.profit, "volume": deal.volume, "balance_after": balance_after},
+    )
+    return created
+
+
+def account_deposit_detected(*, login: int, deal: gw.Deal, actor=MONITOR, gateway=None) -> list[Assignment]:
+    gateway = gateway or default_gateway()
+    with transaction.atomic():
+        if not _record_event(login, deal, AccountEvent.DEPOSIT):
+            return []
+    return deposit_campaigns(login=login, deal=deal, actor=actor, gateway=gateway)
+
+
+def account_withdrawal_detected(
+    *, login: int, deal: gw.Deal, balance_after: Decimal, actor=MONITOR, gateway=None
+) -> list[BonusOperation] | None:
+    """A withdrawal took a share of the balance: the same share of each open bonus's credit goes.
+
+    Type C bonuses lose all their unconverted credit; a full withdrawal ends everything; type A
+    leverage follows the new credit/balance ratio.
+    """
+    gateway = gateway or default_gateway()
+    withdrawn = -deal.profit
+    with transaction.atomic():
+        account_ensure(login=login)
+        account = account_lock(login)
+        if not _record_event(login, deal, AccountEvent.WITHDRAWAL, balance_after):
+            return None
+        fraction = formulas.withdrawal_fraction(withdrawn, balance_after + withdrawn)
+        bonuses = list(Bonus.objects.select_for_update().filter(login=login, status=BonusStatus.ACTIVE).order_by("id"))
+        ending = [b for b in bonuses if fraction >= 1 or b.bonus_type == BonusType.CONVERTIBLE]
+        operations = bonuses_end(
+            login=login,
+            bonuses=ending,
+            status=BonusStatus.CANCELLED,
+            reason=CancelReason.WITHDRAWAL,
+            actor=actor,
+            gateway=gateway,
+            balance=balance_after,
+        )
+        ended = {b.pk for b in ending}
+        remaining_a: Bonus | None = None
+        for bonus in bonuses:
+            if bonus.pk in ended:
+                continue
+            removal = formulas.proportional_credit_removal(movable_credit(bonus), fraction)
+            if removal > 0:
+                operations.append(operation_create(bonus, OperationKind.CREDIT_OUT, amount=removal))
+            if bonus.bonus_type == BonusType.DYNAMIC_LEVERAGE:
+                remaining_a = bonus
+        if remaining_a is not None and account.original_leverage:
+            credit = sum(
+                (
+                    b.credit_outstanding - formulas.proportional_credit_removal(b.credit_outstanding, fraction)
+                    for b in bonuses
+                    if b.bonus_type == BonusType.DYNAMIC_LEVERAGE and b.pk not in ended
+                ),
+                ZERO,
+            )
+            target = formulas.type_a_leverage_for(account.original_leverage, credit, balance_after)
+            op = leverage_operation(account, remaining_a, target)
+            if op:
+                operations.append(op)
+    operations_run(operations, actor=actor, gateway=gateway)
+    return operations
+
+
+def account_drawdown_protect(*, login: int, actor=MONITOR, gateway=None) -> bool:
+    """Equity fell to the credit: close every position, cancel every bonus, take the credit back.
+
+    Returns True when the account is settled (no open bonus credit left to remove). The
+    monitor calls it again on the next cycles until MT5 has let the credit go.
+    """
+    gateway = gateway or default_gateway()
+    open_bonuses = list(Bonus.objects.filter(login=login, status__in=OPEN_BONUS_STATUSES))
+    if open_bonuses:
+        results = gateway.close_all_positions(login)
+        with transaction.atomic():
+            account_ensure(login=login)
+            operations = bonuses_end(
+                login=login,
+                bonuses=open_bonuses,
+                status=BonusStatus.CANCELLED,
+                reason=CancelReason.DRAWDOWN,
+                actor=actor,
+                gateway=gateway,
+            )
+            audit_write(
+                actor=actor,
+                action=AuditAction.DRAWDOWN,
+                login=login,
+                after={"closed_positions": len(results), "bonuses": [b.pk for b in open_bonuses]},
+            )
+        operations_run(operations, actor=actor, gateway=gateway)
+    operations_resume(login=login, actor=actor, gateway=gateway)
+    return not BonusOperation.objects.filter(login=login, status=OperationStatus.PENDING).exists()
+
+
+_CLOSING = (gw.DealEntry.OUT, gw.DealEntry.INOUT, gw.DealEntry.OUT_BY)
+
+
+def _counts(campaign: Campaign, bonus: Bonus, deal: gw.Deal) -> bool:
+    if deal.type not in (gw.DealType.BUY, gw.DealType.SELL) or deal.entry not in _CLOSING:
+        return False
+    if deal.volume < campaign.min_lot:
+        return False
+    if campaign.only_after_bonus and deal.time < bonus.created_at:
+        return False
+    symbols = [s.upper() for s in campaign.counting_symbols or []]
+    # Broker suffixes (EURUSD.pro, EURUSDm) count for the plain name.
+    return not symbols or any(deal.symbol.upper().startswith(s) for s in symbols)
+
+
+def account_trades_detected(*, login: int, deals: list[gw.Deal], actor=MONITOR, gateway=None) -> int:
+    """Closed deals add lots to open type C bonuses; each lot converts its share of credit. Returns steps posted."""
+    gateway = gateway or default_gateway()
+    operations: list[BonusOperation] = []
+    with transaction.atomic():
+        bonuses = list(
+            Bonus.objects.select_for_update()
+            .select_related("campaign")
+            .filter(login=login, status=BonusStatus.ACTIVE, bonus_type=BonusType.CONVERTIBLE)
+        )
+        fresh = [d for d in deals if _record_event(login, d, AccountEvent.TRADE)]
+        for bonus in bonuses:
+            lots = sum((d.volume for d in fresh if _counts(bonus.campaign, bonus, d)), Decimal(0))
+            if not lots:
+                continue
+            before = bonus_state(bonus)
+            bonus.lots_traded += lots
+            bonus.save(update_fields=["lots_traded"])
+            audit_write(
+                actor=actor,
+                action=AuditAction.CONVERTED,
+                bonus=bonus,
+                before=before,
+                after=bonus_state(bonus),
+                message=f"{lots} lots traded",
+            )
+            pending = (
+                BonusOperation.objects.filter(
+                    bonus=bonus, kind=OperationKind.BALANCE_IN, status=OperationStatus.PENDING
+                ).aggregate(s=Sum("amount"))["s"]
+                or ZERO
+            )
+            step = formulas.type_c_step(
+                bonus.amount - bonus.removed_amount,
+                bonus.converted_amount + pending,
+                bonus.lots_traded,
+                bonus.lots_required,
+            )
+            if step > 0:
+                operations += bonus_convert(actor=actor, bonus=bonus, amount=step, gateway=gateway)
+    operations_run(operations, actor=actor, gateway=gateway)
+    return len(operations) // 2
