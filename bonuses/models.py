@@ -53,8 +53,9 @@ class Campaign(models.Model):
     counting_symbols = models.JSONField(default=list, blank=True, help_text="Type C: symbols that count; empty: all")
     min_lot = models.DecimalField(**LOTS, default=Decimal("0.0100"), help_text="Type C: smallest deal that counts")
     only_after_bonus = models.BooleanField(default=True, help_text="Type C: only deals closed after the bonus count")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")  # fmt: skip
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -139,8 +140,9 @@ class Bonus(models.Model):
     promo_code = models.CharField(max_length=64, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=12, choices=CancelReason.choices, blank=True)
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")  # fmt: skip
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -284,8 +286,9 @@ class Mt5Scan(models.Model):
     """The groups and countries found on MT5 by the last "Scan MT5" (for campaign targeting)."""
 
     scanned_at = models.DateTimeField(auto_now_add=True)
-    scanned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")  # fmt: skip
+    scanned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     groups = models.JSONField(default=list)
     countries = models.JSONField(default=list)
     accounts = models.PositiveIntegerField(default=0)
@@ -302,15 +305,23 @@ class AuditLog(models.Model):
     """Who did what to which bonus or account, with the state before and after. Insert-only."""
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING,
-                              related_name="+", db_constraint=False)  # fmt: skip
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
     actor_label = models.CharField(max_length=254, help_text="The user's email, or 'monitor' / 'system'")
     action = models.CharField(max_length=24, choices=AuditAction.choices)
     login = models.BigIntegerField(null=True, blank=True, db_index=True)
-    bonus = models.ForeignKey(Bonus, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="audit",
-                              db_constraint=False)  # fmt: skip
-    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="audit",
-                                 db_constraint=False)  # fmt: skip
+    bonus = models.ForeignKey(
+        Bonus, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="audit", db_constraint=False
+    )
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.DO_NOTHING, related_name="audit", db_constraint=False
+    )
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     message = models.CharField(max_length=255, blank=True)

@@ -73,8 +73,15 @@ class CycleResult:
 
     @property
     def eventful(self) -> bool:
-        return bool(self.discovered or self.deposits or self.withdrawals or self.drawdowns or self.conversions
-                    or self.errors or self.paused)  # fmt: skip
+        return bool(
+            self.discovered
+            or self.deposits
+            or self.withdrawals
+            or self.drawdowns
+            or self.conversions
+            or self.errors
+            or self.paused
+        )
 
 
 def default_worker_name() -> str:
@@ -152,10 +159,20 @@ class Monitor:
         if not new:
             return
         MonitoredAccount.objects.bulk_create(
-            [MonitoredAccount(login=u.login, group=u.group, country=u.country, lead_source=u.lead_source,
-                              registration=u.registration, leverage=u.leverage) for u in new],
-            ignore_conflicts=True, batch_size=1000,
-        )  # fmt: skip
+            [
+                MonitoredAccount(
+                    login=u.login,
+                    group=u.group,
+                    country=u.country,
+                    lead_source=u.lead_source,
+                    registration=u.registration,
+                    leverage=u.leverage,
+                )
+                for u in new
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
         result.discovered = self.load_new()
         registration_running = any(
             Trigger.REGISTRATION in (triggers or [])
@@ -164,8 +181,7 @@ class Monitor:
         if registration_running:
             for user in new:
                 try:
-                    trigger_registration(login=user.login, actor=MONITOR, gateway=self.gateway,
-                                                  user=user)  # fmt: skip
+                    trigger_registration(login=user.login, actor=MONITOR, gateway=self.gateway, user=user)
                 except Exception as exc:  # one account's failure must not stop the loop
                     logger.warning("registration trigger for %s failed: %s", user.login, exc)
 
@@ -233,8 +249,11 @@ class Monitor:
                 # First sight: the baseline; deals older than now are not news.
                 snap.balance, snap.credit, snap.deals_checked_at = info.balance, info.credit, timezone.now()
                 self._dirty.add(login)
-            elif (info.balance != snap.balance or info.credit != snap.credit
-                  or (info.credit > 0 and info.equity <= info.credit)):  # fmt: skip
+            elif (
+                info.balance != snap.balance
+                or info.credit != snap.credit
+                or (info.credit > 0 and info.equity <= info.credit)
+            ):
                 changed.append(login)
             elif snap.errors:
                 self._succeeded(login, snap)
@@ -274,8 +293,12 @@ class Monitor:
                     result.deposits += 1
             else:
                 later = sum((-w.profit for w in withdrawals if w.ticket > deal.ticket), Decimal(0))
-                if account_withdrawal_detected(login=login, deal=deal, balance_after=info.balance + later,
-                                                        gateway=self.gateway) is not None:  # fmt: skip
+                if (
+                    account_withdrawal_detected(
+                        login=login, deal=deal, balance_after=info.balance + later, gateway=self.gateway
+                    )
+                    is not None
+                ):
                     result.withdrawals += 1
         trades = [d for d in deals if d.type in _TRADES]
         if trades:
@@ -308,8 +331,12 @@ class Monitor:
         with transaction.atomic():
             MonitoredAccount.objects.filter(login=login).update(**values)
             if pause:
-                audit_write(actor=MONITOR, action=AuditAction.ACCOUNT_PAUSED, login=login,
-                                     after={"consecutive_errors": snap.errors, "error": error[:200]})  # fmt: skip
+                audit_write(
+                    actor=MONITOR,
+                    action=AuditAction.ACCOUNT_PAUSED,
+                    login=login,
+                    after={"consecutive_errors": snap.errors, "error": error[:200]},
+                )
         if pause:
             result.paused += 1
             self.paused.add(login)
@@ -337,11 +364,18 @@ class Monitor:
                 MonitoredAccount.objects.filter(login__in=newly_paused).update(status=MonitorStatus.PAUSED)
                 now = timezone.now()
                 AuditLog.objects.bulk_create(
-                    [AuditLog(created_at=now, actor_label=MONITOR, action=AuditAction.ACCOUNT_PAUSED,
-                              login=login, after={"consecutive_errors": self.snapshots[login].errors,
-                                                  "error": error[:200]}) for login in newly_paused],
+                    [
+                        AuditLog(
+                            created_at=now,
+                            actor_label=MONITOR,
+                            action=AuditAction.ACCOUNT_PAUSED,
+                            login=login,
+                            after={"consecutive_errors": self.snapshots[login].errors, "error": error[:200]},
+                        )
+                        for login in newly_paused
+                    ],
                     batch_size=1000,
-                )  # fmt: skip
+                )
         if newly_paused:
             result.paused = len(newly_paused)
             self.paused.update(newly_paused)
@@ -359,9 +393,17 @@ class Monitor:
         for login in self._dirty:
             snap = self.snapshots[login]
             info = self._infos.get(login)
-            rows.append(MonitoredAccount(login=login, balance=snap.balance, credit=snap.credit,
-                                         equity=info.equity if info else None, leverage=info.leverage if info else None,
-                                         deals_checked_at=snap.deals_checked_at, snapshot_at=now))  # fmt: skip
+            rows.append(
+                MonitoredAccount(
+                    login=login,
+                    balance=snap.balance,
+                    credit=snap.credit,
+                    equity=info.equity if info else None,
+                    leverage=info.leverage if info else None,
+                    deals_checked_at=snap.deals_checked_at,
+                    snapshot_at=now,
+                )
+            )
         self._dirty.clear()
         if connection.vendor == "postgresql":
             # One statement over arrays: bulk_update's CASE per row costs seconds for a 10,000-account baseline.
@@ -373,9 +415,16 @@ class Monitor:
                     "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::integer[], "
                     "%s::timestamptz[]) AS v(login, balance, credit, equity, leverage, checked) "
                     "WHERE m.login = v.login",
-                    [now, [r.login for r in rows], [r.balance for r in rows], [r.credit for r in rows],
-                     [r.equity for r in rows], [r.leverage for r in rows], [r.deals_checked_at for r in rows]],
-                )  # fmt: skip
+                    [
+                        now,
+                        [r.login for r in rows],
+                        [r.balance for r in rows],
+                        [r.credit for r in rows],
+                        [r.equity for r in rows],
+                        [r.leverage for r in rows],
+                        [r.deals_checked_at for r in rows],
+                    ],
+                )
             return
         by_login = dict(MonitoredAccount.objects.filter(login__in=[r.login for r in rows]).values_list("login", "id"))
         for row in rows:
@@ -390,21 +439,36 @@ class Monitor:
         if result.skipped:
             return
         MonitorShard.objects.filter(shard=self.shard, shards=self.shards).update(
-            last_cycle_at=result.started_at, last_duration_ms=result.duration_ms, last_accounts=result.accounts,
-            last_errors=result.errors, cycles=F("cycles") + 1, deposits=F("deposits") + result.deposits,
-            withdrawals=F("withdrawals") + result.withdrawals, drawdowns=F("drawdowns") + result.drawdowns,
+            last_cycle_at=result.started_at,
+            last_duration_ms=result.duration_ms,
+            last_accounts=result.accounts,
+            last_errors=result.errors,
+            cycles=F("cycles") + 1,
+            deposits=F("deposits") + result.deposits,
+            withdrawals=F("withdrawals") + result.withdrawals,
+            drawdowns=F("drawdowns") + result.drawdowns,
             errors=F("errors") + result.errors,
-        )  # fmt: skip
+        )
         clock = time.monotonic()
         # Quiet cycles leave one row a minute; a cycle that found or failed something always leaves one.
         if result.eventful or result.error or clock - self._last_history >= settings.BONUS_MONITOR_HISTORY_SECONDS:
             self._last_history = clock
             MonitorCycle.objects.create(
-                started_at=result.started_at, duration_ms=result.duration_ms, shard=self.shard, shards=self.shards,
-                worker=self.worker[:120], accounts=result.accounts, discovered=result.discovered,
-                deposits=result.deposits, withdrawals=result.withdrawals, drawdowns=result.drawdowns,
-                conversions=result.conversions, errors=result.errors, paused=result.paused, error=result.error,
-            )  # fmt: skip
+                started_at=result.started_at,
+                duration_ms=result.duration_ms,
+                shard=self.shard,
+                shards=self.shards,
+                worker=self.worker[:120],
+                accounts=result.accounts,
+                discovered=result.discovered,
+                deposits=result.deposits,
+                withdrawals=result.withdrawals,
+                drawdowns=result.drawdowns,
+                conversions=result.conversions,
+                errors=result.errors,
+                paused=result.paused,
+                error=result.error,
+            )
 
     # --- the loop ---
 

@@ -25,30 +25,51 @@ def summary() -> list[dict]:
     rows = (
         Bonus.objects.values("campaign_id", "campaign__name", "bonus_type")
         .annotate(
-            bonuses=Count("id"), active=Count("id", filter=Q(status__in=OPEN_BONUS_STATUSES)),
+            bonuses=Count("id"),
+            active=Count("id", filter=Q(status__in=OPEN_BONUS_STATUSES)),
             converted=Count("id", filter=Q(status=BonusStatus.CONVERTED)),
             cancelled=Count("id", filter=Q(status__in=[BonusStatus.CANCELLED, BonusStatus.EXPIRED])),
-            given=Sum("amount", filter=~Q(status=BonusStatus.FAILED)), outstanding=Sum("credit_outstanding"),
-            converted_amount=Sum("converted_amount"), removed=Sum("removed_amount"),
+            given=Sum("amount", filter=~Q(status=BonusStatus.FAILED)),
+            outstanding=Sum("credit_outstanding"),
+            converted_amount=Sum("converted_amount"),
+            removed=Sum("removed_amount"),
         )
         .order_by("campaign_id")
-    )  # fmt: skip
-    return [{
-        "campaign_id": r["campaign_id"], "campaign": r["campaign__name"], "bonus_type": r["bonus_type"],
-        "bonuses": r["bonuses"], "active": r["active"], "converted": r["converted"], "cancelled": r["cancelled"],
-        "given": _plain(r["given"] or Decimal("0")), "outstanding": _plain(r["outstanding"] or Decimal("0")),
-        "converted_amount": _plain(r["converted_amount"] or Decimal("0")),
-        "removed": _plain(r["removed"] or Decimal("0")),
-    } for r in rows]  # fmt: skip
+    )
+    return [
+        {
+            "campaign_id": r["campaign_id"],
+            "campaign": r["campaign__name"],
+            "bonus_type": r["bonus_type"],
+            "bonuses": r["bonuses"],
+            "active": r["active"],
+            "converted": r["converted"],
+            "cancelled": r["cancelled"],
+            "given": _plain(r["given"] or Decimal("0")),
+            "outstanding": _plain(r["outstanding"] or Decimal("0")),
+            "converted_amount": _plain(r["converted_amount"] or Decimal("0")),
+            "removed": _plain(r["removed"] or Decimal("0")),
+        }
+        for r in rows
+    ]
 
 
 def conversions() -> list[dict]:
     rows = Bonus.objects.filter(bonus_type=BonusType.CONVERTIBLE).select_related("campaign").order_by("-created_at")
-    return [{
-        "bonus_id": b.pk, "login": b.login, "campaign": b.campaign.name, "status": b.status, "amount": _plain(b.amount),
-        "converted_amount": _plain(b.converted_amount), "lots_traded": _plain(b.lots_traded),
-        "lots_required": _plain(b.lots_required), "progress_percent": _plain(b.lot_progress),
-    } for b in rows[:_MAX_ROWS]]  # fmt: skip
+    return [
+        {
+            "bonus_id": b.pk,
+            "login": b.login,
+            "campaign": b.campaign.name,
+            "status": b.status,
+            "amount": _plain(b.amount),
+            "converted_amount": _plain(b.converted_amount),
+            "lots_traded": _plain(b.lots_traded),
+            "lots_required": _plain(b.lots_required),
+            "progress_percent": _plain(b.lot_progress),
+        }
+        for b in rows[:_MAX_ROWS]
+    ]
 
 
 def cancellations() -> list[dict]:
@@ -58,8 +79,15 @@ def cancellations() -> list[dict]:
         .annotate(bonuses=Count("id"), removed=Sum("removed_amount"))
         .order_by("campaign__name", "cancel_reason")
     )
-    return [{"campaign": r["campaign__name"], "reason": r["cancel_reason"], "bonuses": r["bonuses"],
-             "credit_removed": _plain(r["removed"] or Decimal("0"))} for r in rows]  # fmt: skip
+    return [
+        {
+            "campaign": r["campaign__name"],
+            "reason": r["cancel_reason"],
+            "bonuses": r["bonuses"],
+            "credit_removed": _plain(r["removed"] or Decimal("0")),
+        }
+        for r in rows
+    ]
 
 
 def leverage() -> list[dict]:
@@ -68,11 +96,18 @@ def leverage() -> list[dict]:
         .select_related("bonus", "bonus__campaign")
         .order_by("-done_at")
     )
-    return [{
-        "bonus_id": op.bonus_id, "login": op.login, "campaign": op.bonus.campaign.name,
-        "original_leverage": op.bonus.original_leverage, "leverage": op.leverage, "at": op.done_at.isoformat(),
-        "bonus_status": op.bonus.status,
-    } for op in rows[:_MAX_ROWS]]  # fmt: skip
+    return [
+        {
+            "bonus_id": op.bonus_id,
+            "login": op.login,
+            "campaign": op.bonus.campaign.name,
+            "original_leverage": op.bonus.original_leverage,
+            "leverage": op.leverage,
+            "at": op.done_at.isoformat(),
+            "bonus_status": op.bonus.status,
+        }
+        for op in rows[:_MAX_ROWS]
+    ]
 
 
 REPORTS: dict[str, Callable[[], list[dict]]] = {
@@ -93,8 +128,12 @@ def export(name: str, kind: str) -> tuple[bytes, str]:
         writer.writeheader()
         for row in rows:
             # Spreadsheet formula injection: a cell starting with = + - @ is kept as text.
-            writer.writerow({k: f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _numeric(v) else v
-                             for k, v in row.items()})  # fmt: skip
+            writer.writerow(
+                {
+                    k: f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _numeric(v) else v
+                    for k, v in row.items()
+                }
+            )
         return buffer.getvalue().encode(), "text/csv"
     from openpyxl import Workbook
 

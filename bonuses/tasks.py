@@ -26,9 +26,14 @@ def expire_bonuses() -> int:
 
 
 @shared_task(
-    name="bonuses.tasks.resume_operations", acks_late=True, expires=60, ignore_result=True,
-    autoretry_for=(GatewayUnavailable,), retry_backoff=True, max_retries=5,
-)  # fmt: skip
+    name="bonuses.tasks.resume_operations",
+    acks_late=True,
+    expires=60,
+    ignore_result=True,
+    autoretry_for=(GatewayUnavailable,),
+    retry_backoff=True,
+    max_retries=5,
+)
 def resume_operations() -> int:
     from .services.operations import operations_resume
 
