@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class _Server:
-    def __init__(self, handler_class: type[BaseHTTPRequestHandler]):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    def __init__(self, handler_class: type[BaseHTTPRequestHandler], port: int = 0):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler_class)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -210,8 +210,8 @@ class FakeSysteme(_Server):
 class WebhookReceiver(_Server):
     """Answers every POST with ``status`` (200 by default); keeps what it got."""
 
-    def __init__(self) -> None:
-        super().__init__(_Handler)
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(_Handler, port)
         self.status = 200
 
     def handle(self, h: _Handler, method: str, path: str, query: dict, raw: bytes) -> None:
