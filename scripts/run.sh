@@ -64,6 +64,14 @@ if [ "${NEW_SECRETS:-0}" = 1 ]; then
   $M rotate_secrets >/dev/null || echo "warning: some stored MT5 passwords could not be re-encrypted (see above)" >&2
 fi
 
+# No Stripe key is made up here: any key ends billing's local mode (docs/billing.md, "Signed events on this machine").
+case "$(echo "${STRIPE_LIVE_MODE:-false}" | tr '[:upper:]' '[:lower:]')" in
+  true|1|yes|on) STRIPE_KEY="${STRIPE_LIVE_SECRET_KEY:-}" ;;
+  *) STRIPE_KEY="${STRIPE_TEST_SECRET_KEY:-}" ;;
+esac
+BILLING_MODE="local mode (no Stripe key)"
+if [ -n "$STRIPE_KEY" ]; then BILLING_MODE="Stripe"; fi
+
 cat <<TXT
 
   MT5 back office is starting on  http://127.0.0.1:${PORT}/
@@ -75,6 +83,7 @@ $(cat var/demo-logins.txt)
   Copy-trading demo: Bob's master 5200001 trades BTCUSD every ~20 s (run_demo_trader); reference EAs
   beat for 5200001, 5200002 and 5100003, and the two slaves copy it live (log in as bob or alice).
   Bonus demo: three campaigns in the admin (log in as admin or campaigns); the monitor runs every 0.3 s.
+  Billing: ${BILLING_MODE}; signed Stripe events on this machine: docs/billing.md.
 
   Ctrl-C stops everything.
 TXT
