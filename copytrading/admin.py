@@ -10,6 +10,23 @@ from .models import AccountCopyState, CopiedPosition, CopyEvent, CopyLink, Order
 from .selectors import bump_config_version
 
 
+class RefusedFilter(admin.SimpleListFilter):
+    """Links whose new copies the account or billing gate refuses now (master or slave paused, plan, limit)."""
+
+    title = "copies refused"
+    parameter_name = "refused"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Refused now"), ("no", "Copying")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(refusal_code="")
+        if self.value() == "no":
+            return queryset.filter(refusal_code="")
+        return queryset
+
+
 @admin.register(CopyLink)
 class CopyLinkAdmin(RestrictedAdminMixin, admin.ModelAdmin):
     restrict_perm = "copytrading.view_copylink"
@@ -25,15 +42,18 @@ class CopyLinkAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         "reverse",
         "close_only",
         "max_delay_seconds",
+        "refusal_code",
         "created_at",
     ]
-    list_filter = ["active", "sizing_mode", "reverse", "close_only", "copy_pending"]
+    list_filter = ["active", "sizing_mode", "reverse", "close_only", "copy_pending", RefusedFilter]
     list_select_related = ["master", "slave"]
     raw_id_fields = ["master", "slave", "created_by"]
     search_fields = ["master__login", "slave__login", "master__name", "slave__name"]
     actions = ["deactivate", "activate"]
+    readonly_fields = ["refusal_code", "refusal_reason", "refused_at"]
     fieldsets = (
         (None, {"fields": ("master", "slave", "created_by", "active", "priority")}),
+        ("Refused copies", {"fields": ("refusal_code", "refusal_reason", "refused_at")}),
         (
             "Sizing",
             {

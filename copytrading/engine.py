@@ -16,6 +16,7 @@ from mt5bridge.commands import command_prepare, commands_enqueue_bulk
 
 from . import diff as d
 from . import sql
+from .access import config_refusals
 from .choices import CopyStatus
 from .models import CopiedPosition, CopyEvent, CopyLink
 from .planning import Plan, PlanInputs, Skip, follow_up_tickets, needs_priority_check, plan_copies
@@ -30,7 +31,11 @@ def copy_master_state(config: AccountConfig, previous: Any, current: Any) -> lis
     if not intents:
         return []
     links = config.links_out
-    inputs = PlanInputs(rows_by_key=copy_rows(links, intents), held=held_by_higher_priority(links, intents))
+    inputs = PlanInputs(
+        rows_by_key=copy_rows(links, intents),
+        held=held_by_higher_priority(links, intents),
+        refused=config_refusals(config),
+    )
     return apply_plan(plan_copies(links, intents, current, inputs, slave_figures))
 
 
@@ -115,9 +120,32 @@ def apply_plan(plan: Plan) -> list:
         return []
     now = timezone.now()
     commands = prepare_commands(plan, now)
+    if plan.refused or plan.cleared:
+        # Rare (a gate refused a copy, or lets a link copy again): the link's record joins the same transaction.
+        with transaction.atomic():
+            refusals_record(plan, now)
+            return _write(plan, commands, now)
+    return _write(plan, commands, now)
+
+
+def _write(plan: Plan, commands: list, now) -> list:
     if writes_in_one_statement():
         return sql.heartbeat_write(plan, commands, now)
     return _write_with_orm(plan)
+
+
+def refusals_record(plan: Plan, now) -> None:
+    """Show on each link why its copies were refused (and when), or that it copies again."""
+    for link_id, (code, reason) in plan.refused.items():
+        CopyLink.objects.filter(pk=link_id).update(refusal_code=code, refusal_reason=reason, refused_at=now)
+    if plan.cleared:
+        CopyLink.objects.filter(pk__in=plan.cleared).update(refusal_code="", refusal_reason="")
+    # The cached links follow, so this process does not record the same thing again on the next heartbeat.
+    for link_id, (code, reason) in plan.refused.items():
+        link = plan.links[link_id]
+        link.refusal_code, link.refusal_reason, link.refused_at = code, reason, now
+    for link_id in plan.cleared:
+        plan.links[link_id].refusal_code = plan.links[link_id].refusal_reason = ""
 
 
 def writes_in_one_statement() -> bool:

@@ -64,6 +64,12 @@ class CopyLink(models.Model):
     max_delay_seconds = models.PositiveIntegerField(default=30)
     max_slippage_points = models.PositiveIntegerField(default=20)
 
+    # Why the link copies nothing now (the master's or the slave's account is paused, or its plan refuses copy
+    # trading); cleared when a copy goes through again. refused_at: the last refused copy.
+    refusal_code = models.CharField(max_length=40, blank=True)
+    refusal_reason = models.CharField(max_length=255, blank=True)
+    refused_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -94,6 +94,10 @@ class Plan:
     close_keys: list[tuple[str, CopiedPosition]] = field(default_factory=list)
     events: list[Skip] = field(default_factory=list)
     links: dict[int, CopyLink] = field(default_factory=dict)
+    # Links whose new copies the account or billing gate refused: (reason code, reason); links that copy again
+    # after a recorded refusal.
+    refused: dict[int, tuple[str, str]] = field(default_factory=dict)
+    cleared: set[int] = field(default_factory=set)
 
 
 def _skip(plan: Plan, link: CopyLink, intent: d.Intent, code: str, reason: str, volume: Decimal | None = None) -> None:
@@ -498,6 +502,9 @@ class PlanInputs:
     rows_by_key: dict[tuple[int, int], list[CopiedPosition]] = field(default_factory=dict)
     # Per link: the slave symbols a master with a better priority holds, by slave id.
     held: dict[int, dict[str, set[str]]] = field(default_factory=dict)
+    # Per link refused by the account or billing gate (master or slave): (reason code, reason). A refused link
+    # makes no new copy; closes and SL/TP changes of the copies it already made still go through (as when paused).
+    refused: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def follow_up_tickets(intents: list[d.Intent]) -> set[int]:
@@ -527,17 +534,19 @@ def plan_copies(
             facts[index] = open_facts(ctx, d.Intent(**{**intent.__dict__, "kind": d.OPEN}))
     rows_by_key, held = inputs.rows_by_key, inputs.held
     for link in links:
+        refusal = inputs.refused.get(link.id)
         for index, intent in enumerate(intents):
             rows = rows_by_key.get((link.id, intent.ticket), []) if rows_by_key else []
+            opens = False
             if intent.kind in (d.OPEN, d.PENDING_PLACED):
-                _plan_open(plan, ctx, link, links, facts[index], held.get(link.id, {}))
+                opens = True
             elif intent.kind == d.INCREASE:
                 if any(r.status == CopyStatus.CLOSED_ON_SLAVE for r in rows):
                     _skip(
                         plan, link, intent, "closed_on_slave", "the copy was closed by hand on the slave; not reopened"
                     )
-                elif rows:
-                    _plan_open(plan, ctx, link, links, facts[index], held.get(link.id, {}))
+                else:
+                    opens = bool(rows)
             elif intent.kind in (d.CLOSE, d.PARTIAL_CLOSE):
                 _plan_reduce(plan, link, intent, rows)
             elif intent.kind in (d.MODIFY, d.PENDING_MODIFIED):
@@ -545,6 +554,14 @@ def plan_copies(
             elif intent.kind == d.PENDING_CANCELLED:
                 _plan_pending_gone(plan, link, intent, rows)
             elif intent.kind == d.PENDING_TRIGGERED:
-                if not _plan_pending_gone(plan, link, intent, rows):
-                    _plan_open(plan, ctx, link, links, facts[index], held.get(link.id, {}))
+                opens = not _plan_pending_gone(plan, link, intent, rows)
+            if not opens:
+                continue
+            if refusal is not None:
+                _skip(plan, link, intent, *refusal)
+                plan.refused[link.id] = refusal
+            else:
+                _plan_open(plan, ctx, link, links, facts[index], held.get(link.id, {}))
+                if link.refusal_code:
+                    plan.cleared.add(link.id)
     return plan

@@ -33,6 +33,10 @@ class AccountConfig:
     rules: list = field(default_factory=list)
     mode: str = AccountMode.NORMAL
     state: object | None = None  # AccountCopyState, when one exists
+    # Links refused by the account or billing gate: (reason code, reason) by link id, and when it was checked
+    # (time.monotonic); see copytrading.access.
+    refusals: dict = field(default_factory=dict)
+    refusals_checked_at: float | None = None
 
     @property
     def is_idle(self) -> bool:

@@ -44,6 +44,9 @@ class CopyLinkSerializer(serializers.ModelSerializer):
             "master_name",
             "slave_name",
             *services.LINK_FIELDS,
+            "refusal_code",
+            "refusal_reason",
+            "refused_at",
             "created_at",
             "updated_at",
         ]
