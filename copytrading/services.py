@@ -12,13 +12,14 @@ from django.utils import timezone
 
 from accounts.models import TradingAccount
 from accounts.permissions import restrict
-from billing.gates import require_feature, require_limit
 from config.errors import Conflict, ServiceError
+from entitlements.gates import require_feature, require_limit
 
 from .choices import AccountMode, CopyKind, CopyStatus
 from .mapping import BrokerSymbols, broker_symbols, resolve
 from .models import AccountCopyState, CopiedPosition, CopyEvent, CopyLink, OrderTemplate, Rule
 from .selectors import bump_config_version
+from .signals import copy_command_failed
 
 LINK_FIELDS = (
     "active",
@@ -166,6 +167,8 @@ def copy_result_apply(*, command: Any) -> None:
                 closing.close_requested = False
                 _failure_event(closing, command, status)
             closing.save(update_fields=["status", "closed_at", "close_requested"])
+            if status in FAILED_STATUSES:
+                _announce_failure(closing, command, status)
         elif status != "executed":
             link = CopyLink.objects.filter(pk=command.link_id).first()
             if link is not None:
@@ -204,6 +207,8 @@ def _book_open(row: CopiedPosition, command: Any, status: str, result: dict) -> 
     row.closed_at = timezone.now()
     row.save(update_fields=["status", "closed_at"])
     _failure_event(row, command, status)
+    if status in FAILED_STATUSES:
+        _announce_failure(row, command, status)
 
 
 def _close_now(row: CopiedPosition) -> None:
@@ -246,6 +251,19 @@ def _failure_text(command: Any, status: str) -> str:
         return "the copy command was cancelled"
     message = getattr(command, "message", "") or ""
     return f"the slave's MT5 refused it: retcode {command.retcode} {message}".strip()[:255]
+
+
+# A copy command the slave's MT5 refused, or that the slave never took: announced to the apps above (a
+# cancellation is someone's choice, not a failure).
+FAILED_STATUSES = ("failed", "expired")
+
+
+def _announce_failure(row: CopiedPosition, command: Any, status: str) -> None:
+    """Send ``copy_command_failed`` once the booking commits (receivers call out, e.g. outbound webhooks)."""
+    retcode, reason = command.retcode, _failure_text(command, status)
+    transaction.on_commit(
+        lambda: copy_command_failed.send_robust(sender=CopiedPosition, copy=row, retcode=retcode, reason=reason)
+    )
 
 
 def _failure_event(row: CopiedPosition, command: Any, status: str) -> None:
