@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "mt5bridge",
+    "mt5bridge.simulated",  # the simulated MT5 server (tables mt5bridge_sim*), behind the gateway only
     "copytrading",
     "bonuses",
     "billing",

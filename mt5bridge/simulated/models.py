@@ -20,7 +20,7 @@ class SimServer(models.Model):
     next_ticket = models.BigIntegerField(default=1)
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simserver"  # the tables kept their names when the app was split out
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -38,7 +38,7 @@ class SimGroup(models.Model):
     stop_out = models.DecimalField(max_digits=8, decimal_places=2, default=50)
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simgroup"  # the tables kept their names when the app was split out
         ordering = ["server_id", "name"]
         constraints = [models.UniqueConstraint(fields=["server", "name"], name="sim_group_unique_per_server")]
 
@@ -82,7 +82,7 @@ class SimAccount(models.Model):
     orders_open = models.PositiveIntegerField(default=0)
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simaccount"  # the tables kept their names when the app was split out
         ordering = ["login"]
 
     def __str__(self) -> str:
@@ -117,7 +117,7 @@ class SimPosition(models.Model):
     swap_since = models.DateTimeField()
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simposition"  # the tables kept their names when the app was split out
         ordering = ["time", "ticket"]
         indexes = [models.Index(fields=["account", "ticket"], name="sim_position_account_ticket")]
 
@@ -157,7 +157,7 @@ class SimOrder(models.Model):
     position_id = models.BigIntegerField(default=0)
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simorder"  # the tables kept their names when the app was split out
         ordering = ["time_setup", "ticket"]
         indexes = [models.Index(fields=["account", "state"], name="sim_order_account_state")]
 
@@ -190,7 +190,7 @@ class SimDeal(models.Model):
     external_id = models.CharField(max_length=32, blank=True)
 
     class Meta:
-        app_label = "mt5bridge"
+        db_table = "mt5bridge_simdeal"  # the tables kept their names when the app was split out
         ordering = ["time", "ticket"]
         indexes = [
             models.Index(fields=["account", "time"], name="sim_deal_account_time"),

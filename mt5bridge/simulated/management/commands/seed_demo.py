@@ -13,6 +13,7 @@ from accounts.choices import Role
 from accounts.models import TradingAccount, User
 from accounts.services import trading_account_create
 from mt5bridge import gateway as gw
+from mt5bridge.simulated.seeding import create_account, generate_history
 from mt5bridge.sync import account_sync
 
 DEMO_PASSWORD = "demo-pass-123"
@@ -110,8 +111,6 @@ class Command(BaseCommand):
         return user
 
     def _account(self, owner: User, spec: DemoAccount) -> int:
-        from mt5bridge.simulated import create_account, generate_history
-
         if TradingAccount.objects.filter(owner=owner, login=spec.login, server=spec.server).exists():
             return 0
         with transaction.atomic():

@@ -12,7 +12,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from mt5bridge.simulated import process_market
+from mt5bridge.simulated.engine import process_market
 
 
 class Command(BaseCommand):
