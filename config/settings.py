@@ -608,8 +608,16 @@ def envmoney(name: str, default: str):
 # The most one manual assignment may grant, per role (bonuses/limits.py); empty = no role limit.
 BONUS_MANUAL_LIMIT_SUPPORT_AGENT = envmoney("BONUS_MANUAL_LIMIT_SUPPORT_AGENT", "1000")
 BONUS_MANUAL_LIMIT_SUPER_ADMIN = envmoney("BONUS_MANUAL_LIMIT_SUPER_ADMIN", "")
-# A claimed MT5 posting is held this long and renewed while its gateway call runs (bonuses/services.py).
+# A claimed MT5 posting is held this long and renewed while its gateway call runs (bonuses/services/operations.py).
 BONUS_OPERATION_CLAIM_SECONDS = envfloat("BONUS_OPERATION_CLAIM_SECONDS", 30.0, minimum=1.0)
+# A refused or unanswered MT5 posting is retried after 1, 2, 4 ... seconds (at most the cap), and after
+# MAX_ATTEMPTS it is marked failed for a person (bonus monitor page: retry now / mark resolved).
+BONUS_OPERATION_RETRY_SECONDS = envfloat("BONUS_OPERATION_RETRY_SECONDS", 1.0, minimum=0.0)
+BONUS_OPERATION_RETRY_MAX_SECONDS = envfloat("BONUS_OPERATION_RETRY_MAX_SECONDS", 300.0, minimum=1.0)
+BONUS_OPERATION_MAX_ATTEMPTS = envint("BONUS_OPERATION_MAX_ATTEMPTS", 12, minimum=1)
+# After drawdown protection took the credit back, a negative balance is brought back to zero with a
+# CORRECTION deal ("correct", negative-balance protection) or left for the broker ("leave").
+BONUS_NEGATIVE_BALANCE_POLICY = envchoice("BONUS_NEGATIVE_BALANCE_POLICY", "correct", ("correct", "leave"))
 # PostgreSQL connection pool (psycopg 3, Django 5.1+). An ASGI server runs each sync view in its own
 # thread, and each thread would otherwise keep its own connection (past max_connections under load).
 # 0 = off (persistent connections per thread, CONN_MAX_AGE); config/asgi.py makes it 8 for the web process.
