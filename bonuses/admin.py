@@ -14,12 +14,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin import EstimatedCountPaginator
-from accounts.permissions import capability_required, restrict
+from accounts.permissions import capability_required, has_capability, restrict
 from config.errors import Conflict, ServiceError
 from mt5bridge import gateway as gw
 
 from . import limits, reports, selectors
-from .choices import CAMPAIGN_TRIGGERS, BonusType, CampaignStatus, MonitorStatus
+from .choices import CAMPAIGN_TRIGGERS, BonusType, CampaignStatus, MonitorStatus, OperationStatus
 from .models import (
     AuditLog,
     Bonus,
@@ -42,6 +42,7 @@ from .services.campaigns import (
 from .services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
 from .services.manual import MANUAL_KEY, bonus_assign_manual
 from .services.monitored import default_gateway, monitoring_reset_errors, mt5_scan
+from .services.operations import UNFINISHED, operation_resolve, operation_retry
 
 MAX_LOGIN = 2**63 - 1
 
@@ -296,6 +297,22 @@ class BonusAdmin(admin.ModelAdmin):
                 _report_error(self, request, exc)
         self.message_user(request, f"{done} bonus(es) converted.")
 
+    def changelist_view(self, request, extra_context=None):
+        failed = BonusOperation.objects.filter(status=OperationStatus.FAILED).count()
+        if failed and request.method == "GET":
+            # The alert of the bonus monitor page: postings MT5 kept refusing wait for a person.
+            url = reverse("admin:bonuses_bonusoperation_changelist") + f"?status__exact={OperationStatus.FAILED}"
+            self.message_user(
+                request,
+                format_html(
+                    '{} MT5 posting(s) failed after every retry: <a href="{}">retry them or mark them resolved</a>.',
+                    failed,
+                    url,
+                ),
+                messages.ERROR,
+            )
+        return super().changelist_view(request, extra_context)
+
     def get_urls(self):
         view = self.admin_site.admin_view
         extra = [
@@ -462,15 +479,41 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 @admin.register(BonusOperation)
 class BonusOperationAdmin(ReadOnlyAdmin):
+    """MT5 postings; failed ones (retried BONUS_OPERATION_MAX_ATTEMPTS times) wait here for a person."""
+
     list_display = ["id", "bonus_id", "login", "kind", "amount", "leverage", "status", "deal_ticket", "attempts",
-                    "created_at"]  # fmt: skip
+                    "next_attempt_at", "error", "created_at"]  # fmt: skip
     list_filter = ["status", "kind"]
     search_fields = ["=login", "=bonus__id"]
+    actions = ["retry_now", "mark_resolved"]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
 
     def get_queryset(self, request):
         return restrict(request.user, "bonuses.view_bonusoperation", super().get_queryset(request))
+
+    def has_resolve_permission(self, request) -> bool:
+        # Settling a posting MT5 refused is a change to the bonus's money: the same capability as cancelling one.
+        return has_capability(request.user, "bonuses.manage")
+
+    @admin.action(description="Retry now (failed or waiting postings)", permissions=["resolve"])
+    def retry_now(self, request, queryset):
+        done = 0
+        for operation in queryset.filter(status__in=UNFINISHED):
+            try:
+                if operation_retry(actor=request.user, operation=operation).status == OperationStatus.DONE:
+                    done += 1
+            except (ServiceError, gw.GatewayError) as exc:
+                _report_error(self, request, exc)
+        self.message_user(request, f"{done} posting(s) done; the others show their error.")
+
+    @admin.action(description="Mark resolved (settled by hand, nothing is sent)", permissions=["resolve"])
+    def mark_resolved(self, request, queryset):
+        done = 0
+        for operation in queryset.filter(status=OperationStatus.FAILED):
+            operation_resolve(actor=request.user, operation=operation, note=f"by {request.user.email}")
+            done += 1
+        self.message_user(request, f"{done} failed posting(s) marked resolved.")
 
 
 @admin.register(MonitorCycle)

@@ -54,10 +54,13 @@ OPEN_BONUS_STATUSES = (BonusStatus.PENDING, BonusStatus.ACTIVE)
 
 
 class CancelReason(models.TextChoices):
+    """Why a bonus ended (the field is named for cancellations; a conversion is an end too)."""
+
     MANUAL = "manual", "Cancelled by staff"
     WITHDRAWAL = "withdrawal", "Withdrawal"
     DRAWDOWN = "drawdown", "Drawdown protection"
     EXPIRY = "expiry", "Expired"
+    CONVERSION = "conversion", "Converted to balance"
 
 
 class OperationKind(models.TextChoices):
@@ -66,12 +69,17 @@ class OperationKind(models.TextChoices):
     CREDIT_CONVERTED = "credit_conv", "Credit converted (out)"
     BALANCE_IN = "balance_in", "Converted to balance"
     LEVERAGE = "leverage", "Leverage set"
+    # After a drawdown left the balance negative: a CORRECTION deal back to zero (BONUS_NEGATIVE_BALANCE_POLICY).
+    BALANCE_CORRECTION = "correction", "Negative balance corrected"
 
 
 class OperationStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
     REFUSED = "refused", "Refused by MT5"
+    # Retried BONUS_OPERATION_MAX_ATTEMPTS times without success: a person retries it or marks it resolved.
+    FAILED = "failed", "Failed: needs a person"
+    RESOLVED = "resolved", "Resolved by staff"
 
 
 class MonitorStatus(models.TextChoices):
@@ -93,6 +101,10 @@ class AuditAction(models.TextChoices):
     BONUS_CANCELLED = "bonus_cancelled", "Bonus cancelled"
     BONUS_EXPIRED = "bonus_expired", "Bonus expired"
     DRAWDOWN = "drawdown", "Drawdown protection"
+    BALANCE_CORRECTED = "balance_corrected", "Negative balance corrected"
+    OPERATION_FAILED = "operation_failed", "MT5 posting failed"
+    OPERATION_RETRIED = "operation_retried", "MT5 posting retried by staff"
+    OPERATION_RESOLVED = "operation_resolved", "MT5 posting marked resolved"
     ACCOUNT_PAUSED = "account_paused", "Monitoring paused"
     ACCOUNT_RESUMED = "account_resumed", "Monitoring resumed"
     ACCOUNT_REGISTERED = "account_registered", "Account registered"

@@ -53,13 +53,34 @@ def type_a_leverage(original: int, percent: Decimal) -> int:
     return max(1, math.floor(Decimal(original) / divisor))
 
 
-def type_a_leverage_for(original: int, credit: Decimal, balance: Decimal) -> int:
-    """Leverage for the account's current credit/balance ratio (after a withdrawal or with several bonuses)."""
+def type_a_leverage_for(original: int, credit: Decimal, balance: Decimal, max_percent: Decimal | None = None) -> int:
+    """The one type A rule, for the grant and every later change: leverage from the actual credit/balance ratio.
+
+    ``floor(original / (credit/balance + 1))``, at least 1 and at most ``original``. The ratio is
+    bounded by the campaign's percent (``max_percent``, the largest of the account's open type A
+    campaigns): losses that shrink the balance never push the leverage below what the campaign
+    promises. 1:500, credit 100 on a balance of 1,000 (a 100 % bonus capped at 100) gives 1:454;
+    credit 99 on 990 after a 1 % withdrawal still 1:454; credit 1,000 on 1,000 gives 1:250.
+    """
     if credit <= 0:
         return original
+    bound = Decimal(max_percent) if max_percent is not None and max_percent > 0 else None
     if balance <= 0:
-        return 1
-    return type_a_leverage(original, credit / balance * HUNDRED)
+        if bound is None:
+            return 1
+        percent = bound
+    else:
+        percent = credit / balance * HUNDRED
+        if bound is not None:
+            percent = min(percent, bound)
+    return min(original, type_a_leverage(original, percent))
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before retrying a posting that failed ``attempts`` times: base, 2 × base, 4 × base ..., at most ``cap``."""
+    if attempts <= 0 or base <= 0:
+        return 0.0
+    return min(cap, base * 2 ** min(attempts - 1, 62))
 
 
 def withdrawal_fraction(withdrawn: Decimal, balance_before: Decimal) -> Decimal:

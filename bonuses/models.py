@@ -191,6 +191,10 @@ class BonusOperation(models.Model):
     deal_ticket = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # A failed attempt is retried no sooner than this (exponential backoff, BONUS_OPERATION_RETRY_*).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Off only where MT5 must take the credit back whatever the free margin (drawdown, positions closed).
+    check_margin = models.BooleanField(default=True)
     error = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     done_at = models.DateTimeField(null=True, blank=True)

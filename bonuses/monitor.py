@@ -51,6 +51,9 @@ class _Snapshot:
     credit: Decimal | None
     errors: int
     deals_checked_at: datetime | None
+    registration: datetime | None = None
+    # Below its credit when last looked at: drawdown protection acts once per event, not once per cycle.
+    drawdown: bool = False
 
 
 @dataclass
@@ -124,14 +127,16 @@ class Monitor:
         rows = (
             self._shard_rows()
             .filter(id__gt=self.max_id)
-            .values_list("id", "login", "status", "balance", "credit", "consecutive_errors", "deals_checked_at")
+            .values_list(
+                "id", "login", "status", "balance", "credit", "consecutive_errors", "deals_checked_at", "registration"
+            )
         )
         added = 0
-        for pk, login, status, balance, credit, errors, checked in rows:
+        for pk, login, status, balance, credit, errors, checked, registration in rows:
             self.max_id = max(self.max_id, pk)
             if login in self.snapshots:
                 continue
-            self.snapshots[login] = _Snapshot(balance, credit, errors, checked)
+            self.snapshots[login] = _Snapshot(balance, credit, errors, checked, registration)
             if status == MonitorStatus.PAUSED:
                 self.paused.add(login)
             else:
@@ -239,39 +244,61 @@ class Monitor:
             return
         self._infos = infos
         changed = []
+        first = []
         snapshots = self.snapshots
         for login in logins:
             info = infos.get(login)
             if info is None:
                 continue
             snap = snapshots[login]
+            below = info.credit > 0 and info.equity <= info.credit
             if snap.balance is None:
-                # First sight: the baseline; deals older than now are not news.
-                snap.balance, snap.credit, snap.deals_checked_at = info.balance, info.credit, timezone.now()
-                self._dirty.add(login)
-            elif (
-                info.balance != snap.balance
-                or info.credit != snap.credit
-                or (info.credit > 0 and info.equity <= info.credit)
-            ):
+                first.append(login)
+            elif info.balance != snap.balance or info.credit != snap.credit or (below and not snap.drawdown):
                 changed.append(login)
-            elif snap.errors:
-                self._succeeded(login, snap)
+            else:
+                snap.drawdown = below
+                if snap.errors:
+                    self._succeeded(login, snap)
+        for login in first:
+            self._first_sight(login, infos[login], result)
         for login in changed:
             self._process(login, infos[login], result)
         self._resume_pending(result)
         self._flush()
 
-    def _process(self, login: int, info: gw.AccountInfo, result: CycleResult) -> None:
+    def _first_sight(self, login: int, info: gw.AccountInfo, result: CycleResult) -> None:
+        """The baseline of an account seen for the first time, and what it did between registration and now.
+
+        Discovery runs every few seconds, so a trader can register and deposit before the
+        monitor first looks: the deals since the registration (at most
+        ``BONUS_DEPOSIT_LOOKBACK_DAYS`` back) are read, and a deposit among them earns its bonus
+        once (``AccountEvent`` and the trigger's idempotency key). An account with nothing on
+        its balance, or whose registration MT5 did not give, only takes the baseline.
+        """
+        snap = self.snapshots[login]
+        now = timezone.now()
+        if snap.registration is None or info.balance <= 0:
+            snap.balance, snap.credit, snap.deals_checked_at = info.balance, info.credit, now
+            self._dirty.add(login)
+            return
+        snap.deals_checked_at = max(snap.registration, now - timedelta(days=settings.BONUS_DEPOSIT_LOOKBACK_DAYS))
+        self._process(login, info, result, first=True)
+
+    def _process(self, login: int, info: gw.AccountInfo, result: CycleResult, *, first: bool = False) -> None:
         snap = self.snapshots[login]
         try:
-            if info.credit > 0 and info.equity <= info.credit:
-                result.drawdowns += 1
-                account_drawdown_protect(login=login, gateway=self.gateway)
-                info = self.gateway.accounts_info([login]).get(login, info)
-            if info.balance != snap.balance:
+            if first or info.balance != snap.balance:
+                # Deposits and withdrawals before drawdown: a full withdrawal leaves the equity at the
+                # credit, and it is a withdrawal (its bonuses end as such), not a drawdown.
                 self._deals(login, info, snap, result)
                 info = self.gateway.accounts_info([login]).get(login, info)
+            below = info.credit > 0 and info.equity <= info.credit
+            if below and not snap.drawdown:
+                if account_drawdown_protect(login=login, gateway=self.gateway):
+                    result.drawdowns += 1
+                info = self.gateway.accounts_info([login]).get(login, info)
+            snap.drawdown = below
         except Exception as exc:  # noqa: BLE001 — one account's failure is counted, the loop goes on
             self._failed(login, snap, str(exc) or type(exc).__name__, result)
             return
@@ -307,7 +334,11 @@ class Monitor:
             snap.deals_checked_at = max(d.time for d in deals)
 
     def _resume_pending(self, result: CycleResult) -> None:
-        pending = set(BonusOperation.objects.filter(status=OperationStatus.PENDING).values_list("login", flat=True))
+        # Only the postings whose backoff has run out (BONUS_OPERATION_RETRY_*): one indexed query a cycle.
+        due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+        pending = set(
+            BonusOperation.objects.filter(due, status=OperationStatus.PENDING).values_list("login", flat=True)
+        )
         for login in pending:
             if not self.mine(login) or login in self.paused:
                 continue

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
-from .choices import OPEN_BONUS_STATUSES, BonusStatus, BonusType, OperationKind, OperationStatus
+from .choices import OPEN_BONUS_STATUSES, BonusStatus, BonusType, CancelReason, OperationKind, OperationStatus
 from .models import Bonus, BonusOperation
 
 _MAX_ROWS = 50_000
@@ -73,16 +73,19 @@ def conversions() -> list[dict]:
 
 
 def cancellations() -> list[dict]:
+    """Bonuses that ended without conversion, by what ended them (withdrawal, drawdown, expiry, staff), then campaign."""
     rows = (
         Bonus.objects.filter(status__in=[BonusStatus.CANCELLED, BonusStatus.EXPIRED])
         .values("cancel_reason", "campaign__name")
         .annotate(bonuses=Count("id"), removed=Sum("removed_amount"))
-        .order_by("campaign__name", "cancel_reason")
+        .order_by("cancel_reason", "campaign__name")
     )
+    labels = dict(CancelReason.choices)
     return [
         {
-            "campaign": r["campaign__name"],
             "reason": r["cancel_reason"],
+            "reason_label": labels.get(r["cancel_reason"], r["cancel_reason"]),
+            "campaign": r["campaign__name"],
             "bonuses": r["bonuses"],
             "credit_removed": _plain(r["removed"] or Decimal("0")),
         }

@@ -7,7 +7,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import Conflict, ServiceError
@@ -25,7 +24,7 @@ from ..eligibility import AccountFacts, Failure, blocking, check_eligibility
 from ..formulas import ZERO
 from ..models import Bonus, BonusOperation, Campaign, MonitoredAccount
 from .audit import SYSTEM, audit_write, bonus_state
-from .leverage import leverage_operation
+from .leverage import leverage_operation, leverage_plan
 from .monitored import account_ensure, account_lock, broker_user, default_gateway
 from .operations import operation_create, operations_resume, operations_run
 
@@ -135,7 +134,7 @@ def bonus_assign(
         else:
             bonus, operations = existing, None
     if operations is None:
-        operations_resume(bonus=bonus, actor=actor, gateway=gateway)
+        operations_resume(bonus=bonus, actor=actor, gateway=gateway, when_due=False)
         bonus.refresh_from_db()
         return Assignment(campaign=campaign, bonus=bonus, created=False)
     operations_run(operations, actor=actor, gateway=gateway)
@@ -211,24 +210,10 @@ def _bonus_create(
         audit_write(actor=actor, action=AuditAction.BONUS_OVERRIDE, bonus=bonus, after={"overridden": overridden})
     operations = [operation_create(bonus, OperationKind.CREDIT_IN, amount=amount)]
     if campaign.bonus_type == BonusType.DYNAMIC_LEVERAGE:
-        target = formulas.type_a_leverage(original, campaign.bonus_percent)
-        if (
-            Bonus.objects.filter(
-                login=user.login, bonus_type=BonusType.DYNAMIC_LEVERAGE, status__in=OPEN_BONUS_STATUSES
-            )
-            .exclude(pk=bonus.pk)
-            .exists()
-        ):
-            balance = user.balance if user.balance > 0 else (deposit or ZERO)
-            credit = (
-                Bonus.objects.filter(
-                    login=user.login, bonus_type=BonusType.DYNAMIC_LEVERAGE, status__in=OPEN_BONUS_STATUSES
-                )
-                .exclude(pk=bonus.pk)
-                .aggregate(s=Sum("credit_outstanding"))["s"]
-                or ZERO
-            ) + amount
-            target = formulas.type_a_leverage_for(original, credit, balance)
+        # The one type A rule (formulas.type_a_leverage_for): the actual credit/balance ratio once this
+        # credit is posted, bounded by the campaign's percent, whether it is the first bonus or not.
+        balance = user.balance if user.balance > 0 else (deposit or ZERO)
+        target = leverage_plan(account, balance=balance, credit_after={bonus.pk: amount})
         account.leverage = user.leverage
         op = leverage_operation(account, bonus, target)
         if op:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
+from django.dispatch import Signal
+
 from ..models import AuditLog, Bonus, Campaign
 
 MONITOR = "monitor"
@@ -68,3 +71,8 @@ def audit_write(
         after=_json(after or {}),
         message=message[:255],
     )
+
+
+def announce(signal: Signal, bonus: Bonus, **kwargs) -> None:
+    """Send one of ``bonuses.signals`` once the change it announces has committed (never for a rolled-back one)."""
+    transaction.on_commit(lambda: signal.send_robust(sender=Bonus, bonus=bonus, **kwargs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
@@ -24,9 +25,9 @@ from ..models import AccountEvent, Bonus, BonusOperation, Campaign
 from .assignment import Assignment
 from .audit import MONITOR, audit_write, bonus_state
 from .ending import bonus_convert, bonuses_end
-from .leverage import leverage_operation
+from .leverage import leverage_operation, leverage_plan
 from .monitored import account_ensure, account_lock, default_gateway
-from .operations import movable_credit, operation_create, operations_resume, operations_run
+from .operations import movable_credit, operation_create, operations_run
 from .triggers import deposit_campaigns
 
 
@@ -77,24 +78,19 @@ def account_withdrawal_detected(
         )
         ended = {b.pk for b in ending}
         remaining_a: Bonus | None = None
+        credit_after: dict[int, Decimal] = {}
         for bonus in bonuses:
             if bonus.pk in ended:
                 continue
             removal = formulas.proportional_credit_removal(movable_credit(bonus), fraction)
             if removal > 0:
                 operations.append(operation_create(bonus, OperationKind.CREDIT_OUT, amount=removal))
+            credit_after[bonus.pk] = bonus.credit_outstanding - removal
             if bonus.bonus_type == BonusType.DYNAMIC_LEVERAGE:
                 remaining_a = bonus
-        if remaining_a is not None and account.original_leverage:
-            credit = sum(
-                (
-                    b.credit_outstanding - formulas.proportional_credit_removal(b.credit_outstanding, fraction)
-                    for b in bonuses
-                    if b.bonus_type == BonusType.DYNAMIC_LEVERAGE and b.pk not in ended
-                ),
-                ZERO,
-            )
-            target = formulas.type_a_leverage_for(account.original_leverage, credit, balance_after)
+        if remaining_a is not None:
+            # The same rule as the grant: the ratio of the credit left to the balance left.
+            target = leverage_plan(account, balance=balance_after, exclude=ended, credit_after=credit_after)
             op = leverage_operation(account, remaining_a, target)
             if op:
                 operations.append(op)
@@ -105,32 +101,48 @@ def account_withdrawal_detected(
 def account_drawdown_protect(*, login: int, actor=MONITOR, gateway=None) -> bool:
     """Equity fell to the credit: close every position, cancel every bonus, take the credit back.
 
-    Returns True when the account is settled (no open bonus credit left to remove). The
-    monitor calls it again on the next cycles until MT5 has let the credit go.
+    The credit goes whatever the free margin (``check_margin`` off: the positions are closed and
+    the credit is the broker's), so the account ends with no bonus credit in MT5. A balance left
+    negative is then corrected to zero (``BONUS_NEGATIVE_BALANCE_POLICY`` "correct") or left
+    ("leave"). Returns True when this call found a drawdown to act on (bonuses to end): a
+    drawdown is one event however many times the monitor sees the account below its credit.
     """
     gateway = gateway or default_gateway()
-    open_bonuses = list(Bonus.objects.filter(login=login, status__in=OPEN_BONUS_STATUSES))
-    if open_bonuses:
-        results = gateway.close_all_positions(login)
-        with transaction.atomic():
-            account_ensure(login=login)
-            operations = bonuses_end(
-                login=login,
-                bonuses=open_bonuses,
-                status=BonusStatus.CANCELLED,
-                reason=CancelReason.DRAWDOWN,
-                actor=actor,
-                gateway=gateway,
-            )
-            audit_write(
-                actor=actor,
-                action=AuditAction.DRAWDOWN,
-                login=login,
-                after={"closed_positions": len(results), "bonuses": [b.pk for b in open_bonuses]},
-            )
-        operations_run(operations, actor=actor, gateway=gateway)
-    operations_resume(login=login, actor=actor, gateway=gateway)
-    return not BonusOperation.objects.filter(login=login, status=OperationStatus.PENDING).exists()
+    if not Bonus.objects.filter(login=login, status__in=OPEN_BONUS_STATUSES).exists():
+        return False
+    results = gateway.close_all_positions(login)
+    with transaction.atomic():
+        account_ensure(login=login)
+        account_lock(login)
+        open_bonuses = list(
+            Bonus.objects.select_for_update().filter(login=login, status__in=OPEN_BONUS_STATUSES).order_by("id")
+        )
+        if not open_bonuses:
+            return False  # ended meanwhile by a withdrawal, a cancel or another worker
+        operations = bonuses_end(
+            login=login,
+            bonuses=open_bonuses,
+            status=BonusStatus.CANCELLED,
+            reason=CancelReason.DRAWDOWN,
+            actor=actor,
+            gateway=gateway,
+            check_margin=False,
+        )
+        if settings.BONUS_NEGATIVE_BALANCE_POLICY == "correct":
+            # After the credit: the balance the closed positions left is known by then.
+            operations.append(operation_create(open_bonuses[-1], OperationKind.BALANCE_CORRECTION, check_margin=False))
+        audit_write(
+            actor=actor,
+            action=AuditAction.DRAWDOWN,
+            login=login,
+            after={
+                "closed_positions": len(results),
+                "bonuses": [b.pk for b in open_bonuses],
+                "negative_balance_policy": settings.BONUS_NEGATIVE_BALANCE_POLICY,
+            },
+        )
+    operations_run(operations, actor=actor, gateway=gateway)
+    return True
 
 
 _CLOSING = (gw.DealEntry.OUT, gw.DealEntry.INOUT, gw.DealEntry.OUT_BY)

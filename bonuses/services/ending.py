@@ -22,7 +22,8 @@ from ..choices import (
 )
 from ..formulas import ZERO
 from ..models import Bonus, BonusOperation
-from .audit import SYSTEM, audit_write, bonus_state
+from ..signals import bonus_cancelled, bonus_converted
+from .audit import SYSTEM, announce, audit_write, bonus_state
 from .leverage import leverage_operation, leverage_plan
 from .monitored import account_ensure, account_lock, default_gateway
 from .operations import movable_credit, operation_create, operations_resume, operations_run
@@ -31,9 +32,22 @@ logger = logging.getLogger(__name__)
 
 
 def bonuses_end(
-    *, login: int, bonuses: list[Bonus], status: str, reason: str, actor, gateway, balance: Decimal | None = None
+    *,
+    login: int,
+    bonuses: list[Bonus],
+    status: str,
+    reason: str,
+    actor,
+    gateway,
+    balance: Decimal | None = None,
+    check_margin: bool = True,
 ) -> list[BonusOperation]:
-    """Mark bonuses ended and plan the removal of their credit and the leverage restore (in a transaction)."""
+    """Mark bonuses ended and plan the removal of their credit and the leverage restore (in a transaction).
+
+    ``check_margin`` False takes the credit back whatever the free margin (drawdown: the
+    positions are closed and the credit is the broker's). Each ended bonus is announced
+    (``bonus_cancelled`` with ``reason``) once the transaction commits.
+    """
     account = account_lock(login)
     operations: list[BonusOperation] = []
     ended = set()
@@ -47,9 +61,12 @@ def bonuses_end(
         ended.add(bonus.pk)
         action = AuditAction.BONUS_EXPIRED if status == BonusStatus.EXPIRED else AuditAction.BONUS_CANCELLED
         audit_write(actor=actor, action=action, bonus=bonus, before=before, after=bonus_state(bonus), message=reason)
+        announce(bonus_cancelled, bonus, reason=reason)
         movable = movable_credit(bonus)
         if movable > 0:
-            operations.append(operation_create(bonus, OperationKind.CREDIT_OUT, amount=movable))
+            operations.append(
+                operation_create(bonus, OperationKind.CREDIT_OUT, amount=movable, check_margin=check_margin)
+            )
     last = next((b for b in bonuses if b.bonus_type == BonusType.DYNAMIC_LEVERAGE and b.pk in ended), None)
     if last is not None:
         if balance is None:
@@ -70,7 +87,7 @@ def bonus_cancel(*, actor, bonus: Bonus, reason: str = CancelReason.MANUAL, gate
     the same bonus either wins or answers 409: the credit is never both converted and removed.
     """
     gateway = gateway or default_gateway()
-    operations_resume(bonus=bonus, actor=actor, gateway=gateway)
+    operations_resume(bonus=bonus, actor=actor, gateway=gateway, when_due=False)
     with transaction.atomic():
         account_ensure(login=bonus.login)
         account_lock(bonus.login)
@@ -131,8 +148,13 @@ def bonus_convert(*, actor, bonus: Bonus, amount: Decimal | None, gateway) -> li
     into = operation_create(bonus, OperationKind.BALANCE_IN, amount=amount)
     if movable - amount <= 0:
         before = bonus_state(bonus)
-        bonus.status, bonus.ended_at = BonusStatus.CONVERTED, timezone.now()
-        bonus.save(update_fields=["status", "ended_at"])
+        bonus.status, bonus.cancel_reason, bonus.ended_at = (
+            BonusStatus.CONVERTED,
+            CancelReason.CONVERSION,
+            timezone.now(),
+        )
+        bonus.save(update_fields=["status", "cancel_reason", "ended_at"])
+        announce(bonus_converted, bonus)
         audit_write(
             actor=actor,
             action=AuditAction.CONVERTED,
@@ -148,7 +170,7 @@ def bonus_force_convert(*, actor, bonus: Bonus, gateway=None) -> Bonus:
     gateway = gateway or default_gateway()
     if bonus.bonus_type != BonusType.CONVERTIBLE:
         raise ServiceError("Only type C bonuses convert.", code="not_convertible")
-    operations_resume(bonus=bonus, actor=actor, gateway=gateway)
+    operations_resume(bonus=bonus, actor=actor, gateway=gateway, when_due=False)
     with transaction.atomic():
         # Checked with the row locked: a cancel or a conversion that got there first wins, this one answers 409.
         bonus = Bonus.objects.select_for_update().get(pk=bonus.pk)

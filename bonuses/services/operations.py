@@ -12,8 +12,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from config.errors import Conflict
 from mt5bridge import gateway as gw
 
+from .. import formulas
 from ..choices import (
     OPEN_BONUS_STATUSES,
     AuditAction,
@@ -23,14 +25,19 @@ from ..choices import (
 )
 from ..formulas import ZERO
 from ..models import Bonus, BonusOperation, MonitoredAccount
-from .audit import MONITOR, audit_write, bonus_state
+from ..signals import bonus_granted
+from .audit import MONITOR, announce, audit_write, bonus_state
 from .monitored import default_gateway
 
 logger = logging.getLogger(__name__)
 
 
-def operation_create(bonus: Bonus, kind: str, *, amount: Decimal = ZERO, leverage: int | None = None):
-    return BonusOperation.objects.create(bonus=bonus, login=bonus.login, kind=kind, amount=amount, leverage=leverage)
+def operation_create(
+    bonus: Bonus, kind: str, *, amount: Decimal = ZERO, leverage: int | None = None, check_margin: bool = True
+) -> BonusOperation:
+    return BonusOperation.objects.create(
+        bonus=bonus, login=bonus.login, kind=kind, amount=amount, leverage=leverage, check_margin=check_margin
+    )
 
 
 _CREDIT_LEAVING = (OperationKind.CREDIT_OUT, OperationKind.CREDIT_CONVERTED)
@@ -57,7 +64,14 @@ _DEAL_TYPES = {
     OperationKind.CREDIT_OUT: (gw.DealType.CREDIT, -1),
     OperationKind.CREDIT_CONVERTED: (gw.DealType.CREDIT, -1),
     OperationKind.BALANCE_IN: (gw.DealType.BALANCE, 1),
+    OperationKind.BALANCE_CORRECTION: (gw.DealType.CORRECTION, 1),
 }
+# Still to do: a pending operation is retried, a failed one waits for a person. Either blocks what follows it.
+UNFINISHED = (OperationStatus.PENDING, OperationStatus.FAILED)
+
+
+class _RetryLater(Exception):
+    """MT5 cannot take the posting yet (positions still open): retry after the backoff."""
 
 
 def _claim_seconds() -> float:
@@ -104,21 +118,25 @@ class _ClaimHeld:
             connection.close()
 
 
-def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None) -> bool:
+def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None, when_due: bool = True) -> bool:
     """Send one recorded operation to MT5 once; True when it is done (now or earlier).
 
     The row is claimed with a conditional UPDATE so two processes never send it together, and
     the claim is renewed for as long as the gateway call runs (``_ClaimHeld``). Before posting,
     the deal history is searched for the operation's comment, so a post whose answer was lost
-    (timeout) is recognised instead of being sent again.
+    (timeout) is recognised instead of being sent again. An attempt that MT5 refuses for want of
+    money, or that gets no answer, is retried after a growing delay (``when_due``: not before
+    it; a person's or a client's own retry passes False) and after
+    ``BONUS_OPERATION_MAX_ATTEMPTS`` the operation is marked failed for a person.
     """
     gateway = gateway or default_gateway()
     now = timezone.now()
-    claimed = (
-        BonusOperation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=_claim_seconds()), attempts=F("attempts") + 1)
+    claimable = BonusOperation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
+    if when_due:
+        claimable = claimable.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    claimed = claimable.update(claimed_until=now + timedelta(seconds=_claim_seconds()), attempts=F("attempts") + 1)
     operation.refresh_from_db()
     if not claimed:
         return operation.status == OperationStatus.DONE
@@ -141,6 +159,8 @@ def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None)
                         error="the bonus ended before its credit was posted",
                     )
                     return False
+                elif operation.kind == OperationKind.BALANCE_CORRECTION:
+                    ticket = _correct_negative_balance(operation, gateway)
                 else:
                     deal_type, sign = _DEAL_TYPES[operation.kind]
                     amount = operation.amount
@@ -152,10 +172,19 @@ def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None)
                             BonusOperation.objects.filter(pk=operation.pk).update(amount=amount)
                             operation.amount = amount
                     if amount > 0:
-                        ticket = gateway.balance_operation(operation.login, amount * sign, deal_type, operation.comment)
+                        ticket = gateway.balance_operation(
+                            operation.login,
+                            amount * sign,
+                            deal_type,
+                            operation.comment,
+                            check_margin=operation.check_margin,
+                        )
         except gw.GatewayUnavailable as exc:
-            mine.update(claimed_until=None, error=str(exc)[:255])
+            _retry_later(operation, str(exc), actor=actor)
             raise
+        except _RetryLater as exc:
+            _retry_later(operation, str(exc), actor=actor)
+            return False
         except gw.GatewayError as exc:
             _operation_refused(operation, str(exc), actor=actor)
             return False
@@ -173,16 +202,92 @@ def operation_execute(*, operation: BonusOperation, actor=MONITOR, gateway=None)
     return True
 
 
+def _correct_negative_balance(operation: BonusOperation, gateway) -> int | None:
+    """Bring a negative balance back to zero with a CORRECTION deal (MT5 never checks margin on one).
+
+    The amount is what the balance lacks when the deal is sent, recorded on the operation (and
+    so in its audit row); a balance at or above zero needs no deal. Positions still open (a
+    close that the server has only queued) would move the balance again: retried later.
+    """
+    info = gateway.accounts_info([operation.login]).get(operation.login)
+    if info is None:
+        raise gw.NotFound(f"login {operation.login} is not on MT5")
+    if info.margin > 0:
+        raise _RetryLater("positions are still open; the balance is corrected once they are closed")
+    amount = max(ZERO, -info.balance)
+    BonusOperation.objects.filter(pk=operation.pk).update(amount=amount)
+    operation.amount = amount
+    if amount <= 0:
+        return None
+    return gateway.balance_operation(operation.login, amount, gw.DealType.CORRECTION, operation.comment)
+
+
 def _bonus_open(bonus_id: int) -> bool:
     return Bonus.objects.filter(pk=bonus_id, status__in=OPEN_BONUS_STATUSES).exists()
 
 
+def _retry_later(operation: BonusOperation, error: str, *, actor) -> None:
+    """Schedule the next attempt after a growing delay, or mark the operation failed after the last one."""
+    if operation.attempts >= settings.BONUS_OPERATION_MAX_ATTEMPTS:
+        _operation_failed(operation, error, actor=actor)
+        return
+    delay = formulas.retry_delay(
+        operation.attempts, settings.BONUS_OPERATION_RETRY_SECONDS, settings.BONUS_OPERATION_RETRY_MAX_SECONDS
+    )
+    BonusOperation.objects.filter(pk=operation.pk, attempts=operation.attempts).update(
+        claimed_until=None, error=error[:255], next_attempt_at=timezone.now() + timedelta(seconds=delay)
+    )
+
+
+@transaction.atomic
+def _operation_failed(operation: BonusOperation, error: str, *, actor) -> None:
+    failed = BonusOperation.objects.filter(
+        pk=operation.pk, status=OperationStatus.PENDING, attempts=operation.attempts
+    ).update(status=OperationStatus.FAILED, claimed_until=None, next_attempt_at=None, error=error[:255])
+    if not failed:
+        return
+    # The alert: an ERROR log line, an audit row, and the bonus monitor page lists failed postings.
+    logger.error(
+        "bonus operation %s (%s %s on login %s) failed after %s attempts: %s; retry it or mark it resolved "
+        "on the bonus monitor page",
+        operation.pk,
+        operation.kind,
+        operation.amount,
+        operation.login,
+        operation.attempts,
+        error,
+    )
+    audit_write(
+        actor=actor,
+        action=AuditAction.OPERATION_FAILED,
+        bonus=Bonus.objects.get(pk=operation.bonus_id),
+        after=operation_state(operation, status=OperationStatus.FAILED, error=error),
+        message=f"{operation.comment}: {operation.kind} {operation.amount} failed after {operation.attempts} attempts",
+    )
+
+
+def operation_state(operation: BonusOperation, **changes) -> dict:
+    state = {
+        "operation": operation.pk,
+        "kind": operation.kind,
+        "amount": str(operation.amount),
+        "leverage": operation.leverage,
+        "status": operation.status,
+        "attempts": operation.attempts,
+        "error": operation.error,
+    }
+    return {**state, **changes}
+
+
+def _retryable(operation: BonusOperation, error: str) -> bool:
+    # A removal refused for want of money (positions still hold margin) may go through later.
+    return operation.kind != OperationKind.CREDIT_IN and "money" in error.lower()
+
+
 @transaction.atomic
 def _operation_refused(operation: BonusOperation, error: str, *, actor) -> None:
-    retryable = operation.kind != OperationKind.CREDIT_IN and "money" in error.lower()
-    if retryable:
-        # Drawdown: credit cannot leave while positions still hold margin; the next cycle retries.
-        BonusOperation.objects.filter(pk=operation.pk).update(claimed_until=None, error=error[:255])
+    if _retryable(operation, error):
+        _retry_later(operation, error, actor=actor)
         return
     BonusOperation.objects.filter(pk=operation.pk).update(
         status=OperationStatus.REFUSED, error=error[:255], claimed_until=None
@@ -220,6 +325,7 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
         bonus.credit_outstanding += amount
         if bonus.status == BonusStatus.PENDING:
             bonus.status = BonusStatus.ACTIVE
+            announce(bonus_granted, bonus)
         action = AuditAction.CREDIT_POSTED
     elif operation.kind == OperationKind.CREDIT_OUT:
         bonus.credit_outstanding = max(ZERO, bonus.credit_outstanding - amount)
@@ -231,6 +337,8 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
     elif operation.kind == OperationKind.BALANCE_IN:
         bonus.converted_amount += amount
         action = AuditAction.CONVERTED
+    elif operation.kind == OperationKind.BALANCE_CORRECTION:
+        action = AuditAction.BALANCE_CORRECTED
     else:
         bonus.applied_leverage = operation.leverage
         action = AuditAction.LEVERAGE_CHANGED
@@ -238,12 +346,16 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
     message = f"deal #{ticket}" if ticket else ""
     if operation.kind == OperationKind.LEVERAGE:
         message = f"leverage 1:{operation.leverage}"
+    elif operation.kind == OperationKind.BALANCE_CORRECTION:
+        message = f"balance corrected by {amount} to zero {message}" if amount > 0 else "balance not negative"
     audit_write(
         actor=actor,
         action=action,
         bonus=bonus,
         before=before,
-        after=bonus_state(bonus),
+        after={**bonus_state(bonus), "correction": str(amount)}
+        if operation.kind == OperationKind.BALANCE_CORRECTION
+        else bonus_state(bonus),
         message=f"{operation.comment}: {amount} {message}".strip(),
     )
     if operation.kind == OperationKind.CREDIT_IN and not bonus.is_open and amount > 0:
@@ -252,8 +364,14 @@ def _operation_done(operation: BonusOperation, ticket: int | None, *, actor) -> 
     return None
 
 
-def operations_resume(*, login: int | None = None, bonus: Bonus | None = None, actor=MONITOR, gateway=None) -> int:
-    """Send the operations still pending (after a timeout or a crash); returns how many are done now."""
+def operations_resume(
+    *, login: int | None = None, bonus: Bonus | None = None, actor=MONITOR, gateway=None, when_due: bool = True
+) -> int:
+    """Send the operations still pending (after a timeout or a crash); returns how many are done now.
+
+    ``when_due`` False (a person's action, a client repeating its request) tries them now
+    instead of waiting for their backoff.
+    """
     pending = BonusOperation.objects.filter(status=OperationStatus.PENDING).order_by("id")
     if bonus is not None:
         pending = pending.filter(bonus=bonus)
@@ -261,7 +379,7 @@ def operations_resume(*, login: int | None = None, bonus: Bonus | None = None, a
         pending = pending.filter(login=login)
     done = 0
     for operation in pending:
-        if operation_execute(operation=operation, actor=actor, gateway=gateway):
+        if operation_execute(operation=operation, actor=actor, gateway=gateway, when_due=when_due):
             done += 1
     return done
 
@@ -270,5 +388,51 @@ def operations_run(operations: list[BonusOperation], *, actor, gateway) -> None:
     for operation in operations:
         if not operation_execute(operation=operation, actor=actor, gateway=gateway):
             # An operation still pending blocks the ones after it (a leverage after its credit).
-            if BonusOperation.objects.filter(pk=operation.pk, status=OperationStatus.PENDING).exists():
+            if BonusOperation.objects.filter(pk=operation.pk, status__in=UNFINISHED).exists():
                 return
+
+
+def operation_retry(*, actor, operation: BonusOperation, gateway=None) -> BonusOperation:
+    """A person retries a failed (or waiting) posting now; its attempts start again from zero. Audited."""
+    with transaction.atomic():
+        operation = BonusOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status not in UNFINISHED:
+            raise Conflict(f"The posting is {operation.status}, not failed or pending.", code="operation_not_failed")
+        before = operation_state(operation)
+        BonusOperation.objects.filter(pk=operation.pk).update(
+            status=OperationStatus.PENDING, attempts=0, next_attempt_at=None, claimed_until=None
+        )
+        audit_write(
+            actor=actor,
+            action=AuditAction.OPERATION_RETRIED,
+            bonus=operation.bonus,
+            before=before,
+            after=operation_state(operation, status=OperationStatus.PENDING, attempts=0),
+            message=f"{operation.comment}: retried by staff",
+        )
+    try:
+        operation_execute(operation=operation, actor=actor, gateway=gateway, when_due=False)
+    except gw.GatewayUnavailable:
+        logger.warning("MT5 unavailable retrying bonus operation %s; it stays pending", operation.pk)
+    operation.refresh_from_db()
+    return operation
+
+
+@transaction.atomic
+def operation_resolve(*, actor, operation: BonusOperation, note: str = "") -> BonusOperation:
+    """A person has settled a failed posting by hand (in MT5 or with the client): it is closed, audited, not sent."""
+    operation = BonusOperation.objects.select_for_update().get(pk=operation.pk)
+    if operation.status != OperationStatus.FAILED:
+        raise Conflict(f"The posting is {operation.status}, not failed.", code="operation_not_failed")
+    before = operation_state(operation)
+    operation.status, operation.done_at = OperationStatus.RESOLVED, timezone.now()
+    operation.save(update_fields=["status", "done_at"])
+    audit_write(
+        actor=actor,
+        action=AuditAction.OPERATION_RESOLVED,
+        bonus=operation.bonus,
+        before=before,
+        after=operation_state(operation),
+        message=f"{operation.comment}: marked resolved {note}".strip()[:255],
+    )
+    return operation

@@ -83,6 +83,8 @@ def deposit_campaigns(*, login: int, deal: gw.Deal, actor, gateway, user=None) -
         )
         if not fires or not _agent_ok(campaign, user.lead_source):
             continue
+        if deal.time < campaign.starts_at:
+            continue  # deposited before the campaign started: not a deposit it rewards
         trigger = Trigger.AGENT_CODE if campaign.agent_codes else Trigger.AUTO_DEPOSIT
         _try_assign(
             results,

@@ -428,7 +428,8 @@ def test_a_cancel_while_the_credit_is_in_flight_takes_that_credit_back():
 
 
 @pytest.mark.django_db
-def test_a_credit_still_pending_when_its_bonus_expires_is_never_posted():
+def test_a_credit_still_pending_when_its_bonus_expires_is_never_posted(settings):
+    settings.BONUS_OPERATION_RETRY_SECONDS = 0  # the job sends it once its backoff has run out
     login = make_account(balance="0")
     campaign = make_campaign(triggers=[], fixed_amount=D("60"), expiry_days=1)
 

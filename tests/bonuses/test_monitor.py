@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from bonuses.choices import AuditAction, BonusStatus, BonusType, MonitorStatus, Trigger
 from bonuses.models import AuditLog, Bonus, MonitorCycle, MonitoredAccount, MonitorShard
@@ -45,8 +46,8 @@ def test_discovery_fires_registration_campaigns():
 
 
 def test_a_deposit_is_detected_confirmed_and_bonused_once():
-    login = make_account(balance="100")
-    make_campaign(bonus_percent=D("50"))
+    login = make_account(balance="100")  # funded before the campaign started: not a deposit it rewards
+    make_campaign(bonus_percent=D("50"), starts_at=timezone.now())
     monitor = _monitor()
     monitor.cycle()
     deposit(login, D("400"))
@@ -76,14 +77,18 @@ def test_a_withdrawal_is_detected_and_removes_credit_proportionally():
 
 def test_drawdown_is_detected_and_takes_the_credit_back():
     login = make_account(balance="0")
-    make_campaign(bonus_percent=D("100"))
+    make_campaign(bonus_percent=D("1000"))
     monitor = _monitor()
     monitor.cycle()
-    deposit(login, D("100"))
+    deposit(login, D("10"))
     monitor.cycle()
     assert account(login).credit == D("100.00")
-    # The trader loses their own money: the balance goes while the credit stays.
-    withdraw(login, D("100"), comment="Loss settlement")
+    # The trader loses their own money (a hedged pair costs the spread): the equity falls below the credit.
+    sim = gw.get_gateway("simulated")
+    for side in (gw.OrderType.BUY, gw.OrderType.SELL):
+        request = gw.OrderRequest(action=gw.TradeAction.DEAL, symbol="BTCUSD", volume=D("0.2"), type=side)
+        assert sim.order_send(login, request).ok
+    assert account(login).equity < D("100")
     result = monitor.cycle()
     assert result.drawdowns == 1
     assert Bonus.objects.get(login=login).status == BonusStatus.CANCELLED

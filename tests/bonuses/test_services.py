@@ -85,7 +85,8 @@ def test_credit_timed_out_after_posting_is_not_posted_again_on_retry():
     assert account(login).credit == D("300.00")
 
 
-def test_the_pending_operation_is_finished_by_the_resume_job_without_a_second_post():
+def test_the_pending_operation_is_finished_by_the_resume_job_without_a_second_post(settings):
+    settings.BONUS_OPERATION_RETRY_SECONDS = 0  # the job sends it once its backoff has run out
     login = make_account(balance="0")
     make_campaign()
     deposit(login, D("300"))
