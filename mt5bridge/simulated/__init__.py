@@ -17,7 +17,7 @@ _EXPORTS = {
     "ensure_server": "seeding",
     "ensure_servers": "seeding",
     "process_market": "engine",
-    "OperationRefused": "engine",
+    "OperationRefused": "trade_rules",
 }
 
 __all__ = list(_EXPORTS)

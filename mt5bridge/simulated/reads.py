@@ -30,10 +30,12 @@ from mt5bridge.gateway.types import (
     PositionType,
 )
 
-from . import accounting, engine, prices
+from . import accounting, engine, prices, triggers
 from .accounting import BUY, SELL, Figures, Valuation
+from .book import Book
 from .models import SimAccount, SimDeal, SimGroup, SimOrder, SimPosition
 from .symbols_catalog import find_symbol, symbol_spec
+from .trade_rules import clip_comment, tidy_price, tidy_volume
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ADVANCE_CHECKED_AFTER = timedelta(seconds=60)
@@ -171,8 +173,8 @@ def version_of(login: int) -> tuple[int, int] | None:
 def settled(view: AccountView, now: datetime) -> AccountView:
     """``view`` at ``now``: settled first when a trigger crossed or stop-out is due."""
     account = view.account
-    book = engine.Book(account, list(view.positions), list(view.orders), now)
-    if book.needs_settling():
+    book = Book(account, list(view.positions), list(view.orders), now)
+    if triggers.needs_settling(book):
         book = engine.settle(account.login, now)
         return AccountView(book.account, book.positions, book.orders, now)
     has_triggers = view.orders or any(p.sl or p.tp for p in view.positions)
@@ -235,11 +237,11 @@ def positions(view: AccountView) -> list[Position]:
                 ticket=p.ticket,
                 symbol=p.symbol,
                 type=PositionType(p.type),
-                volume=engine._tidy_volume(p.volume),
-                price_open=engine.tidy_price(p.price_open, spec.digits),
+                volume=tidy_volume(p.volume),
+                price_open=tidy_price(p.price_open, spec.digits),
                 price_current=price,
-                sl=engine.tidy_price(p.sl, spec.digits),
-                tp=engine.tidy_price(p.tp, spec.digits),
+                sl=tidy_price(p.sl, spec.digits),
+                tp=tidy_price(p.tp, spec.digits),
                 swap=swap,
                 profit=valuation.profit(spec, p.type, p.volume, p.price_open, price),
                 magic=p.magic,
@@ -264,13 +266,13 @@ def orders(view: AccountView) -> list[PendingOrder]:
                 ticket=o.ticket,
                 symbol=o.symbol,
                 type=OrderType(o.type),
-                volume_initial=engine._tidy_volume(o.volume_initial),
-                volume_current=engine._tidy_volume(o.volume_current),
-                price_open=engine.tidy_price(o.price_open, spec.digits),
+                volume_initial=tidy_volume(o.volume_initial),
+                volume_current=tidy_volume(o.volume_current),
+                price_open=tidy_price(o.price_open, spec.digits),
                 price_current=valuation.open_price(spec, side),
-                price_stoplimit=engine.tidy_price(o.price_stoplimit, spec.digits),
-                sl=engine.tidy_price(o.sl, spec.digits),
-                tp=engine.tidy_price(o.tp, spec.digits),
+                price_stoplimit=tidy_price(o.price_stoplimit, spec.digits),
+                sl=tidy_price(o.sl, spec.digits),
+                tp=tidy_price(o.tp, spec.digits),
                 magic=o.magic,
                 comment=o.comment,
                 time_setup=o.time_setup,
@@ -299,7 +301,7 @@ def _deal_objects(rows: Iterable[tuple], server: str | None) -> list[Deal]:
             if quantum is None:
                 spec = find_symbol(symbol, server)
                 quantum = quanta[symbol] = Decimal(1).scaleb(-(spec.digits if spec else 5))
-            rounded = price.quantize(quantum)  # shown with the symbol's digits (see engine.tidy_price)
+            rounded = price.quantize(quantum)  # shown with the symbol's digits (see trade_rules.tidy_price)
             price = rounded if rounded == price else price.normalize()
         else:
             price = Decimal(0)
@@ -357,7 +359,7 @@ def deals(login: int, date_from: datetime, date_to: datetime, *, server: str | N
 
 def deals_by_comment(login: int, comment: str) -> list[Deal]:
     """Deals whose stored comment (cut to 31 characters, as MT5 keeps it) equals ``comment``'s."""
-    comment = engine._comment(comment)
+    comment = clip_comment(comment)
     if _is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(_queries().deals_by_comment, [login, comment])

@@ -15,8 +15,10 @@ from mt5bridge.gateway.types import AccountTradeMode, DealEntry, DealReason, Dea
 
 from . import clock, engine, prices
 from .accounting import BUY, SELL, Valuation, money, rollover_days
+from .book import Book, allocate_tickets
 from .models import SimAccount, SimDeal, SimGroup, SimServer
 from .symbols_catalog import DEFAULT_SERVER, SERVERS, SymbolSpec, get_server
+from .trade_rules import clip_comment, normalize_price
 
 
 class _SimPasswordHasher(PBKDF2PasswordHasher):
@@ -180,7 +182,7 @@ def generate_history(
     now = now or clock.now()
     rng = random.Random(login if seed is None else seed)
     with transaction.atomic():
-        book = engine.Book.lock(login, now)
+        book = Book.lock(login, now)
         account = book.account
         if account.history_seeded:
             return 0
@@ -268,8 +270,8 @@ def generate_history(
                 dist = float(price_open) * vol * math.sqrt((t_close - t_open) / (365.25 * prices.DAY))
                 sl_dist, tp_dist = dist * rng.uniform(0.7, 2.0), dist * rng.uniform(0.8, 2.5)
                 direction = 1 if side == BUY else -1
-                sl = engine._normalize(spec, float(price_open) - direction * sl_dist)
-                tp = engine._normalize(spec, float(price_open) + direction * tp_dist)
+                sl = normalize_price(spec, float(price_open) - direction * sl_dist)
+                tp = normalize_price(spec, float(price_open) + direction * tp_dist)
                 spread = spec.spread * spec.point
                 if side == BUY:
                     below, above = sl, tp
@@ -306,7 +308,7 @@ def generate_history(
 
         records.sort(key=lambda r: (r[0], r[1]))
         trades = sum(1 for r in records if "trade" in r[2])
-        ticket = engine.allocate_tickets(account.server, len(records) + trades)
+        ticket = allocate_tickets(account.server, len(records) + trades)
         deals = []
         balance_change = credit_change = Decimal(0)
         for t, _, fields in records:
@@ -323,7 +325,7 @@ def generate_history(
             ticket += 1
             for key, value in fields.items():
                 setattr(deal, key, int(value) if key in ("type", "entry", "reason") else value)
-            deal.comment = engine._comment(deal.comment)
+            deal.comment = clip_comment(deal.comment)
             if deal.type in (DealType.CREDIT, DealType.BONUS):
                 credit_change += deal.profit
             else:

@@ -26,13 +26,8 @@ from mt5bridge.gateway import (
     Retcode,
     TradeAction,
 )
-from mt5bridge.gateway.manager import (
-    ManagerGateway,
-    cli_rand_answer,
-    parse_retcode,
-    password_hash,
-    srv_rand_answer,
-)
+from mt5bridge.gateway.manager import ManagerGateway
+from mt5bridge.gateway.webapi import cli_rand_answer, parse_retcode, password_hash, srv_rand_answer
 
 from .fake_webapi import FakeWebAPI
 
