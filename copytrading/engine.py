@@ -18,7 +18,7 @@ from . import diff as d
 from . import sql
 from .access import config_refusals
 from .choices import CopyStatus
-from .models import CopiedPosition, CopyEvent, CopyLink
+from .models import CopiedPosition, CopyEvent, CopyLink, link_id_of
 from .planning import Plan, PlanInputs, Skip, follow_up_tickets, needs_priority_check, plan_copies
 from .selectors import AccountConfig, slave_figures
 
@@ -92,7 +92,7 @@ def prepare_commands(plan: Plan, now) -> list:
         except ServiceError as exc:
             if exc.code != "invalid_command":
                 raise
-            link = plan.links.get(spec.link_id)
+            link = plan.links.get(link_id_of(spec.origin_ref))
             if link is not None:
                 plan.events.append(
                     Skip(

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .choices import CopyKind, CopyStatus
 from .engine import copy_master_state
+from .models import link_id_of
 from .rules import rules_check
 from .selectors import account_config, account_config_in_memory
 
@@ -71,7 +72,7 @@ def slave_positions_closed(*, account_id: str, previous: Any, current: Any) -> i
 
 def on_command_result(command: Any) -> None:
     """Link a slave's result to its copy row: the slave ticket on success, the reason on failure."""
-    if getattr(command, "origin", None) != "copy" or command.link_id is None:
+    if getattr(command, "origin", None) != "copy" or link_id_of(command.origin_ref) is None:
         return
     from .services import copy_result_apply
 

@@ -16,6 +16,22 @@ MONEY = {"max_digits": 20, "decimal_places": 2}
 RATIO = {"max_digits": 12, "decimal_places": 4}
 
 
+# How a copy command names its link in the command queue, whose origins are opaque to it (Command.origin_ref).
+LINK_REF_PREFIX = "copy-link:"
+
+
+def link_origin_ref(link_id: int) -> str:
+    return f"{LINK_REF_PREFIX}{link_id}"
+
+
+def link_id_of(origin_ref: str | None) -> int | None:
+    """The copy link a command's ``origin_ref`` names, or None when it names none."""
+    if not origin_ref or not origin_ref.startswith(LINK_REF_PREFIX):
+        return None
+    tail = origin_ref[len(LINK_REF_PREFIX) :]
+    return int(tail) if tail.isdigit() else None
+
+
 class CopyLink(models.Model):
     """A master account's trades copied to one slave account, with sizing, mapping and filters."""
 

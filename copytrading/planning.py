@@ -21,7 +21,7 @@ from mt5bridge.commands import CommandSpec
 from . import diff as d
 from .choices import AccountMode, CopyKind, CopyStatus, NoStopLoss, SizingMode
 from .mapping import Resolved, broker_symbols, resolve
-from .models import CopiedPosition, CopyLink
+from .models import CopiedPosition, CopyLink, link_origin_ref
 from .selectors import slave_mode
 from .sizing import AccountFigures, SizingSkip, copy_volume, partial_close_volume
 
@@ -128,6 +128,7 @@ class LinkPrep:
     magics_exclude: frozenset[int]
     copy_prefix: str  # copy_id without the ticket
     key_prefix: str  # idempotency keys of this link's commands
+    origin_ref: str  # how the link's commands name it
 
 
 def link_prep(link: CopyLink) -> LinkPrep:
@@ -142,6 +143,7 @@ def link_prep(link: CopyLink) -> LinkPrep:
             magics_exclude=frozenset(int(m) for m in link.magics_exclude or ()),
             copy_prefix=f"cp{base36(link.id)}.",
             key_prefix=f"copy:{link.id}:",
+            origin_ref=link_origin_ref(link.id),
         )
     return prep
 
@@ -363,7 +365,7 @@ def _plan_open(
         }
         kind, row_kind = "open_market", CopyKind.POSITION
         expires = ctx.now + timedelta(seconds=remaining)
-    plan.specs.append(CommandSpec(prep.slave_id, kind, params, "copy", expires, key, link.id))
+    plan.specs.append(CommandSpec(prep.slave_id, kind, params, "copy", expires, key, prep.origin_ref))
     plan.new_rows.append(
         NewCopy(
             key=key,
@@ -389,7 +391,7 @@ def _spec(link: CopyLink, kind: str, params: dict, key: str, expires):
         origin="copy",
         expires_at=expires,
         idempotency_key=key,
-        link_id=link.id,
+        origin_ref=link_prep(link).origin_ref,
     )
 
 

@@ -17,7 +17,16 @@ from entitlements.gates import require_feature, require_limit
 
 from .choices import AccountMode, CopyKind, CopyStatus
 from .mapping import BrokerSymbols, broker_symbols, resolve
-from .models import AccountCopyState, CopiedPosition, CopyEvent, CopyLink, OrderTemplate, Rule
+from .models import (
+    AccountCopyState,
+    CopiedPosition,
+    CopyEvent,
+    CopyLink,
+    OrderTemplate,
+    Rule,
+    link_id_of,
+    link_origin_ref,
+)
 from .selectors import bump_config_version
 from .signals import copy_command_failed
 
@@ -170,7 +179,7 @@ def copy_result_apply(*, command: Any) -> None:
             if status in FAILED_STATUSES:
                 _announce_failure(closing, command, status)
         elif status != "executed":
-            link = CopyLink.objects.filter(pk=command.link_id).first()
+            link = CopyLink.objects.filter(pk=link_id_of(command.origin_ref)).first()
             if link is not None:
                 CopyEvent.objects.create(
                     link=link,
@@ -238,7 +247,7 @@ def _close_now(row: CopiedPosition) -> None:
         params=params,
         origin="copy",
         idempotency_key=f"copy:{link.id}:{row.id}:late-close",
-        link_id=link.id,
+        origin_ref=link_origin_ref(link.id),
     )
     row.close_command_id = command.id
     row.save(update_fields=["close_command_id"])

@@ -138,7 +138,7 @@ class CommandAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         "finished_at",
         "expires_at",
         "idempotency_key",
-        "link_id",
+        "origin_ref",
         "intent",
         "retry_of",
         "created_by",

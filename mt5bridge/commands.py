@@ -11,6 +11,7 @@ import functools
 import importlib
 import json
 import logging
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, ServiceError
 from mt5bridge.ea import store
-from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandOrigin, CommandStatus
+from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandStatus
 from mt5bridge.ea.protocol import (
     COMMENT_LENGTH,
     CommandResult,
@@ -47,8 +48,11 @@ COMMAND_KINDS = (
     "pause",
     "resume",
 )
-ORIGINS = ("copy", "web_terminal", "template", "rule", "admin")
-assert set(COMMAND_KINDS) == set(CommandKind.values) and set(ORIGINS) == set(CommandOrigin.values)
+assert set(COMMAND_KINDS) == set(CommandKind.values)
+# A command's origin is opaque to the bridge: a short lowercase kind chosen by the app that queues it, plus a
+# reference (origin_ref) that app reads back from the result. Only their shape is checked here.
+ORIGIN_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,15}")
+ORIGIN_REF_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class CommandSpec:
     origin: str
     expires_at: datetime | None = None
     idempotency_key: str | None = None
-    link_id: int | None = None
+    origin_ref: str = ""
 
 
 # --- hooks (implemented by copytrading; absent → skipped) ---
@@ -125,7 +129,7 @@ class NewCommand:
     created_at: datetime
     expires_at: datetime | None = None
     idempotency_key: str | None = None
-    link_id: int | None = None
+    origin_ref: str = ""
     intent: str = ""
     created_by_id: int | None = None
 
@@ -159,8 +163,14 @@ def command_prepare(spec: CommandSpec, now: datetime, by=None, *, memo: dict | N
     """Check a spec (origin, parameters, key) and give it an id. Raises ServiceError(code="invalid_command").
 
     ``memo``: one dict shared by the specs of one batch (see ``_validated_params``)."""
-    if spec.origin not in ORIGINS:
-        raise ServiceError(f"unknown origin {spec.origin!r}; expected one of {list(ORIGINS)}", code="invalid_origin")
+    if not (isinstance(spec.origin, str) and ORIGIN_PATTERN.fullmatch(spec.origin)):
+        raise ServiceError(
+            f"origin {spec.origin!r} must be 1 to 16 lowercase letters, digits or underscores", code="invalid_origin"
+        )
+    if not isinstance(spec.origin_ref, str) or len(spec.origin_ref) > ORIGIN_REF_LENGTH:
+        raise ServiceError(
+            f"origin_ref must be a string of at most {ORIGIN_REF_LENGTH} characters", code="invalid_origin"
+        )
     try:
         params = _validated_params(spec.kind, spec.params, memo)
     except ProtocolError as exc:
@@ -178,7 +188,7 @@ def command_prepare(spec: CommandSpec, now: datetime, by=None, *, memo: dict | N
         created_at=now,
         expires_at=spec.expires_at,
         idempotency_key=spec.idempotency_key,
-        link_id=spec.link_id,
+        origin_ref=spec.origin_ref,
         created_by_id=getattr(by, "pk", None),
     )
 
@@ -194,7 +204,7 @@ def _build(spec: CommandSpec, now: datetime, by=None) -> Command:
         created_at=now,
         expires_at=new.expires_at,
         idempotency_key=new.idempotency_key,
-        link_id=new.link_id,
+        origin_ref=new.origin_ref,
         created_by=by,
     )
 
@@ -226,7 +236,7 @@ def commands_insert_sql(commands: list[NewCommand]) -> tuple[str, list]:
                 "origin": c.origin,
                 "expires_at": text(c.expires_at),
                 "idempotency_key": c.idempotency_key,
-                "link_id": c.link_id,
+                "origin_ref": c.origin_ref,
                 "intent": c.intent,
                 "created_by_id": c.created_by_id,
                 "created_at": text(c.created_at),
@@ -242,12 +252,12 @@ def commands_insert_sql(commands: list[NewCommand]) -> tuple[str, list]:
 def _insert_sql() -> str:
     return (
         f"INSERT INTO {Command._meta.db_table} (id, account_id, kind, params, origin, status, retcode, message, "
-        "result, created_at, delivered_at, delivery_count, finished_at, expires_at, idempotency_key, link_id, "
+        "result, created_at, delivered_at, delivery_count, finished_at, expires_at, idempotency_key, origin_ref, "
         "intent, retry_of_id, created_by_id) "
         "SELECT c.id, c.account_id, c.kind, c.params, c.origin, %s, NULL, '', '{}'::jsonb, c.created_at, NULL, 0, "
-        "NULL, c.expires_at, c.idempotency_key, c.link_id, c.intent, NULL, c.created_by_id "
+        "NULL, c.expires_at, c.idempotency_key, c.origin_ref, c.intent, NULL, c.created_by_id "
         "FROM jsonb_to_recordset(%s::jsonb) AS c(id uuid, account_id uuid, kind text, params jsonb, origin text, "
-        "expires_at timestamptz, idempotency_key text, link_id bigint, intent text, created_by_id bigint, "
+        "expires_at timestamptz, idempotency_key text, origin_ref text, intent text, created_by_id bigint, "
         "created_at timestamptz) "
         "ON CONFLICT DO NOTHING RETURNING id"
     )
@@ -261,12 +271,12 @@ def command_enqueue(
     origin: str,
     expires_at: datetime | None = None,
     idempotency_key: str | None = None,
-    link_id: int | None = None,
+    origin_ref: str = "",
     intent: str = "",
     by=None,
 ) -> Command:
     """Queue one command for an account's EA. With an idempotency key, a repeat returns the first command."""
-    spec = CommandSpec(str(account_id), kind, params, origin, expires_at, idempotency_key, link_id)
+    spec = CommandSpec(str(account_id), kind, params, origin, expires_at, idempotency_key, origin_ref)
     command = _build(spec, timezone.now(), by)
     command.intent = intent[:100]
     if idempotency_key is not None:
@@ -361,7 +371,7 @@ def command_retry(*, command_id, by=None) -> Command:
             origin=original.origin,
             created_at=now,
             expires_at=expires_at,
-            link_id=original.link_id,
+            origin_ref=original.origin_ref,
             intent=original.intent,
             retry_of=original,
             created_by=by if getattr(by, "pk", None) else None,

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-__all__ = ["EAToken", "EAConnection", "Command", "CommandStatus", "CommandKind", "CommandOrigin"]
+__all__ = ["EAToken", "EAConnection", "Command", "CommandStatus", "CommandKind"]
 
 
 class CommandKind(models.TextChoices):
@@ -23,14 +23,6 @@ class CommandKind(models.TextChoices):
     CLOSE_ALL = "close_all", "close all"
     PAUSE = "pause", "pause"
     RESUME = "resume", "resume"
-
-
-class CommandOrigin(models.TextChoices):
-    COPY = "copy", "copy"
-    WEB_TERMINAL = "web_terminal", "web terminal"
-    TEMPLATE = "template", "template"
-    RULE = "rule", "rule"
-    ADMIN = "admin", "admin"
 
 
 class CommandStatus(models.TextChoices):
@@ -117,7 +109,9 @@ class Command(models.Model):
     )
     kind = models.CharField(max_length=16, choices=CommandKind.choices)
     params = models.JSONField(default=dict, blank=True)
-    origin = models.CharField(max_length=16, choices=CommandOrigin.choices)
+    # Who queued it, opaque to the bridge: a short kind ("copy", "web_terminal", "admin", ...) and a reference the
+    # app that queued it reads back from the result ("copy-link:123"); see docs/ea-protocol.md.
+    origin = models.CharField(max_length=16)
     status = models.CharField(max_length=10, choices=CommandStatus.choices, default=CommandStatus.PENDING)
     retcode = models.IntegerField(null=True, blank=True)
     message = models.CharField(max_length=255, blank=True)
@@ -128,7 +122,9 @@ class Command(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True)
-    link_id = models.BigIntegerField(null=True, blank=True, help_text="The copy link that produced it, if any.")
+    origin_ref = models.CharField(
+        max_length=64, blank=True, default="", help_text="What queued it, in its origin's terms (e.g. copy-link:123)."
+    )
     intent = models.CharField(max_length=100, blank=True, help_text="What caused it (e.g. the master event).")
     # Indexed only where set (partial indexes below): most commands have neither, and each insert pays per index.
     retry_of = models.ForeignKey(

@@ -44,7 +44,7 @@ def test_master_open_becomes_one_market_command_with_mapped_symbol_and_copy_comm
     lnk = link(owner, master, slave, multiplier=D("2"))
     beat(master, [], [pos(1001, "BTCUSD.pro", volume="0.10", sl="49000", tp="52000")])
     [command] = commands_for(slave)
-    assert command.kind == "open_market" and command.origin == "copy" and command.link_id == lnk.id
+    assert command.kind == "open_market" and command.origin == "copy" and command.origin_ref == f"copy-link:{lnk.id}"
     assert command.params["symbol"] == "BTCUSD" and command.params["side"] == "buy"
     assert D(command.params["volume"]) == D("0.20")
     assert D(command.params["sl"]) == D("49000") and D(command.params["tp"]) == D("52000")

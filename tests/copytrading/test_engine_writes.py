@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from copytrading import engine, planning
 from copytrading.choices import CopyStatus
 from copytrading.hooks import on_command_result, on_ea_state
-from copytrading.models import CopiedPosition, CopyEvent
+from copytrading.models import CopiedPosition, CopyEvent, link_id_of
 from copytrading.services import copy_link_create
 from mt5bridge.ea import store
 from mt5bridge.ea.models import Command
@@ -146,7 +146,7 @@ def test_one_impossible_order_is_skipped_with_its_reason_and_the_other_slaves_st
 def test_copies_differing_only_in_their_comment_each_keep_their_own_comment(owner, master):
     slaves = slaves_of(owner, master, 3)
     beat(master, [], [pos(1, "BTCUSD.pro", volume="0.50")])
-    commands = {c.link_id: c for c in Command.objects.all()}
+    commands = {link_id_of(c.origin_ref): c for c in Command.objects.all()}
     assert {c.params["comment"] for c in commands.values()} == {planning.copy_id(i, 1) for i in commands}
     assert {c.params["volume"] for c in commands.values()} == {"0.5"} and len(commands) == len(slaves)
 

@@ -25,7 +25,7 @@ pytestmark = [
 def a_plan(link, key: str = "copy:test:1") -> Plan:
     params = {"symbol": "BTCUSD", "side": "buy", "volume": "0.10", "sl": "0", "tp": "0", "comment": "cp1.1"}
     plan = Plan(links={link.id: link})
-    plan.specs.append(CommandSpec(str(link.slave_id), "open_market", params, "copy", None, key, link.id))
+    plan.specs.append(CommandSpec(str(link.slave_id), "open_market", params, "copy", None, key, f"copy-link:{link.id}"))
     plan.new_rows.append(
         NewCopy(
             key=key,

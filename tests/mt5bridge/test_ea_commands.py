@@ -77,7 +77,7 @@ def test_params_are_validated_and_normalised(owned_account):
         with pytest.raises(ServiceError):
             cq.command_enqueue(account_id=owned_account.pk, kind=kind, params=params, origin="admin")
     with pytest.raises(ServiceError):
-        cq.command_enqueue(account_id=owned_account.pk, kind="close_all", params={}, origin="martians")
+        cq.command_enqueue(account_id=owned_account.pk, kind="close_all", params={}, origin="Not an origin!")
 
 
 def test_command_is_delivered_in_the_heartbeat_reply_and_result_reported_next_beat(
@@ -190,7 +190,9 @@ def test_idempotency_key_returns_the_first_command(owned_account):
 
 def test_bulk_enqueue_inserts_once_and_skips_duplicates(owned_account, django_capture_on_commit_callbacks):
     specs = [
-        cq.CommandSpec(str(owned_account.pk), "open_market", BUY, "copy", idempotency_key=f"m1:{i}", link_id=i)
+        cq.CommandSpec(
+            str(owned_account.pk), "open_market", BUY, "copy", idempotency_key=f"m1:{i}", origin_ref=f"l:{i}"
+        )
         for i in range(100)
     ]
     with django_capture_on_commit_callbacks(execute=True):
