@@ -514,9 +514,7 @@ class Monitor:
                     self.cycle()
                 except Exception:  # the loop outlives any bug in one cycle; the log says what broke
                     logger.exception("bonus monitor cycle failed")
-                    from django.db import connection
-
-                    connection.close()
+                    connection.close()  # a broken connection would fail every later cycle too
                 cycles += 1
                 stop.wait(max(0.0, interval - (time.monotonic() - began)))
         finally:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
+from openpyxl import Workbook
 
 from .choices import OPEN_BONUS_STATUSES, BonusStatus, BonusType, CancelReason, OperationKind, OperationStatus
 from .models import Bonus, BonusOperation
@@ -138,8 +139,6 @@ def export(name: str, kind: str) -> tuple[bytes, str]:
                 }
             )
         return buffer.getvalue().encode(), "text/csv"
-    from openpyxl import Workbook
-
     book = Workbook(write_only=True)
     sheet = book.create_sheet(name)
     sheet.append(headers)

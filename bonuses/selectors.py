@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from config.errors import ServiceError
 from mt5bridge import gateway as gw
 
 from .choices import OPEN_BONUS_STATUSES, BonusStatus, CampaignStatus, MonitorStatus, OperationStatus
@@ -46,8 +47,6 @@ def account_lookup(*, login: int, gateway) -> dict:
     try:
         user = gateway.user(login)
     except gw.NotFound:
-        from config.errors import ServiceError
-
         raise ServiceError(f"Login {login} does not exist on MT5.", code="account_not_found", status_code=404) from None
     info = gateway.accounts_info([login]).get(login)
     monitored = MonitoredAccount.objects.filter(login=login).first()
