@@ -11,6 +11,7 @@ from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
 from accounts.models import Deal, TradingAccount
+from mt5bridge.gateway import DealEntry, DealType
 from mt5bridge.symbols import BrokerSymbolMap
 
 from .choices import DeliveryStatus, FiringResult, InboundStatus, PreflightStatus
@@ -26,9 +27,9 @@ from .models import (
     WebhookEndpoint,
 )
 
-TRADE_TYPES = (0, 1)  # DEAL_TYPE_BUY, DEAL_TYPE_SELL
-CREDIT_TYPES = (3, 6)  # DEAL_TYPE_CREDIT, DEAL_TYPE_BONUS
-ENTRY_IN = 0
+TRADE_TYPES = (DealType.BUY, DealType.SELL)
+CREDIT_TYPES = (DealType.CREDIT, DealType.BONUS)
+ENTRY_IN = DealEntry.IN
 ZERO = Decimal("0")
 
 

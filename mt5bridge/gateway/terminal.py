@@ -25,6 +25,7 @@ from .types import (
     GatewayUnavailable,
     MarginMode,
     NotFound,
+    OrderFilling,
     OrderRequest,
     OrderResult,
     OrderType,
@@ -49,9 +50,6 @@ UNAVAILABLE_CODES = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 # The symbol's filling_mode is a bitmask (SYMBOL_FILLING_*) on a different scale from ORDER_FILLING_*.
 SYMBOL_FILLING_FOK = 1
 SYMBOL_FILLING_IOC = 2
-ORDER_FILLING_FOK = 0
-ORDER_FILLING_IOC = 1
-ORDER_FILLING_RETURN = 2
 
 COMMENT_LIMIT = 31  # the server cuts at 32 bytes including the terminating NUL
 HISTORY_START = datetime(2000, 1, 1, tzinfo=UTC)
@@ -396,7 +394,7 @@ class TerminalGateway:
         if action == TradeAction.DEAL and request.position and not symbol:
             symbol = self._position_symbol(request.position)
         price = request.price
-        filling = ORDER_FILLING_RETURN
+        filling = int(OrderFilling.RETURN)
         if action in (TradeAction.DEAL, TradeAction.PENDING):
             self._call("symbol_select", symbol, True)  # a symbol outside Market Watch has no prices
             filling = filling_for(_get(self._raw_symbol(symbol), "filling_mode", 0))
@@ -423,10 +421,10 @@ def filling_for(filling_mode: int) -> int:
     """ORDER_FILLING_* for a symbol's SYMBOL_FILLING_* bitmask: FOK, else IOC, else RETURN."""
     mask = int(filling_mode or 0)
     if mask & SYMBOL_FILLING_FOK:
-        return ORDER_FILLING_FOK
+        return int(OrderFilling.FOK)
     if mask & SYMBOL_FILLING_IOC:
-        return ORDER_FILLING_IOC
-    return ORDER_FILLING_RETURN
+        return int(OrderFilling.IOC)
+    return int(OrderFilling.RETURN)
 
 
 def build_request(request: OrderRequest, *, symbol: str, price: Decimal, type_filling: int) -> dict[str, Any]:

@@ -22,6 +22,37 @@ class OrderType(enum.IntEnum):
     CLOSE_BY = 8
 
 
+class OrderFilling(enum.IntEnum):
+    """ORDER_FILLING_* (a request's ``type_filling``); a symbol's ``filling_mode`` is a bitmask on another scale."""
+
+    FOK = 0
+    IOC = 1
+    RETURN = 2
+    BOC = 3
+
+
+class OrderTime(enum.IntEnum):
+    """ORDER_TIME_* (a pending order's ``type_time``)."""
+
+    GTC = 0
+    DAY = 1
+    SPECIFIED = 2
+    SPECIFIED_DAY = 3
+
+
+class OrderState(enum.IntEnum):
+    STARTED = 0
+    PLACED = 1
+    CANCELED = 2
+    PARTIAL = 3
+    FILLED = 4
+    REJECTED = 5
+    EXPIRED = 6
+    REQUEST_ADD = 7
+    REQUEST_MODIFY = 8
+    REQUEST_CANCEL = 9
+
+
 class TradeAction(enum.IntEnum):
     DEAL = 1
     PENDING = 5

@@ -78,7 +78,6 @@ DEALER_ACTIONS = {
     TradeAction.REMOVE: 204,  # TA_DEALER_ORD_REMOVE
     TradeAction.CLOSE_BY: 208,  # TA_DEALER_CLOSE_BY
 }
-ORDER_FILL_FOK = 0
 
 # Server EnDealAction 18-20 have no client DEAL_TYPE; these are the nearest client families.
 EXTRA_DEAL_ACTIONS = {

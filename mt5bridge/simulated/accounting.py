@@ -6,14 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from mt5bridge.gateway.types import PositionType
+
 from . import prices
 from .symbols_catalog import CRYPTO, SymbolSpec
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-BUY = 0
-SELL = 1
+BUY = int(PositionType.BUY)
+SELL = int(PositionType.SELL)
 
 # Rollover at 21:00 UTC; Wednesday's carries the weekend (triple swap), Saturday and Sunday none.
 _ROLLOVER_ANCHOR = prices._MONDAY + 21 * 3600

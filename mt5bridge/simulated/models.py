@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from mt5bridge.gateway.types import MarginMode, OrderState
+
 __all__ = ["SimServer", "SimGroup", "SimAccount", "SimPosition", "SimOrder", "SimDeal"]
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
@@ -49,8 +51,8 @@ class SimGroup(models.Model):
 class SimAccount(models.Model):
     """A trading account on a simulated server (the MT5 user record and its money)."""
 
-    NETTING = 0  # ACCOUNT_MARGIN_MODE_RETAIL_NETTING
-    HEDGING = 2  # ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+    NETTING = int(MarginMode.RETAIL_NETTING)
+    HEDGING = int(MarginMode.RETAIL_HEDGING)
 
     login = models.BigIntegerField(unique=True)
     password = models.CharField(max_length=128)
@@ -128,11 +130,11 @@ class SimPosition(models.Model):
 class SimOrder(models.Model):
     """A pending order; it stays after it fills, is cancelled or expires, with its final state."""
 
-    PLACED = 1
-    CANCELED = 2
-    FILLED = 4
-    REJECTED = 5
-    EXPIRED = 6
+    PLACED = int(OrderState.PLACED)
+    CANCELED = int(OrderState.CANCELED)
+    FILLED = int(OrderState.FILLED)
+    REJECTED = int(OrderState.REJECTED)
+    EXPIRED = int(OrderState.EXPIRED)
 
     account = models.ForeignKey(
         SimAccount, on_delete=models.CASCADE, to_field="login", db_column="login", related_name="orders"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mt5bridge.gateway.types import DealEntry, OrderRequest, OrderResult, OrderType, Retcode, TradeAction
+from mt5bridge.gateway.types import DealEntry, OrderRequest, OrderResult, OrderTime, OrderType, Retcode, TradeAction
 
 from .accounting import BUY, SELL
 from .book import Book
@@ -147,12 +147,12 @@ def _pending(book: Book, req: OrderRequest) -> OrderResult:
 
 
 def _expiration(book: Book, type_time: int, expiration: datetime | None) -> datetime | None | bool:
-    if type_time == 0:  # GTC
+    if type_time == OrderTime.GTC:
         return None
-    if type_time == 1:  # DAY
+    if type_time == OrderTime.DAY:
         return trading_day_end(book.now)
-    if type_time in (2, 3) and expiration is not None and expiration > book.now:
-        return expiration if type_time == 2 else trading_day_end(expiration)
+    if type_time in (OrderTime.SPECIFIED, OrderTime.SPECIFIED_DAY) and expiration is not None and expiration > book.now:
+        return expiration if type_time == OrderTime.SPECIFIED else trading_day_end(expiration)
     return False
 
 
