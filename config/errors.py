@@ -9,7 +9,8 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -67,7 +68,7 @@ def api_exception_handler(exc, context):
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        body = error_body(str(code), str(detail))
+        body = error_body(str(code), str(detail), getattr(exc, "details", None))
     response.data = body
     return response
 
@@ -77,8 +78,6 @@ def lockout_response(request, credentials, *args, **kwargs):
     message = "Too many failed login attempts. Try again later."
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("locked_out", message), status=429)
-    from django.http import HttpResponse
-
     return HttpResponse(message, status=429)
 
 
@@ -96,3 +95,18 @@ def axes_username(request, credentials) -> str | None:
 
 def json_400(request, exception=None):
     return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def not_found(request, exception=None):
+    """handler404: API paths answer the JSON error body (a path parameter that does not parse never reaches
+    a view), web paths Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: API paths answer the JSON error body, web paths Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Server error."), status=500)
+    return defaults.server_error(request)

@@ -377,6 +377,11 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from drf-spectacular-sidecar (this site's static files): the CSP loads nothing from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Every operation documents the error answers it can give (config/openapi.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_responses",
+    ],
     # One name per choice set that several apps share a field name for.
     "ENUM_NAME_OVERRIDES": {
         "SideEnum": "copytrading.choices.Side",

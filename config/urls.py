@@ -5,6 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 handler400 = "config.errors.json_400"
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"
 
 API_APPS = ["accounts", "mt5bridge", "copytrading", "bonuses", "billing", "integrations"]
 

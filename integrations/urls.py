@@ -22,7 +22,7 @@ urlpatterns = [
     ),
     re_path(
         rf"^accounts/(?P<account_id>{UUID_PATTERN})/preflight/template\.tpl$",
-        api.PreflightFileView.as_view(kind="template"),
+        api.PreflightFileView.as_view(kind="template", http_method_names=["get", "head", "options"]),
         name="account-preflight-template",
     ),
     re_path(

@@ -29,6 +29,8 @@ class StaffView(APIView):
     """A bonus back-office endpoint: each HTTP method it serves declares its capability (accounts.roles)."""
 
     capabilities: dict[str, str] = {}
+    # Lists answer a page ({count, next, previous, results}); the schema says so for every list view.
+    pagination_class = LimitOffsetPagination
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -45,8 +47,7 @@ class StaffView(APIView):
 
 
 def paginate(view: APIView, queryset, serializer_class):
-    paginator = view.paginator if hasattr(view, "paginator") else None
-    paginator = paginator or LimitOffsetPagination()
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, view.request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
