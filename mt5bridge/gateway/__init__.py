@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from django.conf import settings
+
 from .types import (  # noqa: F401  (re-exported)
     SUCCESS_RETCODES,
     AccountInfo,
@@ -110,8 +112,9 @@ class MT5Gateway(Protocol):
 
 def get_gateway(kind: str | None = None, *, server: str = "") -> MT5Gateway:
     """Build the gateway for ``kind`` (or the one configured for ``server``, or the default)."""
-    from django.conf import settings
-
+    # Each implementation is imported only when chosen: the simulated one brings the simulator's models
+    # (which need the app registry, and which import this package's types), the terminal one the
+    # MetaTrader5 package, which exists on Windows only.
     kind = kind or settings.MT5_SERVER_GATEWAYS.get(server) or settings.MT5_GATEWAY
     if kind == "simulated":
         from .simulated import SimulatedGateway

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
-import enum
 import importlib
 import math
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
+from .terminal_rows import (
+    COMMENT_LIMIT,
+    account_of,
+    aware,
+    build_request,
+    deal_of,
+    field,
+    filling_for,
+    order_result_of,
+    pending_order_of,
+    position_of,
+    scrub,
+    symbol_of,
+    tick_of,
+    to_decimal,
+)
 from .types import (
     AccountInfo,
-    AccountTradeMode,
     AuthenticationFailed,
     BrokerGroup,
     BrokerUser,
     Credentials,
     Deal,
-    DealEntry,
     DealType,
     GatewayError,
     GatewayUnavailable,
-    MarginMode,
     NotFound,
     OrderFilling,
     OrderRequest,
@@ -47,11 +59,7 @@ RES_E_INTERNAL_FAIL = -10000
 # Send, receive, init, connect and timeout failures of the IPC link to the terminal: worth retrying.
 UNAVAILABLE_CODES = frozenset({-10000, -10001, -10002, -10003, -10004, -10005})
 
-# The symbol's filling_mode is a bitmask (SYMBOL_FILLING_*) on a different scale from ORDER_FILLING_*.
-SYMBOL_FILLING_FOK = 1
-SYMBOL_FILLING_IOC = 2
 
-COMMENT_LIMIT = 31  # the server cuts at 32 bytes including the terminating NUL
 HISTORY_START = datetime(2000, 1, 1, tzinfo=UTC)
 MT5LINUX_PREFIX = "mt5linux:"
 NOT_AVAILABLE = "not available through a terminal; use the manager gateway"
@@ -62,8 +70,6 @@ CLOSE_ALL_COMMENT = "close all"
 _TERMINAL_LOCK = threading.RLock()
 _MODULES_LOCK = threading.Lock()
 _MT5LINUX_CONNECTIONS: dict[str, Any] = {}
-
-E = TypeVar("E", bound=enum.IntEnum)
 
 
 # --- Loading the module ---------------------------------------------------------------------------------
@@ -169,42 +175,42 @@ class TerminalGateway:
                 ok = self._initialize(credentials, options)
             if not ok:
                 raise self._failure(f"login {credentials} failed", secret=secret)
-            return _account(self._current_account(credentials.login))
+            return account_of(self._current_account(credentials.login))
 
     def account_info(self, login: int) -> AccountInfo:
         with self._lock:
-            return _account(self._current_account(login))
+            return account_of(self._current_account(login))
 
     def positions(self, login: int) -> list[Position]:
         with self._lock:
             self._current_account(login)
-            return [_position(row) for row in self._rows("positions_get")]
+            return [position_of(row) for row in self._rows("positions_get")]
 
     def orders(self, login: int) -> list[PendingOrder]:
         with self._lock:
             self._current_account(login)
-            return [_pending_order(row) for row in self._rows("orders_get")]
+            return [pending_order_of(row) for row in self._rows("orders_get")]
 
     def deals(self, login: int, date_from: datetime, date_to: datetime) -> list[Deal]:
         """Deals with ``date_from <= time <= date_to`` (naive datetimes are taken as UTC)."""
-        start, end = _aware(date_from), _aware(date_to)
+        start, end = aware(date_from), aware(date_to)
         if end < start:
             return []
         with self._lock:
             self._current_account(login)
             rows = self._history_deals(start, end)
         # The terminal filters by whole seconds; trim to the exact bounds on the millisecond times.
-        return [deal for deal in map(_deal, rows) if start <= deal.time <= end]
+        return [deal for deal in map(deal_of, rows) if start <= deal.time <= end]
 
     def symbols(self, login: int | None = None) -> list[SymbolInfo]:
         with self._lock:
             if login is not None:
                 self._current_account(login)
-            return [_symbol(row) for row in self._rows("symbols_get")]
+            return [symbol_of(row) for row in self._rows("symbols_get")]
 
     def tick(self, symbol: str) -> Tick:
         with self._lock:
-            return _tick(symbol, self._raw_tick(symbol))
+            return tick_of(symbol, self._raw_tick(symbol))
 
     def order_send(self, login: int, request: OrderRequest) -> OrderResult:
         """Send one trade request; a refusal is the result's ``retcode``, never an exception.
@@ -239,10 +245,10 @@ class TerminalGateway:
             info = self._call("account_info")
             if info is None:
                 raise self._failure("account_info failed")
-            current = int(_get(info, "login", 0))
+            current = int(field(info, "login", 0))
             if wanted != {current}:
                 raise GatewayError(f"accounts_info for accounts other than the terminal's current one: {NOT_AVAILABLE}")
-            return {current: _account(info)}
+            return {current: account_of(info)}
 
     def balance_operation(
         self, login: int, amount: Decimal, deal_type: DealType, comment: str, *, check_margin: bool = True
@@ -255,7 +261,7 @@ class TerminalGateway:
         with self._lock:
             self._current_account(login)
             rows = self._history_deals(HISTORY_START, datetime.now(UTC) + timedelta(days=1))
-        return [deal for deal in map(_deal, rows) if deal.comment == wanted]
+        return [deal for deal in map(deal_of, rows) if deal.comment == wanted]
 
     def set_leverage(self, login: int, leverage: int) -> None:
         raise GatewayError(f"set_leverage: {NOT_AVAILABLE}")
@@ -266,7 +272,7 @@ class TerminalGateway:
             self._current_account(login)
             results = []
             for row in self._rows("positions_get"):
-                position = _position(row)
+                position = position_of(row)
                 opposite = OrderType.SELL if position.type == PositionType.BUY else OrderType.BUY
                 request = OrderRequest(
                     action=TradeAction.DEAL,
@@ -317,7 +323,7 @@ class TerminalGateway:
     def _failure(self, what: str, *, secret: str = "") -> GatewayError:
         """The exception for a failed call, chosen by ``last_error()``."""
         code, text = self._last_error()
-        message = _scrub(f"{what}: {text} (MT5 error {code})", secret)
+        message = scrub(f"{what}: {text} (MT5 error {code})", secret)
         if code == RES_E_AUTH_FAILED:
             return AuthenticationFailed(message)
         if code in UNAVAILABLE_CODES:
@@ -343,7 +349,7 @@ class TerminalGateway:
         if info is None:
             self._check_link()
             raise GatewayError(f"terminal is not logged into account {login} (it holds none); call login() first")
-        current = int(_get(info, "login", 0))
+        current = int(field(info, "login", 0))
         if current != int(login):
             raise GatewayError(f"terminal is logged into another account ({current}), not {login}; call login() first")
         return info
@@ -397,10 +403,10 @@ class TerminalGateway:
         filling = int(OrderFilling.RETURN)
         if action in (TradeAction.DEAL, TradeAction.PENDING):
             self._call("symbol_select", symbol, True)  # a symbol outside Market Watch has no prices
-            filling = filling_for(_get(self._raw_symbol(symbol), "filling_mode", 0))
+            filling = filling_for(field(self._raw_symbol(symbol), "filling_mode", 0))
             if action == TradeAction.DEAL and not price and request.type in (OrderType.BUY, OrderType.SELL):
                 tick = self._raw_tick(symbol)
-                price = _decimal(_get(tick, "ask" if request.type == OrderType.BUY else "bid", 0))
+                price = to_decimal(field(tick, "ask" if request.type == OrderType.BUY else "bid", 0))
         payload = build_request(request, symbol=symbol, price=price, type_filling=filling)
         result = self._call("order_send", payload)
         if result is None:
@@ -408,234 +414,10 @@ class TerminalGateway:
             if code in UNAVAILABLE_CODES:
                 raise GatewayUnavailable(f"order_send: terminal unreachable: {text} (MT5 error {code})")
             return OrderResult(retcode=code if code < 0 else RES_E_FAIL, comment=text or "order_send gave no result")
-        return _order_result(result)
+        return order_result_of(result)
 
     def _position_symbol(self, ticket: int) -> str:
         rows = self._rows("positions_get", ticket=int(ticket))
         if not rows:
             raise NotFound(f"position {ticket} not found")
-        return str(_get(rows[0], "symbol", ""))
-
-
-def filling_for(filling_mode: int) -> int:
-    """ORDER_FILLING_* for a symbol's SYMBOL_FILLING_* bitmask: FOK, else IOC, else RETURN."""
-    mask = int(filling_mode or 0)
-    if mask & SYMBOL_FILLING_FOK:
-        return int(OrderFilling.FOK)
-    if mask & SYMBOL_FILLING_IOC:
-        return int(OrderFilling.IOC)
-    return int(OrderFilling.RETURN)
-
-
-def build_request(request: OrderRequest, *, symbol: str, price: Decimal, type_filling: int) -> dict[str, Any]:
-    """The ``order_send`` dict: every documented key, plain floats and ints as the package demands."""
-    expiration = int(_aware(request.expiration).timestamp()) if request.expiration else 0
-    return {
-        "action": int(request.action),
-        "magic": int(request.magic),
-        "order": int(request.order),
-        "symbol": str(symbol),
-        "volume": float(request.volume),
-        "price": float(price),
-        "stoplimit": float(request.stoplimit),
-        "sl": float(request.sl),
-        "tp": float(request.tp),
-        "deviation": int(request.deviation),
-        "type": int(request.type),
-        "type_filling": int(type_filling),
-        "type_time": int(request.type_time),
-        "expiration": expiration,
-        "comment": str(request.comment)[:COMMENT_LIMIT],
-        "position": int(request.position),
-        "position_by": int(request.position_by),
-    }
-
-
-# --- Conversions ----------------------------------------------------------------------------------------
-
-
-def _get(row: Any, name: str, default: Any = None) -> Any:
-    # By name, never by position: SymbolInfo has gained and lost fields between builds.
-    return getattr(row, name, default)
-
-
-def _decimal(value: Any) -> Decimal:
-    """Money and prices as Decimal via the float's shortest repr, so 1.1 stays 1.1."""
-    if value is None:
-        return Decimal("0")
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    number = float(value)
-    if not math.isfinite(number):
-        return Decimal("0")
-    return Decimal(str(number))
-
-
-def _int(value: Any) -> int:
-    return int(value or 0)
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _from_seconds(seconds: Any) -> datetime:
-    return datetime.fromtimestamp(int(seconds or 0), tz=UTC)
-
-
-def _from_msc(msc: Any) -> datetime:
-    msc = int(msc or 0)
-    return datetime.fromtimestamp(msc // 1000, tz=UTC) + timedelta(milliseconds=msc % 1000)
-
-
-def _moment(row: Any, seconds_field: str, msc_field: str) -> datetime:
-    msc = _int(_get(row, msc_field, 0))
-    return _from_msc(msc) if msc > 0 else _from_seconds(_get(row, seconds_field, 0))
-
-
-def _enum(kind: type[E], value: Any) -> E | int:
-    # A code from a newer build than the enum knows is kept as its int rather than failing the whole sync.
-    try:
-        return kind(int(value))
-    except ValueError:
-        return int(value)
-
-
-def _account(info: Any) -> AccountInfo:
-    margin = _decimal(_get(info, "margin"))
-    return AccountInfo(
-        login=_int(_get(info, "login")),
-        server=_str(_get(info, "server")),
-        name=_str(_get(info, "name")),
-        company=_str(_get(info, "company")),
-        currency=_str(_get(info, "currency")),
-        leverage=_int(_get(info, "leverage")),
-        balance=_decimal(_get(info, "balance")),
-        credit=_decimal(_get(info, "credit")),
-        equity=_decimal(_get(info, "equity")),
-        margin=margin,
-        margin_free=_decimal(_get(info, "margin_free")),
-        # MT5 reports 0 when no margin is used; the dataclass says None.
-        margin_level=_decimal(_get(info, "margin_level")) if margin else None,
-        profit=_decimal(_get(info, "profit")),
-        margin_mode=_enum(MarginMode, _get(info, "margin_mode", MarginMode.RETAIL_HEDGING)),
-        trade_mode=_enum(AccountTradeMode, _get(info, "trade_mode", AccountTradeMode.DEMO)),
-        margin_so_call=_decimal(_get(info, "margin_so_call")),
-        margin_so_so=_decimal(_get(info, "margin_so_so")),
-    )
-
-
-def _position(row: Any) -> Position:
-    return Position(
-        ticket=_int(_get(row, "ticket")),
-        symbol=_str(_get(row, "symbol")),
-        type=_enum(PositionType, _get(row, "type", 0)),
-        volume=_decimal(_get(row, "volume")),
-        price_open=_decimal(_get(row, "price_open")),
-        price_current=_decimal(_get(row, "price_current")),
-        sl=_decimal(_get(row, "sl")),
-        tp=_decimal(_get(row, "tp")),
-        swap=_decimal(_get(row, "swap")),
-        profit=_decimal(_get(row, "profit")),
-        magic=_int(_get(row, "magic")),
-        comment=_str(_get(row, "comment")),
-        time=_moment(row, "time", "time_msc"),
-        time_update=_moment(row, "time_update", "time_update_msc"),
-        identifier=_int(_get(row, "identifier")),
-    )
-
-
-def _pending_order(row: Any) -> PendingOrder:
-    expiration = _int(_get(row, "time_expiration"))
-    return PendingOrder(
-        ticket=_int(_get(row, "ticket")),
-        symbol=_str(_get(row, "symbol")),
-        type=_enum(OrderType, _get(row, "type", 0)),
-        volume_initial=_decimal(_get(row, "volume_initial")),
-        volume_current=_decimal(_get(row, "volume_current")),
-        price_open=_decimal(_get(row, "price_open")),
-        price_current=_decimal(_get(row, "price_current")),
-        price_stoplimit=_decimal(_get(row, "price_stoplimit")),
-        sl=_decimal(_get(row, "sl")),
-        tp=_decimal(_get(row, "tp")),
-        magic=_int(_get(row, "magic")),
-        comment=_str(_get(row, "comment")),
-        time_setup=_moment(row, "time_setup", "time_setup_msc"),
-        time_expiration=_from_seconds(expiration) if expiration > 0 else None,
-        type_time=_int(_get(row, "type_time")),
-        state=_int(_get(row, "state", 1)),
-    )
-
-
-def _deal(row: Any) -> Deal:
-    return Deal(
-        ticket=_int(_get(row, "ticket")),
-        order=_int(_get(row, "order")),
-        time=_moment(row, "time", "time_msc"),
-        type=_enum(DealType, _get(row, "type", 0)),
-        entry=_enum(DealEntry, _get(row, "entry", 0)),
-        magic=_int(_get(row, "magic")),
-        position_id=_int(_get(row, "position_id")),
-        reason=_int(_get(row, "reason")),
-        volume=_decimal(_get(row, "volume")),
-        price=_decimal(_get(row, "price")),
-        commission=_decimal(_get(row, "commission")),
-        swap=_decimal(_get(row, "swap")),
-        profit=_decimal(_get(row, "profit")),
-        fee=_decimal(_get(row, "fee")),
-        symbol=_str(_get(row, "symbol")),
-        comment=_str(_get(row, "comment")),
-        external_id=_str(_get(row, "external_id")),
-    )
-
-
-def _symbol(row: Any) -> SymbolInfo:
-    return SymbolInfo(
-        name=_str(_get(row, "name")),
-        path=_str(_get(row, "path")),
-        description=_str(_get(row, "description")),
-        digits=_int(_get(row, "digits")),
-        point=_decimal(_get(row, "point")),
-        contract_size=_decimal(_get(row, "trade_contract_size")),
-        volume_min=_decimal(_get(row, "volume_min")),
-        volume_step=_decimal(_get(row, "volume_step")),
-        volume_max=_decimal(_get(row, "volume_max")),
-        currency_base=_str(_get(row, "currency_base")),
-        currency_profit=_str(_get(row, "currency_profit")),
-        currency_margin=_str(_get(row, "currency_margin")),
-        trade_stops_level=_int(_get(row, "trade_stops_level")),
-    )
-
-
-def _tick(symbol: str, row: Any) -> Tick:
-    return Tick(
-        symbol=symbol,
-        time=_moment(row, "time", "time_msc"),
-        bid=_decimal(_get(row, "bid")),
-        ask=_decimal(_get(row, "ask")),
-        last=_decimal(_get(row, "last")),
-    )
-
-
-def _order_result(row: Any) -> OrderResult:
-    return OrderResult(
-        retcode=_int(_get(row, "retcode")),
-        comment=_str(_get(row, "comment")),
-        deal=_int(_get(row, "deal")),
-        order=_int(_get(row, "order")),
-        volume=_decimal(_get(row, "volume")),
-        price=_decimal(_get(row, "price")),
-        bid=_decimal(_get(row, "bid")),
-        ask=_decimal(_get(row, "ask")),
-        request_id=_int(_get(row, "request_id")),
-    )
-
-
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+        return str(field(rows[0], "symbol", ""))

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from mt5bridge.gateway.types import Tick
 
-from .symbols_catalog import CRYPTO, ENERGY, FOREX, INDEX, METAL, STOCK, Instrument, SymbolSpec, canonical
+from .symbols_catalog import CRYPTO, ENERGY, FOREX, INDEX, INSTRUMENTS, METAL, STOCK, Instrument, SymbolSpec, canonical
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -252,8 +252,6 @@ def usd_rate(currency: str, t: int) -> Decimal:
     key = ("rate", settings.MT5_SIM_SEED, currency, t)
     found = _quotes.get(key)
     if found is None:
-        from .symbols_catalog import INSTRUMENTS
-
         if f"{currency}USD" in INSTRUMENTS:
             rate = quote(canonical(f"{currency}USD"), t)[0]
         elif f"USD{currency}" in INSTRUMENTS:

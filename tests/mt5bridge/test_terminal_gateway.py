@@ -40,7 +40,8 @@ from mt5bridge.gateway import (
     get_gateway,
 )
 from mt5bridge.gateway import terminal as terminal_module
-from mt5bridge.gateway.terminal import TerminalGateway, build_request, filling_for, load_terminal_module
+from mt5bridge.gateway.terminal import TerminalGateway, load_terminal_module
+from mt5bridge.gateway.terminal_rows import build_request, filling_for
 from tests.mt5bridge import mt5_standin
 
 LOGIN = 51_234_567
