@@ -5,7 +5,7 @@ from functools import wraps
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
-PROJECT_APPS = ("accounts", "mt5bridge", "copytrading", "bonuses", "billing", "integrations")
+PROJECT_APPS = ("accounts", "entitlements", "mt5bridge", "copytrading", "bonuses", "billing", "integrations")
 
 
 class AccountsConfig(AppConfig):

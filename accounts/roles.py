@@ -129,7 +129,7 @@ MATRIX: tuple[Capability, ...] = (
                {SA: ALL, TR: OWN}),
     Capability("plans.manage", "Plans, plan assignments, billing pauses and the Stripe records",
                {SA: ALL},
-               ("billing.*", "djstripe.*")),
+               ("entitlements.*", "djstripe.*")),
     # --- People and system -------------------------------------------------------------------
     Capability("users.manage", "Users, roles, per-object sharing, login lockouts, two-factor devices, security log",
                {SA: ALL},

@@ -28,7 +28,7 @@ def accounts_visible_to(user, perm: str = "accounts.view_tradingaccount"):
 def history_days_allowed(account: TradingAccount) -> int:
     """How many days of deal history this account keeps (the billing plan may narrow it)."""
     try:
-        from billing.gates import history_days_for_user
+        from entitlements.gates import history_days_for_user
     except ImportError:
         return settings.SYNC_HISTORY_DAYS
     return min(settings.SYNC_HISTORY_DAYS, history_days_for_user(account.owner_id))

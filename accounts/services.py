@@ -57,7 +57,7 @@ def trading_account_create(
     sync_now: bool = True,
 ) -> TradingAccount:
     """Connect an MT5 account. The credentials are checked before anything is stored."""
-    from billing.gates import require_limit
+    from entitlements.gates import require_limit
 
     require_limit(owner, "accounts", TradingAccount.objects.filter(owner=owner, is_active=True).count())
     if TradingAccount.objects.filter(owner=owner, login=login, server=server).exists():
@@ -101,7 +101,7 @@ def trading_account_update(*, account: TradingAccount, password: str | None = No
     if unknown:
         raise ServiceError(f"These fields cannot be changed: {', '.join(sorted(unknown))}")
     if fields.get("is_active") and not account.is_active:
-        from billing.gates import require_limit
+        from entitlements.gates import require_limit
 
         active = TradingAccount.objects.filter(owner=account.owner, is_active=True).count()
         require_limit(account.owner, "accounts", active)

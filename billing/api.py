@@ -10,12 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import ERRORS, ErrorSerializer
+from accounts.models import TradingAccount
 from accounts.roles import PUBLIC
+from entitlements import services as entitlements_services
+from entitlements.models import FEATURES, LIMITS, PlanAssignment
+from entitlements.selectors import local_mode, plan_for_user, plans, resolve_for, usage_for
 
 from . import services
-from .gates import FEATURES, LIMITS
-from .models import PlanAssignment
-from .selectors import local_mode, plan_for_user, plans, resolve_for, usage_for
 
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="Local mode, already subscribed, or no customer")}
 STRIPE_DOWN = {502: OpenApiResponse(ErrorSerializer, description="Stripe refused or was unreachable")}
@@ -227,8 +228,6 @@ class ActiveAccountsView(APIView):
         tags=["billing"],
     )
     def get(self, request):
-        from accounts.models import TradingAccount
-
         rows = TradingAccount.objects.filter(owner=request.user).order_by("created_at").select_related("billing_pause")
         return Response(
             {
@@ -265,5 +264,7 @@ class ActiveAccountsView(APIView):
         data = ActiveAccountsRequest(data=request.data)
         data.is_valid(raise_exception=True)
         return Response(
-            services.active_accounts_choose(user=request.user, account_ids=data.validated_data["account_ids"])
+            entitlements_services.active_accounts_choose(
+                user=request.user, account_ids=data.validated_data["account_ids"]
+            )
         )

@@ -1,4 +1,7 @@
-"""Write paths of billing: plan changes (staff, Stripe), pausing accounts over a limit, Checkout and Portal."""
+"""Write paths of billing: Stripe subscription state mirrored onto the plan assignment, Checkout and Portal.
+
+The plan rules themselves (which plan applies, pausing accounts over a limit, the audit) are entitlements'.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from djstripe.models import Customer, Subscription
+from djstripe.settings import djstripe_settings
 
-from config.errors import Conflict, NotAllowed, ServiceError
-
-from .models import BillingPause, Plan, PlanAssignment, PlanChange
-from .resolution import best_subscription, past_due_since
-from .selectors import forget_user_plan, local_mode, plan_by_slug, plans, resolve_for
+from accounts.models import User
+from config.errors import Conflict, ServiceError
+from entitlements.models import Plan, PlanAssignment, PlanChange
+from entitlements.resolution import best_subscription, past_due_since
+from entitlements.selectors import local_mode, plans
+from entitlements.services import locked_assignment, plan_apply
 
 logger = logging.getLogger(__name__)
 
@@ -30,146 +36,6 @@ def _tstamp(value) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromtimestamp(int(value), tz=UTC)
-
-
-# --- Plan assignment ---------------------------------------------------------------------------
-
-
-def _locked_assignment(user) -> PlanAssignment:
-    assignment, _ = PlanAssignment.objects.get_or_create(user=user)
-    return PlanAssignment.objects.select_for_update().get(pk=assignment.pk)
-
-
-def _apply(
-    assignment: PlanAssignment, *, reason: str, detail: str = "", event_id: str = "", actor=None, now=None
-) -> PlanChange | None:
-    """Recompute the effective plan, audit a change, and keep active accounts within the limit."""
-    slug, why = resolve_for(assignment, now=now)
-    plan = plan_by_slug(slug)
-    previous = assignment.effective_plan
-    paused = enforce_account_limit(user=assignment.user, plan=plan)
-    change = None
-    if previous is None or previous.pk != plan.pk:
-        assignment.effective_plan = plan
-        change = PlanChange.objects.create(
-            user=assignment.user,
-            from_plan=previous,
-            to_plan=plan,
-            reason=reason,
-            detail=(detail or why)[:255],
-            stripe_event_id=event_id,
-            actor=actor,
-            accounts_paused=paused,
-        )
-        logger.info("user %s plan %s -> %s (%s)", assignment.user_id, previous, plan, reason)
-    assignment.save()
-    user_id = assignment.user_id
-    transaction.on_commit(lambda: forget_user_plan(user_id))
-    forget_user_plan(user_id)
-    return change
-
-
-def plan_assignment_refresh(*, user, reason: str = "refresh", now=None) -> PlanChange | None:
-    """Re-apply the rules (time passes: grace periods and staff choices end)."""
-    with transaction.atomic():
-        return _apply(_locked_assignment(user), reason=reason, now=now)
-
-
-def plan_assign_manual(*, user, plan: Plan | None, until=None, note: str = "", actor=None) -> PlanChange | None:
-    """Staff put a user on ``plan`` (None: back to the default plan or the subscription)."""
-    if until is not None and until <= timezone.now():
-        raise ServiceError("The end of the staff choice must be in the future.", code="invalid_until")
-    with transaction.atomic():
-        assignment = _locked_assignment(user)
-        assignment.manual_plan = plan
-        assignment.manual_until = until if plan else None
-        assignment.note = note[:255]
-        return _apply(assignment, reason="staff", detail=note or (f"set to {plan}" if plan else "cleared"), actor=actor)
-
-
-def plan_limits_enforce_all(*, now=None) -> int:
-    """Periodic job: re-apply the rules for every user with a subscription or a staff choice."""
-    changed = 0
-    ids = PlanAssignment.objects.values_list("user_id", flat=True)
-    from accounts.models import User
-
-    for user in User.objects.filter(pk__in=list(ids)):
-        if plan_assignment_refresh(user=user, reason="schedule", now=now):
-            changed += 1
-    return changed
-
-
-# --- Accounts over the limit --------------------------------------------------------------------
-
-
-def enforce_account_limit(*, user, plan: Plan, keep: list | None = None) -> int:
-    """Pause active accounts beyond ``plan``'s limit (never delete); resume billing-paused ones when room returns.
-
-    Returns how many accounts were paused. ``keep`` lists account ids to keep active first.
-    """
-    from accounts.models import TradingAccount
-
-    limit = plan.limit_accounts
-    accounts = TradingAccount.objects.select_for_update().filter(owner=user).order_by("created_at", "pk")
-    active = [a.pk for a in accounts if a.is_active]
-    paused = 0
-    if limit is not None and len(active) > limit:
-        from .resolution import accounts_to_keep
-
-        kept = set(accounts_to_keep(active, limit, preferred=keep))
-        extra = [pk for pk in active if pk not in kept]
-        TradingAccount.objects.filter(pk__in=extra).update(is_active=False, updated_at=timezone.now())
-        for pk in extra:
-            BillingPause.objects.update_or_create(account_id=pk, defaults={"plan": plan})
-        paused = len(extra)
-        logger.info("user %s: paused %d accounts over the %s limit of %d", user.pk, paused, plan.slug, limit)
-    elif limit is None or len(active) < limit:
-        room = None if limit is None else limit - len(active)
-        waiting = list(
-            BillingPause.objects.filter(account__owner=user, account__is_active=False)
-            .order_by("account__created_at")
-            .values_list("account_id", flat=True)
-        )
-        resume = waiting if room is None else waiting[:room]
-        if resume:
-            TradingAccount.objects.filter(pk__in=resume).update(is_active=True, updated_at=timezone.now())
-            BillingPause.objects.filter(account_id__in=resume).delete()
-            logger.info("user %s: resumed %d accounts on %s", user.pk, len(resume), plan.slug)
-    return paused
-
-
-def active_accounts_choose(*, user, account_ids: list) -> dict:
-    """The trader picks which accounts stay active under the plan's limit; the others are paused."""
-    from accounts.models import TradingAccount
-
-    from .selectors import plan_for_user
-
-    plan = plan_for_user(user)
-    wanted = list(dict.fromkeys(account_ids))
-    if plan.limit_accounts is not None and len(wanted) > plan.limit_accounts:
-        from .gates import require_limit
-
-        require_limit(user, "accounts", len(wanted) - 1)
-    with transaction.atomic():
-        owned = {a.pk: a for a in TradingAccount.objects.select_for_update().filter(owner=user)}
-        unknown = [str(pk) for pk in wanted if pk not in owned]
-        if unknown:
-            raise NotAllowed("These accounts are not yours: " + ", ".join(unknown), code="not_your_account")
-        now = timezone.now()
-        to_pause = [pk for pk, a in owned.items() if pk not in wanted and a.is_active]
-        to_activate = [pk for pk in wanted if not owned[pk].is_active]
-        TradingAccount.objects.filter(pk__in=to_pause).update(is_active=False, updated_at=now)
-        TradingAccount.objects.filter(pk__in=to_activate).update(is_active=True, updated_at=now)
-        for pk in to_pause:
-            BillingPause.objects.update_or_create(account_id=pk, defaults={"plan": plan})
-        BillingPause.objects.filter(account_id__in=wanted).delete()
-        # The pauses above are queryset updates (no post_save): tell the plan's listeners (the EA's billing gate
-        # and token caches) now and after commit.
-        user_id = user.pk
-        transaction.on_commit(lambda: forget_user_plan(user_id))
-        forget_user_plan(user_id)
-    logger.info("user %s chose active accounts: +%d -%d", user.pk, len(to_activate), len(to_pause))
-    return {"active": [str(pk) for pk in wanted], "paused": [str(pk) for pk in owned if pk not in wanted]}
 
 
 # --- Stripe subscription state ------------------------------------------------------------------
@@ -215,10 +81,6 @@ def user_for_customer(customer):
         return None
     if customer.subscriber_id:
         return customer.subscriber
-    from djstripe.settings import djstripe_settings
-
-    from accounts.models import User
-
     subscriber_id = (customer.metadata or {}).get(djstripe_settings.SUBSCRIBER_CUSTOMER_KEY)
     if subscriber_id and str(subscriber_id).isdigit():
         return User.objects.filter(pk=int(subscriber_id)).first()
@@ -227,8 +89,6 @@ def user_for_customer(customer):
 
 def customer_plan_sync(*, customer, event_id: str = "", now=None) -> PlanChange | None:
     """Mirror the customer's deciding subscription (from dj-stripe's tables) onto the user's assignment."""
-    from djstripe.models import Subscription
-
     user = user_for_customer(customer)
     if user is None:
         logger.warning("Stripe customer %s has no user; subscription ignored", customer.id if customer else None)
@@ -237,7 +97,7 @@ def customer_plan_sync(*, customer, event_id: str = "", now=None) -> PlanChange 
     chosen = best_subscription(facts)
     now = now or timezone.now()
     with transaction.atomic():
-        assignment = _locked_assignment(user)
+        assignment = locked_assignment(user)
         status = chosen["status"] if chosen else ""
         assignment.past_due_since = past_due_since(
             previous_status=assignment.subscription_status,
@@ -254,7 +114,7 @@ def customer_plan_sync(*, customer, event_id: str = "", now=None) -> PlanChange 
         assignment.cancel_at_period_end = chosen["cancel_at_period_end"] if chosen else False
         if any(f["trial_end"] for f in facts):
             assignment.trial_used = True
-        change = _apply(
+        change = plan_apply(
             assignment,
             reason="stripe",
             detail=f"subscription {assignment.subscription_id} {status}",
@@ -273,8 +133,6 @@ def _cancel_replaced(chosen: dict, facts: list[dict], customer) -> None:
         f["id"] == replaced and f["status"] not in ("canceled", "incomplete_expired") for f in facts
     ):
         return
-    from djstripe.models import Subscription
-
     old = Subscription.objects.filter(id=replaced, customer=customer).first()
     if old is None:
         return
@@ -288,8 +146,6 @@ def _cancel_replaced(chosen: dict, facts: list[dict], customer) -> None:
 
 
 def _require_stripe() -> str:
-    from djstripe.settings import djstripe_settings
-
     if local_mode():
         raise Conflict(
             "Billing runs in local mode (no Stripe keys): staff change plans in the admin.", code="billing_local_mode"
@@ -299,8 +155,6 @@ def _require_stripe() -> str:
 
 def checkout_session_create(*, user, plan_slug: str, interval: str, success_url: str, cancel_url: str) -> dict:
     """A Stripe Checkout session to subscribe to (or upgrade to) ``plan_slug``; returns its id and url."""
-    from djstripe.models import Customer
-
     api_key = _require_stripe()
     plan = plans().get(plan_slug)
     if plan is None or not plan.is_public:
@@ -354,8 +208,6 @@ def checkout_session_create(*, user, plan_slug: str, interval: str, success_url:
 
 def portal_session_create(*, user, return_url: str) -> dict:
     """A Stripe Customer Portal session (cards, invoices, cancel, downgrade); returns its url."""
-    from djstripe.models import Customer
-
     api_key = _require_stripe()
     customer = Customer.objects.filter(subscriber=user, livemode=settings.STRIPE_LIVE_MODE).first()
     if customer is None:

@@ -9,13 +9,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.models import TradingAccount
 from config.errors import ServiceError
+from entitlements import services as entitlements_services
+from entitlements.models import FEATURE_LABELS, FEATURES, LIMIT_LABELS, LIMITS
+from entitlements.selectors import local_mode, plan_for_user, plans, usage_for
 
 from . import services
 from .api import subscription_payload
-from .gates import FEATURES, LIMITS
-from .models import FEATURE_LABELS, LIMIT_LABELS
-from .selectors import local_mode, plan_for_user, plans, usage_for
 
 
 def _site_url(name: str) -> str:
@@ -87,8 +88,6 @@ def portal(request):
 
 @login_required
 def active_accounts(request):
-    from accounts.models import TradingAccount
-
     plan = plan_for_user(request.user)
     accounts = TradingAccount.objects.filter(owner=request.user).order_by("created_at").select_related("billing_pause")
     if request.method == "POST":
@@ -99,7 +98,9 @@ def active_accounts(request):
             messages.error(request, "Some of the chosen accounts are not yours.")
         else:
             try:
-                result = services.active_accounts_choose(user=request.user, account_ids=[owned[c] for c in chosen])
+                result = entitlements_services.active_accounts_choose(
+                    user=request.user, account_ids=[owned[c] for c in chosen]
+                )
             except ServiceError as exc:
                 messages.error(request, exc.message)
             else:

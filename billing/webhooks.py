@@ -18,10 +18,15 @@ from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from djstripe.enums import WebhookEndpointStatus, WebhookEndpointValidation
+from djstripe.event_handlers import djstripe_receiver
+from djstripe.models import Customer, Subscription, WebhookEndpoint, WebhookEventTrigger
 
 from accounts.permissions import capability_required
 from accounts.roles import PUBLIC
 from config.errors import error_body
+
+from .services import customer_plan_sync
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +45,6 @@ SUBSCRIPTION_EVENTS = (
 
 def local_endpoint():
     """The WebhookEndpoint row for /api/webhooks/stripe, kept in step with the settings."""
-    from djstripe.enums import WebhookEndpointStatus, WebhookEndpointValidation
-    from djstripe.models import WebhookEndpoint
-
     wanted = {
         "secret": settings.DJSTRIPE_WEBHOOK_SECRET,
         "djstripe_tolerance": settings.BILLING_WEBHOOK_TOLERANCE,
@@ -75,8 +77,6 @@ def local_endpoint():
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest):
     """Receive one Stripe event delivery. 200 once stored and processed (or already processed)."""
-    from djstripe.models import WebhookEventTrigger
-
     if not settings.DJSTRIPE_WEBHOOK_SECRET:
         return JsonResponse(
             error_body("webhook_not_configured", "Stripe webhooks are off: set STRIPE_WEBHOOK_SECRET."), status=400
@@ -107,10 +107,6 @@ def stripe_webhook(request: HttpRequest):
 
 def on_subscription_event(sender, event, **kwargs) -> None:
     """After dj-stripe synced the subscription from Stripe: mirror the customer's state onto the plan."""
-    from djstripe.models import Subscription
-
-    from .services import customer_plan_sync
-
     sub_id = (event.data.get("object") or {}).get("id")
     subscription = Subscription.objects.filter(id=sub_id).select_related("customer").first()
     if subscription is None:
@@ -121,10 +117,6 @@ def on_subscription_event(sender, event, **kwargs) -> None:
 
 def on_checkout_completed(sender, event, **kwargs) -> None:
     """A Checkout finished: fetch its subscription now rather than wait for the subscription event."""
-    from djstripe.models import Customer, Subscription
-
-    from .services import customer_plan_sync
-
     session = event.data.get("object") or {}
     sub_id = session.get("subscription")
     if isinstance(sub_id, dict):
@@ -139,7 +131,5 @@ def on_checkout_completed(sender, event, **kwargs) -> None:
 
 def connect_handlers() -> None:
     """Called from the app's ready(): after dj-stripe's own handlers, so its sync has happened."""
-    from djstripe.event_handlers import djstripe_receiver
-
     djstripe_receiver(list(SUBSCRIPTION_EVENTS))(on_subscription_event)
     djstripe_receiver("checkout.session.completed")(on_checkout_completed)

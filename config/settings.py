@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "djstripe",
     "channels",
     "accounts",
+    "entitlements",
     "mt5bridge",
     "mt5bridge.simulated",  # the simulated MT5 server (tables mt5bridge_sim*), behind the gateway only
     "copytrading",
@@ -576,7 +577,7 @@ if envstr("STRIPE_API_HOST"):  # e.g. stripe-mock; dj-stripe points the stripe l
     STRIPE_API_HOST = envstr("STRIPE_API_HOST")
 REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
     *REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"],
-    "billing.usage.ApiCallCounter",
+    "entitlements.throttles.ApiCallCounter",
 ]
 
 # --- Bonuses (broker bonus back office) -------------------------------------------------

@@ -10,7 +10,7 @@ class Mt5BridgeConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save, pre_delete
 
         from accounts.models import TradingAccount
-        from billing.selectors import plan_changed
+        from entitlements.selectors import plan_changed
 
         from .ea.services import ea_gates_forget, ea_tokens_forget_for_accounts
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import template
 
-from billing.gates import feature_gate as _feature_gate
-from billing.selectors import local_mode
+from entitlements.gates import feature_gate as _feature_gate
+from entitlements.selectors import local_mode
 
 register = template.Library()
 

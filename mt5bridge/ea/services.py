@@ -219,7 +219,7 @@ def _access(client: EAClient, meta: dict, now: float, epoch: str) -> tuple[bool,
     gate = _gate_cached(meta, now, epoch)
     if gate is not None:
         return gate == "", gate, False
-    from billing.gates import ea_access
+    from entitlements.gates import ea_access
 
     account = TradingAccount.objects.filter(pk=client.account_id).first()
     if account is None or not account.is_active:

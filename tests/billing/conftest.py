@@ -1,4 +1,4 @@
-"""Billing fixtures: a fake Stripe on loopback, Stripe mode on/off, signed webhook deliveries."""
+"""Billing fixtures: a fake Stripe on loopback and signed webhook deliveries (plan fixtures: tests/entitlements)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,19 @@ import time
 import pytest
 import stripe
 
-from billing.models import Plan
-from billing.selectors import forget_user_plan
+from entitlements.models import Plan
+from tests.entitlements.conftest import (  # noqa: F401  (fixtures and helpers shared with the plan tests)
+    _fast_passwords,
+    _seeded_plans,
+    local_mode,
+    make_account,
+    on_plan,
+    stripe_mode,
+)
 
 from .fake_stripe import FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_secret_for_billing"
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Personas hash a password each; the slow default hasher is not what these tests check."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _seeded_plans(db):
-    """The four plans of the data migration (also when the suite runs without migrations)."""
-    if not Plan.objects.exists():
-        from importlib import import_module
-
-        from django.apps import apps
-
-        import_module("billing.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture
@@ -47,13 +37,6 @@ def fake_stripe(settings):
     yield fake
     stripe.api_base = previous
     fake.stop()
-
-
-@pytest.fixture
-def local_mode(settings):
-    settings.STRIPE_TEST_SECRET_KEY = ""
-    settings.STRIPE_LIVE_SECRET_KEY = ""
-    settings.BILLING_DEFAULT_PLAN = "pro"
 
 
 @pytest.fixture
@@ -100,37 +83,4 @@ def deliver(client, payload: str, *, secret: str = WEBHOOK_SECRET, timestamp: in
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=sign(payload, secret, timestamp),
         **(headers or {}),
-    )
-
-
-def on_plan(user, slug: str, *, actor=None):
-    """Staff put ``user`` on ``slug`` (the admin's path)."""
-    from billing.services import plan_assign_manual
-
-    plan_assign_manual(user=user, plan=Plan.objects.get(slug=slug), actor=actor)
-    forget_user_plan(user.pk)
-
-
-@pytest.fixture
-def stripe_mode(settings):
-    """Stripe keys set (no server needed): users without a subscription are on Free."""
-    settings.STRIPE_TEST_SECRET_KEY = "sk_test_FakeKeyForBillingTests42"
-    settings.STRIPE_LIVE_MODE = False
-
-
-_logins = iter(range(910001, 999999))
-
-
-def make_account(owner, *, active: bool = True, name: str = ""):
-    """A trading account row without the MT5 round trip (billing only counts and pauses them)."""
-    from accounts.models import TradingAccount
-
-    login = next(_logins)
-    return TradingAccount.objects.create(
-        owner=owner,
-        login=login,
-        server="MetaSim-Demo",
-        name=name or str(login),
-        is_active=active,
-        password_encrypted=b"not-a-real-secret",
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from djstripe.models import Customer
 
-from billing.models import BillingPause
-from billing.selectors import plan_for_user
+from entitlements.models import BillingPause
+from entitlements.selectors import plan_for_user
 
 from .conftest import make_account, on_plan
 

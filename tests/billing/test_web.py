@@ -6,10 +6,10 @@ import pytest
 from django.template import Context, Template
 from django.test import Client, RequestFactory
 
-from billing.models import BillingPause
+from entitlements.models import BillingPause
+from tests.entitlements.test_gates import UNLOCKS
 
 from .conftest import make_account, on_plan
-from .test_gates import UNLOCKS
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 from djstripe.models import Customer, Event, WebhookEventTrigger
 
-from billing.models import PlanAssignment, PlanChange
-from billing.selectors import plan_for_user
+from entitlements.models import PlanAssignment, PlanChange
+from entitlements.selectors import plan_for_user
 
 from .conftest import WEBHOOK_SECRET, deliver, event_payload, make_account
 
@@ -146,7 +146,7 @@ def test_subscription_states_drive_the_gates(client, owner, customer, fake_strip
 def test_past_due_keeps_the_plan_during_the_grace_period_then_the_schedule_downgrades(
     client, owner, customer, fake_stripe, priced_plans, settings
 ):
-    from billing.services import plan_limits_enforce_all
+    from entitlements.services import plan_limits_enforce_all
 
     settings.BILLING_PAST_DUE_GRACE_DAYS = 7
     accounts = [make_account(owner) for _ in range(3)]
@@ -237,7 +237,7 @@ def test_a_cancellation_from_pro_with_five_accounts_pauses_four_and_resubscribin
     client, owner, customer, fake_stripe, priced_plans
 ):
     from accounts.models import TradingAccount
-    from billing.tasks import enforce_plans
+    from entitlements.tasks import enforce_plans
 
     accounts = [make_account(owner) for _ in range(5)]
     sub = subscribe(fake_stripe, customer, priced_plans["pro"]["month"])

@@ -137,7 +137,7 @@ def test_an_account_cannot_copy_itself(owner_client, slave):
 
 
 def test_gates_refuse_links_beyond_the_plan(owner_client, master, slave, monkeypatch):
-    from billing import gates
+    from entitlements import gates
     from config.errors import NotAllowed
 
     def no_more(user, limit, current):

@@ -116,7 +116,7 @@ def _delete(account) -> None:
 
 
 def _billing_pause(account) -> None:
-    from billing.services import active_accounts_choose
+    from entitlements.services import active_accounts_choose
 
     active_accounts_choose(user=account.owner, account_ids=[])  # keep none active: this one is paused
 
@@ -234,7 +234,7 @@ def test_token_of_one_account_cannot_ack_or_receive_anothers_commands(
 def test_gate_denial_is_reported_and_no_commands_are_delivered(
     owned_account, ea_token, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from billing import gates
+    from entitlements import gates
     from mt5bridge.commands import command_enqueue
 
     monkeypatch.setattr(gates, "ea_access", lambda account: (False, "subscription expired"))

@@ -1,4 +1,8 @@
-"""Read paths of billing: the plan catalogue, each user's plan (cached), usage against limits."""
+"""Read paths of entitlements: the plan catalogue, each user's plan (cached), usage against limits.
+
+Usage that lives in apps above this one (copy links) is counted by those apps: they connect a receiver
+to ``usage_counted`` (a documented port), so this module imports none of them.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,33 @@ from django.core.cache import cache
 from django.dispatch import Signal
 from django.utils import timezone
 
+from accounts.models import TradingAccount
+
 from .counters import api_calls_today
 from .models import Plan, PlanAssignment
 from .resolution import PlanState, resolve_plan
 
 CATALOG_KEY = "billing:plans:v1"
 
+# Sent when a user's plan may have changed (user_id) or the plan catalog did (user_id=None): answers cached from
+# the plans elsewhere (the EA's plan gate) are dropped on it.
+plan_changed = Signal()
+
+# Sent with ``user`` to count usage kept by other apps: each receiver returns {limit name: count}
+# (copy trading answers {"copy_links": n}). A limit nobody counts reads 0.
+usage_counted = Signal()
+
 
 def local_mode() -> bool:
-    """True without Stripe keys: everyone is on BILLING_DEFAULT_PLAN and staff change plans in the admin."""
-    from djstripe.settings import djstripe_settings
+    """True without a payment provider's secret key: everyone is on BILLING_DEFAULT_PLAN, staff change plans.
 
-    return not djstripe_settings.STRIPE_SECRET_KEY
+    Read from the settings the payment provider's library reads (the key of the mode in use), so entitlements
+    needs none of billing's code to know it.
+    """
+    key = getattr(settings, "STRIPE_SECRET_KEY", None)
+    if key is None:
+        key = settings.STRIPE_LIVE_SECRET_KEY if settings.STRIPE_LIVE_MODE else settings.STRIPE_TEST_SECRET_KEY
+    return not key
 
 
 def plans() -> dict[str, Plan]:
@@ -28,9 +47,14 @@ def plans() -> dict[str, Plan]:
     catalog = cache.get(CATALOG_KEY)
     if catalog is None:
         catalog = {plan.slug: plan for plan in Plan.objects.order_by("rank")}
-        if catalog:  # an empty catalogue (before the seed migration ran) is not worth remembering
+        if catalog:  # an empty catalogue (before the plans are seeded) is not worth remembering
             cache.set(CATALOG_KEY, catalog, settings.BILLING_CACHE_SECONDS)
     return catalog
+
+
+def forget_catalog() -> None:
+    cache.delete(CATALOG_KEY)
+    plan_changed.send(sender=None, user_id=None)
 
 
 def plan_by_slug(slug: str) -> Plan:
@@ -41,13 +65,8 @@ def plan_by_slug(slug: str) -> Plan:
     return next(iter(catalog.values())) if catalog else Plan(slug=slug, name=slug, rank=0)
 
 
-# Sent when a user's plan may have changed (user_id) or the plan catalog did (user_id=None): answers cached from
-# the plans elsewhere (the EA's billing gate) are dropped on it.
-plan_changed = Signal()
-
-
 def _user_key(user_id, local: bool) -> str:
-    # The mode is part of the key so adding or removing Stripe keys takes effect at once.
+    # The mode is part of the key so adding or removing the payment keys takes effect at once.
     return f"billing:user-plan:v1:{'local' if local else 'stripe'}:{user_id}"
 
 
@@ -112,18 +131,17 @@ def plan_unlocking_limit(limit: str, needed: int) -> Plan | None:
     return None
 
 
-def copy_links_count(user) -> int:
-    try:
-        from copytrading.models import CopyLink
-    except ImportError:  # the copy trading app is optional for billing
-        return 0
-    return CopyLink.objects.filter(master__owner=user).count()
+def counted_usage(user) -> dict[str, int]:
+    """Usage counted by other apps through ``usage_counted``, summed per limit name."""
+    totals: dict[str, int] = {}
+    for _receiver, answer in usage_counted.send(sender=None, user=user):
+        for name, count in (answer or {}).items():
+            totals[name] = totals.get(name, 0) + int(count)
+    return totals
 
 
 def usage_for(user) -> dict:
     """Usage against the plan's limits: accounts, copy links, API calls today."""
-    from accounts.models import TradingAccount
-
     plan = plan_for_user(user)
     accounts = TradingAccount.objects.filter(owner=user)
     return {
@@ -133,7 +151,7 @@ def usage_for(user) -> dict:
             "paused": accounts.filter(is_active=False).count(),
             "limit": plan.limit_accounts,
         },
-        "copy_links": {"used": copy_links_count(user), "limit": plan.limit_copy_links},
+        "copy_links": {"used": counted_usage(user).get("copy_links", 0), "limit": plan.limit_copy_links},
         "history_days": {"limit": plan.limit_history_days},
         "slaves_per_master": {"limit": plan.limit_slaves_per_master},
         "api_calls_today": api_calls_today(user.pk),

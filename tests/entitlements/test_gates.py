@@ -7,10 +7,10 @@ from django.urls import reverse
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from accounts.selectors import history_days_allowed
-from billing import gates
-from billing.selectors import forget_user_plan, plan_for_user
 from config.errors import NotAllowed
+from entitlements import gates
+from entitlements.selectors import forget_user_plan, plan_for_user
+from mt5bridge.sync import history_days_for
 
 from .conftest import make_account, on_plan
 
@@ -142,9 +142,9 @@ def test_a_gated_api_view_answers_403_json_naming_the_plan(owner, stripe_mode, f
 def test_free_history_is_thirty_days_and_pro_is_the_sync_maximum(owner, stripe_mode, settings):
     account = make_account(owner)
     assert gates.history_days_for_user(owner.pk) == 30
-    assert history_days_allowed(account) == 30
+    assert history_days_for(account) == 30
     on_plan(owner, "pro")
-    assert gates.history_days_for_user(owner.pk) == settings.SYNC_HISTORY_DAYS
+    assert history_days_for(account) == settings.SYNC_HISTORY_DAYS
 
 
 # --- EA protocol ------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Plans as data, each user's plan assignment (mirrored from Stripe or set by staff), and the audit of changes."""
+"""Plans as data, each user's plan assignment (set by staff or mirrored from a subscription), and the audit of changes.
+
+The tables keep the names they were created with (``billing_*``): the models moved here from billing
+without touching data.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ LIMIT_LABELS = {
     "copy_links": "copy links",
     "slaves_per_master": "slaves per master",
 }
+FEATURES = tuple(FEATURE_LABELS)  # each is a boolean field of Plan
+LIMITS = tuple(LIMIT_LABELS)  # each is a ``limit_<name>`` field of Plan (blank: unlimited)
 
 
 class SubscriptionStatus(models.TextChoices):
-    """Stripe's subscription statuses (plus "none": never subscribed)."""
+    """A subscription's statuses, as the payment provider names them (plus "none": never subscribed)."""
 
     NONE = "", "No subscription"
     TRIALING = "trialing", "Trialing"
@@ -77,6 +83,7 @@ class Plan(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "billing_plan"
         ordering = ["rank"]
 
     def __str__(self) -> str:
@@ -129,6 +136,7 @@ class PlanAssignment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "billing_planassignment"
         verbose_name = "plan assignment"
 
     def __str__(self) -> str:
@@ -151,8 +159,9 @@ class PlanChange(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "billing_planchange"
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [models.Index(fields=["user", "-created_at"], name="billing_pla_user_id_39ea09_idx")]
 
     def __str__(self) -> str:
         return f"{self.user}: {self.from_plan} → {self.to_plan} ({self.reason})"
@@ -164,6 +173,9 @@ class BillingPause(models.Model):
     account = models.OneToOneField("accounts.TradingAccount", on_delete=models.CASCADE, related_name="billing_pause")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
     paused_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "billing_billingpause"
 
     def __str__(self) -> str:
         return f"{self.account_id} paused on {self.plan}"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing.resolution import PlanState, accounts_to_keep, best_subscription, past_due_since, resolve_plan
+from entitlements.resolution import PlanState, accounts_to_keep, best_subscription, past_due_since, resolve_plan
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GRACE = timedelta(days=7)

@@ -1,6 +1,6 @@
-"""Billing back office: plans, plan assignments (staff choose plans here), plan changes, usage per user.
+"""Plans back office: plans, plan assignments (staff choose plans here), plan changes, usage per user.
 
-dj-stripe registers its own admin for customers, subscriptions, invoices and webhook deliveries.
+The Stripe records (customers, subscriptions, invoices, webhook deliveries) are dj-stripe's own admin.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from config.errors import ServiceError
 from . import services
 from .counters import api_calls_today
 from .models import BillingPause, Plan, PlanAssignment, PlanChange, UserUsage
-from .selectors import copy_links_count, local_mode, plan_for_user
+from .selectors import counted_usage, local_mode, plan_for_user
 
 
 def _against(used: int, limit: int | None) -> str:
@@ -141,7 +141,9 @@ class PlanAssignmentAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return restrict(request.user, "billing.view_planassignment", super().get_queryset(request), owner_path="user")
+        return restrict(
+            request.user, "entitlements.view_planassignment", super().get_queryset(request), owner_path="user"
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "user"] if obj else self.readonly_fields
@@ -218,7 +220,7 @@ class PlanChangeAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return restrict(request.user, "billing.view_planchange", super().get_queryset(request), owner_path="user")
+        return restrict(request.user, "entitlements.view_planchange", super().get_queryset(request), owner_path="user")
 
     def has_add_permission(self, request):
         return False
@@ -238,7 +240,7 @@ class BillingPauseAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return restrict(
-            request.user, "billing.view_billingpause", super().get_queryset(request), owner_path="account__owner"
+            request.user, "entitlements.view_billingpause", super().get_queryset(request), owner_path="account__owner"
         )
 
     @admin.display(description="Owner")
@@ -269,7 +271,7 @@ class UserUsageAdmin(admin.ModelAdmin):
             .values("n")
         )
         qs = super().get_queryset(request).annotate(active_accounts=Subquery(active))
-        return restrict(request.user, "billing.view_userusage", qs, owner_path="pk")
+        return restrict(request.user, "entitlements.view_userusage", qs, owner_path="pk")
 
     @admin.display(description="Plan")
     def plan(self, obj) -> str:
@@ -281,7 +283,7 @@ class UserUsageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Copy links")
     def copy_links_usage(self, obj) -> str:
-        return _against(copy_links_count(obj), plan_for_user(obj).limit_copy_links)
+        return _against(counted_usage(obj).get("copy_links", 0), plan_for_user(obj).limit_copy_links)
 
     @admin.display(description="History days")
     def history(self, obj) -> str:
@@ -297,9 +299,12 @@ class UserUsageAdmin(admin.ModelAdmin):
         assignment = PlanAssignment.objects.filter(user=obj).only("pk").first()
         if assignment:
             return format_html(
-                '<a href="{}">change plan</a>', reverse("admin:billing_planassignment_change", args=[assignment.pk])
+                '<a href="{}">change plan</a>',
+                reverse("admin:entitlements_planassignment_change", args=[assignment.pk]),
             )
-        return format_html('<a href="{}?user={}">set plan</a>', reverse("admin:billing_planassignment_add"), obj.pk)
+        return format_html(
+            '<a href="{}?user={}">set plan</a>', reverse("admin:entitlements_planassignment_add"), obj.pk
+        )
 
     def has_add_permission(self, request):
         return False

@@ -1,0 +1,33 @@
+"""App config of entitlements: the plan catalogue's cache follows admin edits; the four plans always exist."""
+
+from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_migrate, post_save
+
+from .catalog import seed_plans
+
+
+class EntitlementsConfig(AppConfig):
+    name = "entitlements"
+    verbose_name = "Plans and entitlements"
+
+    def ready(self) -> None:
+        # Imported here: models and selectors need the app registry, which is ready only now.
+        from .models import Plan
+        from .selectors import forget_catalog
+
+        def catalog_edited(**_kwargs) -> None:
+            forget_catalog()
+
+        post_save.connect(catalog_edited, sender=Plan, dispatch_uid="entitlements.forget_catalog.save", weak=False)
+        post_delete.connect(catalog_edited, sender=Plan, dispatch_uid="entitlements.forget_catalog.delete", weak=False)
+        post_migrate.connect(seed_plans_if_missing, sender=self, dispatch_uid="entitlements.seed_plans")
+
+
+def seed_plans_if_missing(using="default", apps=None, **_kwargs) -> None:
+    """The four plans exist after every migrate and every flush (a data migration runs only once)."""
+    try:
+        plans = apps.get_model("entitlements", "Plan").objects.db_manager(using)
+    except (AttributeError, LookupError):  # no migration state given, or migrated back to before the plans
+        return
+    if not plans.exists():
+        seed_plans(plans)

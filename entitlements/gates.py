@@ -1,0 +1,97 @@
+"""Feature gates and limits: the one place every caller asks "may this user do X?".
+
+The REST API, the web UI, the EA protocol, the copy engine and the sync schedule all call
+these functions; the plan behind them comes from `entitlements.selectors.plan_for_user`
+(local mode, staff choice or subscription state). Refusals are `NotAllowed` (403) whose
+message and details name the plan that unlocks the feature or the higher limit. Staff
+roles are never refused (`entitlements.refusals.exempt`).
+
+Features: analytics_advanced, copy_trading, web_terminal, templates, rules, systeme_sync, api_access.
+Limits: accounts, history_days, copy_links, slaves_per_master.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import TradingAccount
+from config.errors import NotAllowed
+
+from .refusals import Refusal, exempt, feature_refusal, feature_state, limit_refusal
+from .selectors import plan_for_user, plan_unlocking_feature, plan_unlocking_limit
+
+
+def _raise(refusal: Refusal | None) -> None:
+    if refusal is not None:
+        raise NotAllowed(refusal.message, code=refusal.code, details=refusal.details)
+
+
+def has_feature(user, feature: str) -> bool:
+    return feature_refusal(user, feature) is None
+
+
+def feature_gate(user, feature: str) -> dict:
+    """What the UI needs to show a control enabled, or disabled with an upgrade link."""
+    return feature_state(user, feature)
+
+
+def require_feature(user, feature: str) -> None:
+    """Raise a 403 ServiceError naming the plan that unlocks ``feature`` when the user lacks it."""
+    _raise(feature_refusal(user, feature))
+
+
+def require_limit(user, limit: str, current: int) -> None:
+    """Raise a 403 ServiceError naming the plan that unlocks more when ``current`` is at ``limit``."""
+    _raise(limit_refusal(user, limit, current))
+
+
+def history_days_for_user(user_id) -> int:
+    """Days of deal history the sync keeps for this user (Free: 30)."""
+    days = plan_for_user(user_id).limit_history_days
+    return settings.SYNC_HISTORY_DAYS if days is None else min(days, settings.SYNC_HISTORY_DAYS)
+
+
+def history_start(owner, *, viewer=None, now: datetime | None = None) -> datetime | None:
+    """The oldest deal time of ``owner``'s accounts that may be read or synced; None: all of it.
+
+    The one function behind every history read (deals list, analytics, exports, statement import) and the
+    sync window. The account owner's plan decides; a staff ``viewer`` sees everything.
+    """
+    if viewer is not None and exempt(viewer):
+        return None
+    days = history_days_for_user(getattr(owner, "pk", owner))
+    if days is None:
+        return None
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+def ea_access(account) -> tuple[bool, str]:
+    """Whether the EA of ``account`` may receive commands this beat, and why not.
+
+    Refused for a paused account, for an account beyond the owner's account limit (the
+    oldest active accounts are the ones within it) and for a plan without copy trading.
+    """
+    if not account.is_active:
+        return False, "account_paused: this account is paused; choose it as active on the billing page."
+    plan = plan_for_user(account.owner_id)
+    if not plan.copy_trading:
+        unlock = plan_unlocking_feature("copy_trading")
+        return False, (
+            f"plan_required: the {plan.name} plan has no copy trading or remote control"
+            f"{f'; upgrade to {unlock.name}' if unlock else ''}."
+        )
+    allowed = plan.limit_accounts
+    if allowed is not None:
+        older = TradingAccount.objects.filter(
+            owner_id=account.owner_id, is_active=True, created_at__lt=account.created_at
+        ).count()
+        if older >= allowed:
+            unlock = plan_unlocking_limit("accounts", older + 1)
+            return False, (
+                f"plan_limit: the {plan.name} plan allows {allowed} MT5 accounts and this one is over it"
+                f"{f'; upgrade to {unlock.name}' if unlock else ''}."
+            )
+    return True, ""
