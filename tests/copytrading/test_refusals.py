@@ -179,3 +179,40 @@ def test_the_links_page_and_the_admin_show_why_a_link_copies_nothing(owner, supe
     assert "master_account_paused" in changelist
     assert "the master account: this account is paused" in change
     assert "the master account: this account is paused" in history
+
+
+def test_a_plan_change_records_the_refusal_on_the_link_without_waiting_for_a_heartbeat(
+    owner, master, slave, django_capture_on_commit_callbacks
+):
+    # A refused master's beats are answered "denied" by the bridge and never reach the copy engine.
+    lnk = link(owner, master, slave)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        plan_assign_manual(user=owner, plan=Plan.objects.get(slug="free"))
+    with django_capture_on_commit_callbacks(execute=True):
+        plan_assign_manual(user=owner, plan=Plan.objects.get(slug="free"), note="again")  # nothing new to record
+
+    lnk.refresh_from_db()
+    assert lnk.refusal_code == "master_plan_required" and lnk.refused_at is not None
+    [event] = CopyEvent.objects.filter(link=lnk)
+    assert (event.intent, event.status, event.reason_code) == ("refused", "skipped", "master_plan_required")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        plan_assign_manual(user=owner, plan=None)  # back to the default plan (Pro)
+
+    lnk.refresh_from_db()
+    assert lnk.refusal_code == "" and CopyEvent.objects.filter(link=lnk).count() == 1
+
+
+def test_switching_a_slave_off_records_the_refusal_on_its_link(
+    owner, master, slave, django_capture_on_commit_callbacks
+):
+    lnk = link(owner, master, slave)
+    on_ea_state(state(master.pk, []), state(master.pk, []))  # the master's configuration is cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        slave.is_active = False
+        slave.save()
+
+    lnk.refresh_from_db()
+    assert lnk.refusal_code == "slave_account_paused"
