@@ -15,6 +15,7 @@ from config.errors import ServiceError
 
 from . import services
 from .choices import SyncStatus
+from .figures import FIGURES
 from .models import AccountSnapshot, Deal, Order, Position, SecurityEvent, SyncRun, TradingAccount, User
 from .permissions import restrict
 
@@ -167,13 +168,7 @@ class TradingAccountAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         "consecutive_errors",
         "last_error",
         "paused_at",
-        "balance",
-        "credit",
-        "equity",
-        "margin",
-        "margin_free",
-        "margin_level",
-        "floating_profit",
+        *FIGURES,
         "created_at",
         "updated_at",
     ]
@@ -187,13 +182,7 @@ class TradingAccountAdmin(RestrictedAdminMixin, admin.ModelAdmin):
                     "currency",
                     "leverage",
                     "is_hedging",
-                    "balance",
-                    "credit",
-                    "equity",
-                    "margin",
-                    "margin_free",
-                    "margin_level",
-                    "floating_profit",
+                    *FIGURES,
                 )
             },
         ),

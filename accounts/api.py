@@ -14,6 +14,7 @@ from config.errors import ServiceError
 
 from . import jwt, services
 from .choices import AccountCategory
+from .figures import FIGURES
 from .models import TradingAccount
 from .roles import PUBLIC, SIGNED_IN
 from .selectors import accounts_visible_to, sync_success_rate
@@ -183,13 +184,7 @@ class TradingAccountSerializer(serializers.ModelSerializer):
             "last_sync_at",
             "consecutive_errors",
             "last_error",
-            "balance",
-            "credit",
-            "equity",
-            "margin",
-            "margin_free",
-            "margin_level",
-            "floating_profit",
+            *FIGURES,
             "created_at",
         ]
         read_only_fields = fields

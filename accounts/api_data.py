@@ -20,12 +20,13 @@ from rest_framework.views import APIView
 from config.errors import ServiceError
 
 from . import services
+from .analytics.history import statistics_for_account
 from .api import ERRORS, ErrorSerializer
 from .choices import SyncStatus
 from .dashboard import dashboard_summary, mt5_stats
+from .figures import FIGURES
 from .models import AccountSnapshot, Deal, Position, TradingAccount
 from .permissions import restrict
-from .selectors import statistics_for_account
 
 VIEW = "accounts.view_tradingaccount"
 MAX_OFFSET = 10_000_000  # beyond any real history; keeps OFFSET inside what the database accepts
@@ -228,7 +229,7 @@ def _shape(row: dict, decimals: tuple[str, ...], times: tuple[str, ...]) -> dict
 DEAL_FIELDS = tuple(DealSerializer().fields)
 DEAL_DECIMALS = ("volume", "price", "commission", "swap", "profit", "fee")
 SNAPSHOT_FIELDS = tuple(SnapshotSerializer().fields)
-SNAPSHOT_DECIMALS = ("balance", "credit", "equity", "margin", "margin_free", "margin_level", "floating_profit")
+SNAPSHOT_DECIMALS = FIGURES
 POSITION_FIELDS = tuple(PositionSerializer().fields)
 POSITION_DECIMALS = ("volume", "price_open", "price_current", "sl", "tp", "swap", "profit")
 

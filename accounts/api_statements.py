@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 from .api import ERRORS, ErrorSerializer
 from .models import TradingAccount
 from .permissions import restrict
-from .statements import StatementTooLarge, read_upload, request_too_large, statement_import, upload_limit_message
+from .statements.importing import statement_import
+from .statements.upload import StatementTooLarge, read_upload, request_too_large, upload_limit_message
 
 CHANGE = "accounts.change_tradingaccount"
 

@@ -11,8 +11,9 @@ from django.db.models import BigIntegerField, Count, DecimalField, F, OuterRef, 
 from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
-from .analytics import BALANCE, BONUS, CANCELED_TYPES, CREDIT, money
+from .analytics.tables import BALANCE, BONUS, CANCELED_TYPES, CREDIT, money
 from .choices import SyncStatus
+from .figures import FIGURES
 from .models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
 from .permissions import restrict
 from .selectors import sync_success_rate
@@ -61,13 +62,7 @@ ACCOUNT_FIELDS = (
     "last_sync_at",
     "last_error",
     "consecutive_errors",
-    "balance",
-    "credit",
-    "equity",
-    "margin",
-    "margin_free",
-    "margin_level",
-    "floating_profit",
+    *FIGURES,
 )
 
 STATUS_LABELS = {value: str(label) for value, label in SyncStatus.choices}

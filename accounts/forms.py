@@ -8,7 +8,7 @@ from django.contrib.auth.forms import UserCreationForm
 
 from .choices import AccountCategory
 from .models import User
-from .statements import StatementTooLarge, upload_limit_message
+from .statements.upload import StatementTooLarge, upload_limit_message
 
 KNOWN_SERVERS = ("MetaSim-Demo", "MetaSim-Live", "OtherFX-Server")
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
-from django.utils import timezone
+from django.conf import settings
+
+from config.redis_clients import redis_client
+
+from .figures import FIGURES
+from .models import Position, TradingAccount
 
 logger = logging.getLogger(__name__)
-
-FIGURES = ("balance", "credit", "equity", "margin", "margin_free", "margin_level", "floating_profit")
 
 
 def account_group(account_id) -> str:
@@ -31,8 +32,6 @@ def _text(value) -> str | None:
 
 def account_payload(account, positions=None) -> dict:
     """The figures and positions of one account as the browser receives them (money as strings)."""
-    from .models import Position
-
     if positions is None:
         positions = Position.objects.filter(account_id=account.pk).order_by("opened_at")
     return {
@@ -62,8 +61,6 @@ def account_payload(account, positions=None) -> dict:
 
 def payloads_for(account_ids) -> list[dict]:
     """Latest payloads of several accounts in two queries (the catch-up a reconnecting socket gets)."""
-    from .models import Position, TradingAccount
-
     accounts = list(TradingAccount.objects.filter(pk__in=list(account_ids)))
     by_account = defaultdict(list)
     for position in Position.objects.filter(account_id__in=[a.pk for a in accounts]).order_by("opened_at"):
@@ -74,24 +71,15 @@ def payloads_for(account_ids) -> list[dict]:
 # --- who is watching: a counter per account, so that nobody pays for pushes nobody receives ----------
 
 WATCH_TTL = 86400  # a socket server that died without disconnecting leaves extra pushes for a day, no more
-
-
-def _redis():
-    """The Redis client behind the cache, or None (the embedded default: every account counts as watched)."""
-    from django.core.cache import cache
-
-    client = getattr(cache, "_cache", None)
-    return client.get_client(write=True) if hasattr(client, "get_client") else None
+# Without Redis (the embedded default) nobody is counted and every account counts as watched.
 
 
 def watch_key(account_id) -> str:
-    from django.conf import settings
-
     return f"{settings.CACHE_KEY_PREFIX}:live:watch:{account_id}"
 
 
 def watchers_add(account_ids) -> None:
-    r = _redis()
+    r = redis_client()
     if r is None:
         return
     pipe = r.pipeline(transaction=False)
@@ -102,7 +90,7 @@ def watchers_add(account_ids) -> None:
 
 
 def watchers_remove(account_ids) -> None:
-    r = _redis()
+    r = redis_client()
     if r is None:
         return
     pipe = r.pipeline(transaction=False)
@@ -114,7 +102,7 @@ def watchers_remove(account_ids) -> None:
 
 
 def is_watched(account_id) -> bool:
-    r = _redis()
+    r = redis_client()
     if r is None:
         return True
     try:
@@ -153,75 +141,3 @@ def figures_payload(account_id, figures: dict, positions: list[dict]) -> dict:
         "positions": positions,
         "sent_at": time.time(),
     }
-
-
-# --- price-driven updates between syncs ------------------------------------------------------
-
-
-def live_prices_pass() -> int:
-    """Re-read equity of simulated accounts with open positions (one bulk call per server).
-
-    Stores the new figures and positions' P/L on the account rows and publishes each account
-    whose figures moved. Returns how many accounts were published.
-    """
-    from mt5bridge import gateway as gw
-
-    from .choices import GatewayKind
-    from .models import Position, TradingAccount
-
-    accounts = list(
-        TradingAccount.objects.filter(
-            is_active=True, gateway_kind=GatewayKind.SIMULATED, positions__isnull=False
-        ).distinct()
-    )
-    by_server = defaultdict(list)
-    for account in accounts:
-        by_server[account.server].append(account)
-    changed = []
-    for server, group in by_server.items():
-        gateway = gw.get_gateway(GatewayKind.SIMULATED, server=server)
-        try:
-            infos = gateway.accounts_info([a.login for a in group])
-        except gw.GatewayError:
-            logger.warning("live prices: server %s did not answer", server)
-            continue
-        for account in group:
-            info = infos.get(account.login)
-            if info is None:
-                continue
-            fresh = {
-                "balance": info.balance,
-                "credit": info.credit,
-                "equity": info.equity,
-                "margin": info.margin,
-                "margin_free": info.margin_free,
-                "margin_level": info.margin_level,
-                "floating_profit": info.profit,
-            }
-            if all(_same(getattr(account, k), v) for k, v in fresh.items()):
-                continue
-            try:
-                live_positions = {p.ticket: p for p in gateway.positions(account.login)}
-            except gw.GatewayError:
-                live_positions = {}
-            with transaction.atomic():
-                TradingAccount.objects.filter(pk=account.pk).update(**fresh, updated_at=timezone.now())
-                for stored in Position.objects.filter(account=account):
-                    now_open = live_positions.get(stored.ticket)
-                    if now_open is not None:
-                        Position.objects.filter(pk=stored.pk).update(
-                            price_current=now_open.price_current,
-                            profit=now_open.profit,
-                            swap=now_open.swap,
-                            updated_at=timezone.now(),
-                        )
-            changed.append(account.pk)
-    for account_id in changed:
-        publish_account_update(account_id)
-    return len(changed)
-
-
-def _same(stored, fresh) -> bool:
-    if stored is None or fresh is None:
-        return stored is fresh
-    return Decimal(str(stored)).quantize(Decimal("0.01")) == Decimal(str(fresh)).quantize(Decimal("0.01"))

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
-from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from .choices import SyncOutcome
-from .models import AccountSnapshot, Deal, SyncRun, TradingAccount
+from .models import SyncRun, TradingAccount
 from .permissions import restrict
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from .analytics import DealTable, SnapshotTable
 
 
 def accounts_visible_to(user, perm: str = "accounts.view_tradingaccount"):
     return restrict(user, perm, TradingAccount.objects.select_related("owner"))
-
-
-def history_days_allowed(account: TradingAccount) -> int:
-    """How many days of deal history this account keeps (the billing plan may narrow it)."""
-    try:
-        from entitlements.gates import history_days_for_user
-    except ImportError:
-        return settings.SYNC_HISTORY_DAYS
-    return min(settings.SYNC_HISTORY_DAYS, history_days_for_user(account.owner_id))
 
 
 def sync_success_rate(*, runs=None, since=None) -> dict:
@@ -41,174 +23,3 @@ def sync_success_rate(*, runs=None, since=None) -> dict:
     totals = runs.aggregate(total=Count("id"), ok=Count("id", filter=Q(outcome=SyncOutcome.OK)))
     rate = (totals["ok"] / totals["total"]) if totals["total"] else None
     return {"since": since, "total": totals["total"], "succeeded": totals["ok"], "rate": rate}
-
-
-# --- Statistics history -------------------------------------------------------------------
-
-# One statement reads everything the statistics need, so deals, snapshots and the opening balance
-# come from the same database snapshot, and each group of columns comes back as one string that
-# numpy parses without a Python object per value. Most of the time is PostgreSQL's work per value,
-# hence (measured in docs/benchmarks-analytics.md):
-# - integers and decimals travel in one comma-separated text aggregate. A numeric's text shows
-#   exactly its column's scale ("-3.50" in numeric(20,2)), so dropping the point gives exact cents
-#   and 1/10,000 lots (volume has 4 places) with no float in between; the tests compare the result
-#   with model instances, so a change of scale fails them;
-# - time and price travel as packed binary: microseconds since 2000, and float8 (rounded as
-#   `float(Decimal)` rounds);
-# - the account's symbols come from skipping through the (account, symbol, time) index; each deal
-#   carries its symbol's position in that list.
-_HISTORY_SQL = """
-WITH RECURSIVE symbols(symbol) AS (
-  (SELECT symbol FROM accounts_deal WHERE account_id = %(account)s ORDER BY symbol LIMIT 1)
-  UNION ALL
-  SELECT (SELECT d.symbol FROM accounts_deal d WHERE d.account_id = %(account)s AND d.symbol > s.symbol
-          ORDER BY d.symbol LIMIT 1)
-  FROM symbols s WHERE s.symbol IS NOT NULL
-), names AS (
-  SELECT coalesce(array_agg(symbol ORDER BY symbol), '{{}}') AS list FROM symbols WHERE symbol IS NOT NULL
-)
-SELECT
-  (SELECT list FROM names),
-  (SELECT coalesce(sum(profit + commission + swap + fee), 0) FROM accounts_deal
-   WHERE account_id = %(account)s AND time < %(start)s AND deal_type <> %(credit)s),
-  deals.*, snaps.*
-FROM (
-  SELECT count(*), string_agg(timestamptz_send(time), ''), string_agg(float8send(price::float8), ''),
-    string_agg(concat_ws(',', ticket, deal_type, entry, position_id, magic,
-                         array_position((SELECT list FROM names), symbol), volume, profit, commission, swap, fee), ',')
-  FROM accounts_deal WHERE {deal_window}
-) deals, (
-  SELECT count(*), string_agg(timestamptz_send(taken_at), ''), string_agg(concat_ws(',', balance, equity, credit), ',')
-  FROM accounts_accountsnapshot WHERE {snapshot_window}
-) snaps
-"""
-_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
-_DEAL_FIELDS = (
-    "time",
-    "ticket",
-    "deal_type",
-    "entry",
-    "position_id",
-    "magic",
-    "symbol",
-    "volume",
-    "price",
-    "profit",
-    "commission",
-    "swap",
-    "fee",
-)
-_DEAL_TEXT_COLUMNS = 11
-_SNAPSHOT_TEXT_COLUMNS = 3
-
-
-def statistics_history(
-    account: TradingAccount, *, start: datetime | None = None, end: datetime | None = None
-) -> tuple[DealTable, SnapshotTable, int]:
-    """The deals and snapshots of ``account`` in [start, end) as columns, and the balance at ``start``.
-
-    Returns ``(DealTable, SnapshotTable, opening_balance_cents)`` for `accounts.analytics.compute_statistics`.
-    One query on PostgreSQL, whatever the number of deals.
-    """
-    if connection.vendor != "postgresql":
-        return _statistics_history_portable(account, start=start, end=end)
-    # Imported here so that the many callers of this module do not load numpy.
-    import numpy as np
-
-    from .analytics import CREDIT, DealTable, SnapshotTable  # lazily: numpy loads with the first history read
-
-    params = {"account": account.pk, "start": start, "end": end, "credit": CREDIT}
-    sql = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names, opening, n, times, prices, deal_text, s_n, s_times, snapshot_text = cursor.fetchone()
-    d = _integer_columns(deal_text, n, _DEAL_TEXT_COLUMNS)
-    s = _integer_columns(snapshot_text, s_n, _SNAPSHOT_TEXT_COLUMNS)
-    deals = DealTable(
-        time=_pg_epoch(times),
-        ticket=d[0],
-        deal_type=d[1],
-        entry=d[2],
-        position_id=d[3],
-        magic=d[4],
-        symbol=d[5] - 1,  # array_position counts from 1
-        symbols=tuple(names),
-        volume=d[6],
-        price=np.frombuffer(prices or b"", dtype=">f8").astype(np.float64),
-        profit=d[7],
-        commission=d[8],
-        swap=d[9],
-        fee=d[10],
-    )
-    snapshots = SnapshotTable(time=_pg_epoch(s_times), balance=s[0], equity=s[1], credit=s[2])
-    return deals, snapshots, int(opening.scaleb(2))
-
-
-def _window(column: str, start: datetime | None, end: datetime | None) -> str:
-    clauses = ["account_id = %(account)s"]
-    if start:
-        clauses.append(f"{column} >= %(start)s")
-    if end:
-        clauses.append(f"{column} < %(end)s")
-    return " AND ".join(clauses)
-
-
-def _pg_epoch(raw: bytes | None) -> np.ndarray:
-    """PostgreSQL's binary timestamps as Unix seconds, rounded as `datetime.timestamp()` rounds them."""
-    import numpy as np
-
-    micros = np.frombuffer(raw or b"", dtype=">i8").astype(np.int64) + _PG_EPOCH_US
-    return micros / 1_000_000
-
-
-def _integer_columns(text: str | None, rows: int, width: int) -> np.ndarray:
-    """``rows`` x ``width`` comma-separated numbers (decimals without their point) as ``width`` int64 columns."""
-    import numpy as np
-
-    values = np.fromstring(text.replace(".", ""), dtype=np.int64, sep=",") if rows else np.zeros(0, dtype=np.int64)
-    if values.size != rows * width:  # numpy stops at the first value it cannot read
-        raise ValueError(f"statistics history: expected {rows * width} numbers, read {values.size}")
-    return values.reshape(rows, width).T.copy()
-
-
-def _statistics_history_portable(
-    account: TradingAccount, *, start: datetime | None = None, end: datetime | None = None
-) -> tuple[DealTable, SnapshotTable, int]:
-    """`statistics_history` for databases other than PostgreSQL (development on SQLite): the ORM, row by row."""
-    from .analytics import CREDIT, DealTable, SnapshotTable  # lazily: numpy loads with the first history read
-
-    deals = Deal.objects.filter(account=account).order_by()
-    snapshots = AccountSnapshot.objects.filter(account=account).order_by()
-    opening = 0
-    if start:
-        deals, snapshots = deals.filter(time__gte=start), snapshots.filter(taken_at__gte=start)
-        before = Deal.objects.filter(account=account, time__lt=start).exclude(deal_type=CREDIT)
-        cash = before.values_list("profit", "commission", "swap", "fee")
-        opening = int(sum((sum(row, Decimal(0)) for row in cash), Decimal(0)).scaleb(2))
-    if end:
-        deals, snapshots = deals.filter(time__lt=end), snapshots.filter(taken_at__lt=end)
-    return (
-        DealTable.from_records(deals.values(*_DEAL_FIELDS)),
-        SnapshotTable.from_records(snapshots.values("taken_at", "balance", "equity", "credit")),
-        opening,
-    )
-
-
-def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None) -> dict:
-    """Statistics of one account over whole UTC days (both bounds optional, inclusive).
-
-    Reads the deals, snapshots and opening balance in one query (`statistics_history`) and hands them to
-    the pure `accounts.analytics.compute_statistics`. Callers check access first (`restrict`).
-    """
-    # numpy (under accounts.analytics) loads when a history is first read, not with every process that
-    # imports the read paths (the EA edge, the monitor).
-    from .analytics import compute_statistics, period_bounds
-
-    start, end = period_bounds(date_from, date_to)
-    deals, snapshots, opening = statistics_history(account, start=start, end=end)
-    result = compute_statistics(deals, snapshots, opening_balance=opening)
-    result["account_id"] = str(account.pk)
-    result["currency"] = account.currency
-    result["date_from"] = date_from.isoformat() if date_from else None
-    result["date_to"] = date_to.isoformat() if date_to else None
-    return result

@@ -1,4 +1,8 @@
-"""Write paths for trading accounts: add (credentials checked first), edit, delete, resume."""
+"""Write paths for trading accounts: add (credentials checked first), edit, delete, resume.
+
+MT5 (the login, the sync queue) and the plan's account limit are reached through `accounts.ports`, which the
+apps above fill in at start-up.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +12,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, ServiceError
-from mt5bridge import gateway as gw
 
+from . import ports
 from .choices import SyncStatus
 from .models import TradingAccount, User
+from .ports import AccountLogin
 from .vault import encrypt
 
 logger = logging.getLogger(__name__)
 
 
-class CredentialsRefused(ServiceError):
-    code = "credentials_refused"
-
-
-class GatewayDown(ServiceError):
-    status_code = 502
-    code = "mt5_unreachable"
-
-
-def check_credentials(*, login: int, password: str, server: str, gateway_kind: str) -> gw.AccountInfo:
-    """Log in through the gateway; turn its refusals into clear, password-free errors."""
-    gateway = gw.get_gateway(gateway_kind, server=server)
-    try:
-        return gateway.login(gw.Credentials(login=login, password=password, server=server))
-    except gw.AuthenticationFailed:
-        raise CredentialsRefused(
-            f"The MT5 server {server!r} refused login {login} with that password. Check the login, password and server."
-        ) from None
-    except gw.GatewayUnavailable as exc:
-        raise GatewayDown(f"The MT5 server {server!r} could not be reached: {exc}. Nothing was stored.") from None
-    except gw.GatewayError as exc:
-        raise ServiceError(f"The MT5 server {server!r} answered with an error: {exc}", code="mt5_error") from None
+def check_credentials(*, login: int, password: str, server: str, gateway_kind: str) -> AccountLogin:
+    """Log in through MT5; its refusals come back as clear, password-free errors (`accounts.ports`)."""
+    return ports.mt5().login(login=login, password=password, server=server, gateway_kind=gateway_kind)
 
 
 def default_gateway_kind(server: str) -> str:
@@ -57,9 +43,7 @@ def trading_account_create(
     sync_now: bool = True,
 ) -> TradingAccount:
     """Connect an MT5 account. The credentials are checked before anything is stored."""
-    from entitlements.gates import require_limit
-
-    require_limit(owner, "accounts", TradingAccount.objects.filter(owner=owner, is_active=True).count())
+    ports.account_limit_check(owner, active=TradingAccount.objects.filter(owner=owner, is_active=True).count())
     if TradingAccount.objects.filter(owner=owner, login=login, server=server).exists():
         raise Conflict(f"Account {login} on {server} is already connected.", code="duplicate_account")
     gateway_kind = gateway_kind or default_gateway_kind(server)
@@ -77,14 +61,8 @@ def trading_account_create(
                 broker=info.company,
                 currency=info.currency or "USD",
                 leverage=info.leverage,
-                is_hedging=info.margin_mode == gw.MarginMode.RETAIL_HEDGING,
-                balance=info.balance,
-                credit=info.credit,
-                equity=info.equity,
-                margin=info.margin,
-                margin_free=info.margin_free,
-                margin_level=info.margin_level,
-                floating_profit=info.profit,
+                is_hedging=info.is_hedging,
+                **info.figures,
             )
     except IntegrityError:
         raise Conflict(f"Account {login} on {server} is already connected.", code="duplicate_account") from None
@@ -101,10 +79,8 @@ def trading_account_update(*, account: TradingAccount, password: str | None = No
     if unknown:
         raise ServiceError(f"These fields cannot be changed: {', '.join(sorted(unknown))}")
     if fields.get("is_active") and not account.is_active:
-        from entitlements.gates import require_limit
-
         active = TradingAccount.objects.filter(owner=account.owner, is_active=True).count()
-        require_limit(account.owner, "accounts", active)
+        ports.account_limit_check(account.owner, active=active)
     for key, value in fields.items():
         setattr(account, key, value)
     update_fields = [*fields, "updated_at"]
@@ -150,6 +126,5 @@ def trading_account_sync_now(*, account: TradingAccount, trigger: str = "api") -
 
 
 def _sync_after_commit(account: TradingAccount, *, trigger: str) -> None:
-    from mt5bridge.tasks import sync_enqueue
-
-    transaction.on_commit(lambda: sync_enqueue(account, trigger=trigger))
+    mt5 = ports.mt5()
+    transaction.on_commit(lambda: mt5.sync_request(account, trigger=trigger))

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.errors import ServiceError
 
 from . import services
+from .analytics.history import statistics_for_account
 from .choices import Role
 from .forms import (
     AnalyticsRangeForm,
@@ -38,8 +39,8 @@ from .forms import (
 )
 from .models import Deal, Order, Position, StatementImport, TradingAccount
 from .permissions import restrict
-from .selectors import statistics_for_account
-from .statements import StatementTooLarge, read_upload, request_too_large, statement_import, upload_limit_message
+from .statements.importing import statement_import
+from .statements.upload import StatementTooLarge, read_upload, request_too_large, upload_limit_message
 
 VIEW = "accounts.view_tradingaccount"
 CHANGE = "accounts.change_tradingaccount"

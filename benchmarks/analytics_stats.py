@@ -2,7 +2,7 @@
 
 Measured in one run, each the median of BENCH_REPEAT runs (default 7):
 - the pure computation (`compute_statistics` over columns already in memory);
-- the database read alone (`accounts.selectors.statistics_history`: one query);
+- the database read alone (`accounts.analytics.history.statistics_history`: one query);
 - the whole `statistics_for_account` (read + compute), and its JSON encoding.
 Goal: <= 0.5 s. Runs against PostgreSQL database mt5bo_bench_t3a (DATABASE_URL overrides).
 Usage: .venv/bin/python benchmarks/analytics_stats.py
@@ -200,8 +200,8 @@ def timed(fn, repeat: int = REPEAT) -> dict:
 
 
 def main() -> dict:
-    from accounts.analytics import compute_statistics
-    from accounts.selectors import statistics_for_account, statistics_history
+    from accounts.analytics.history import statistics_for_account, statistics_history
+    from accounts.analytics.statistics import compute_statistics
 
     ensure_database()
     t0 = time.perf_counter()

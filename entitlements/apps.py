@@ -22,6 +22,13 @@ class EntitlementsConfig(AppConfig):
         post_delete.connect(catalog_edited, sender=Plan, dispatch_uid="entitlements.forget_catalog.delete", weak=False)
         post_migrate.connect(seed_plans_if_missing, sender=self, dispatch_uid="entitlements.seed_plans")
 
+        # accounts refuses an account beyond the owner's plan through its port (it sits below this app).
+        from accounts.ports import provide_account_limit
+
+        from .gates import require_limit
+
+        provide_account_limit(lambda owner, *, active: require_limit(owner, "accounts", active))
+
 
 def seed_plans_if_missing(using="default", apps=None, **_kwargs) -> None:
     """The four plans exist after every migrate and every flush (a data migration runs only once)."""

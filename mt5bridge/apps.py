@@ -40,6 +40,13 @@ class Mt5BridgeConfig(AppConfig):
             # Before the delete: it cascades to the tokens, whose hashes are needed to find the cache entries.
             ea_tokens_forget_for_accounts([instance.pk])
 
+        # accounts connects and syncs accounts through this bridge without importing it (accounts/ports.py).
+        from accounts.ports import provide_mt5
+
+        from .account_access import GatewayAccountAccess
+
+        provide_mt5(GatewayAccountAccess())
+
         plan_changed.connect(on_plan_changed, dispatch_uid="mt5bridge.ea_gates.plan")
         post_save.connect(on_account_saved, sender=TradingAccount, dispatch_uid="mt5bridge.ea_gates.account_save")
         post_delete.connect(on_account_saved, sender=TradingAccount, dispatch_uid="mt5bridge.ea_gates.account_delete")

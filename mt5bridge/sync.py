@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.choices import GatewayKind, SyncOutcome, SyncStatus
 from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from accounts.vault import SecretUnreadable, decrypt
+from entitlements.gates import history_days_for_user
 from mt5bridge import gateway as gw
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,9 @@ def history_start(account: TradingAccount, now: datetime) -> datetime:
 
 
 def history_days_for(account: TradingAccount) -> int:
-    # The billing app narrows this per plan (Free keeps 30 days); default is the global window.
-    from accounts.selectors import history_days_allowed
-
-    return history_days_allowed(account)
+    """Days of deal history this account keeps: the global window, narrowed by the owner's plan (Free: 30)."""
+    days = history_days_for_user(account.owner_id)
+    return settings.SYNC_HISTORY_DAYS if days is None else min(days, settings.SYNC_HISTORY_DAYS)
 
 
 def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gateway | None = None) -> SyncResult:

@@ -11,10 +11,12 @@ from decimal import Decimal as D
 import numpy as np
 import pytest
 
-from accounts import analytics as an
-from accounts.analytics import DealTable, SnapshotTable, compute_statistics
+from accounts.analytics import tables as an
+from accounts.analytics import trades
+from accounts.analytics.history import statistics_for_account, statistics_history, statistics_history_portable
+from accounts.analytics.statistics import compute_statistics, period_bounds
+from accounts.analytics.tables import DealTable, SnapshotTable
 from accounts.models import AccountSnapshot, Deal, TradingAccount
-from accounts.selectors import _statistics_history_portable, statistics_for_account, statistics_history
 from accounts.vault import encrypt
 from tests.personas import next_login
 
@@ -313,7 +315,7 @@ def test_a_trade_opened_before_the_window_still_counts_from_its_closing_deal():
 def test_streaks_by_count_and_by_money():
     # Runs: W2 (+30), L1 (-5), W3 (+120), L2 (-3), break-even, L1 (-100).
     profit = np.array([10, 20, -5, 30, 40, 50, -1, -2, 0, -100]) * 100
-    s = an._streaks(profit)
+    s = trades.streaks(profit)
     assert s["max_consecutive_wins"] == {"count": 3, "money": "120.00"}
     assert s["max_consecutive_profit"] == {"count": 3, "money": "120.00"}
     assert s["max_consecutive_losses"] == {"count": 2, "money": "-3.00"}
@@ -335,7 +337,7 @@ def test_sharpe_sortino_std_dev_ahpr_ghpr():
     # Sharpe = 0.005 / 0.0238048 = 0.21004. Downside deviation = sqrt((0.0001 + 0.0004) / 4) = 1.11803 %.
     # Sortino = 0.005 / 0.0111803 = 0.44721. AHPR = mean(1 + r) - 1 = 0.5 %.
     # GHPR = (1.02 * 0.99 * 1.03 * 0.98) ** (1/4) - 1 = 1.01929212 ** 0.25 - 1 = 0.478853 %.
-    d = an._dispersion(_t([200, -100, 300, -200], [0.02, -0.01, 0.03, -0.02]))
+    d = trades.dispersion(_t([200, -100, 300, -200], [0.02, -0.01, 0.03, -0.02]))
     assert d["std_dev_returns_pct"] == pytest.approx(2.3805, abs=1e-4)
     assert d["sharpe"] == pytest.approx(0.2100, abs=1e-4)
     assert d["sortino"] == pytest.approx(0.4472, abs=1e-4)
@@ -348,16 +350,16 @@ def test_sharpe_sortino_std_dev_ahpr_ghpr():
 def test_z_score_is_the_runs_test():
     # W W L L W: N = 5, W = 3, L = 2, runs R = 3, X = 2WL = 12.
     # Z = (N (R - 0.5) - X) / sqrt(X (X - N) / (N - 1)) = (12.5 - 12) / sqrt(21) = 0.10911.
-    assert an._z_score(np.array([5, 1, -2, -3, 4])) == pytest.approx(0.5 / math.sqrt(21))
-    assert an._z_score(np.array([5, 1])) is None  # no losses: undefined
+    assert trades.z_score(np.array([5, 1, -2, -3, 4])) == pytest.approx(0.5 / math.sqrt(21))
+    assert trades.z_score(np.array([5, 1])) is None  # no losses: undefined
 
 
 def test_risk_of_ruin():
     # Win rate 50 %, average win 200, average loss 100: edge = (100 - 50) / (100 + 50) = 1/3,
     # (1 - E) / (1 + E) = 0.5; capital = 1000 = 10 average losses -> 0.5 ** 10 = 0.0977 %.
-    assert an._risk_of_ruin(_t([20000, -10000], [0.2, -0.1])) == pytest.approx(0.097656, abs=1e-6)
+    assert trades.risk_of_ruin(_t([20000, -10000], [0.2, -0.1])) == pytest.approx(0.097656, abs=1e-6)
     # No edge: ruin is certain.
-    assert an._risk_of_ruin(_t([10000, -20000], [0.1, -0.2])) == 100.0
+    assert trades.risk_of_ruin(_t([10000, -20000], [0.1, -0.2])) == 100.0
 
 
 def _alternating_trades(n: int) -> list[dict]:
@@ -545,7 +547,7 @@ def _mixed_history(account: TradingAccount, *, positions: int = 120, seed: int =
 
 def _statistics_from_orm_objects(account, date_from: date | None, date_to: date | None) -> dict:
     """The reference: model instances (Decimal money, datetime times) through the record builders."""
-    start, end = an.period_bounds(date_from, date_to)
+    start, end = period_bounds(date_from, date_to)
     deals, snapshots = Deal.objects.filter(account=account), AccountSnapshot.objects.filter(account=account)
     opening = D(0)
     if start:
@@ -602,9 +604,9 @@ def test_statistics_read_in_one_query_equal_those_from_orm_objects(mixed_account
 
 @pytest.mark.django_db
 def test_portable_history_reader_gives_the_same_columns_as_the_postgresql_one(mixed_account):
-    start, end = an.period_bounds(date(2026, 1, 20), date(2026, 2, 10))
+    start, end = period_bounds(date(2026, 1, 20), date(2026, 2, 10))
     fast_deals, fast_snaps, fast_opening = statistics_history(mixed_account, start=start, end=end)
-    deals, snaps, opening = _statistics_history_portable(mixed_account, start=start, end=end)
+    deals, snaps, opening = statistics_history_portable(mixed_account, start=start, end=end)
     assert fast_opening == opening != 0
     by_ticket, fast_by_ticket = np.argsort(deals.ticket), np.argsort(fast_deals.ticket)
     for field in ("time", "ticket", "deal_type", "entry", "position_id", "magic", "volume", "price", "profit"):

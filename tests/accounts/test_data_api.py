@@ -11,10 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
+from accounts.analytics.history import statistics_for_account
 from accounts.choices import SyncStatus
 from accounts.dashboard import dashboard_summary
 from accounts.models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
-from accounts.selectors import statistics_for_account
 from accounts.vault import encrypt
 from tests.personas import next_login
 

@@ -21,7 +21,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Deal, StatementImport, TradingAccount
-from accounts.statements import StatementInvalid, parse_statement
+from accounts.statements.parsing import parse_statement
+from accounts.statements.upload import StatementInvalid
 from accounts.vault import encrypt
 from tests.accounts.fixtures.make_reports import LOGIN, html_report
 

@@ -10,7 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Deal, StatementImport, TradingAccount
-from accounts.statements import StatementInvalid, parse_statement, statement_import
+from accounts.statements.importing import statement_import
+from accounts.statements.parsing import parse_statement
+from accounts.statements.upload import StatementInvalid
 from accounts.vault import encrypt
 from tests.accounts.fixtures.make_reports import DEALS, LOGIN, html_report, xlsx_report
 

@@ -57,8 +57,8 @@ def _open_btc_position(login: int) -> None:
 def _move_market_until_equity_changes(account_id) -> str:
     from django.db import connection
 
-    from accounts.live import live_prices_pass
     from accounts.models import TradingAccount
+    from mt5bridge.live_prices import live_prices_pass
     from mt5bridge.simulated import clock
 
     try:

@@ -7,21 +7,25 @@ own transaction, so the app keeps running and a rerun continues where it stopped
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import models, transaction
 
 from accounts import vault
-from accounts.models import TradingAccount
 
 
-def secret_fields():
-    """(model, field name) for every encrypted column; other apps add theirs here."""
-    fields = [(TradingAccount, "password_encrypted")]
-    try:
-        from integrations.models import ENCRYPTED_FIELDS
-    except ImportError:
-        ENCRYPTED_FIELDS = []
-    return fields + list(ENCRYPTED_FIELDS)
+def secret_fields() -> list[tuple[type[models.Model], str]]:
+    """(model, field name) of every encrypted column, in every installed app.
+
+    The vault's columns are binary fields named ``*_encrypted``: found through the app registry, so an app
+    that adds one is rotated with no change here (and accounts imports no app above it).
+    """
+    return [
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, models.BinaryField) and field.name.endswith("_encrypted")
+    ]
 
 
 class Command(BaseCommand):

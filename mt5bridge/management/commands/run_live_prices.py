@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from accounts.live import live_prices_pass
+from mt5bridge.live_prices import live_prices_pass
 
 
 class Command(BaseCommand):

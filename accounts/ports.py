@@ -1,0 +1,85 @@
+"""Ports: what accounts asks of the layers above it, filled in by those layers at start-up.
+
+accounts is the bottom app (docs/architecture.md): it imports no other app. Connecting an MT5 account
+needs a login through MetaTrader 5 (the MT5 bridge) and room in the owner's plan (entitlements); both
+live above accounts, so the app that owns each fills its slot here from its ``AppConfig.ready()``:
+
+- `provide_mt5` (mt5bridge): check credentials by logging in, queue a sync;
+- `provide_account_limit` (entitlements): refuse one account more than the owner's plan allows.
+
+A slot nobody filled: using the MT5 one raises ``ImproperlyConfigured`` (an account cannot be checked
+without MT5); the account limit then allows everything (no plans, no limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.errors import ServiceError
+
+if TYPE_CHECKING:
+    from .models import TradingAccount, User
+
+
+class CredentialsRefused(ServiceError):
+    code = "credentials_refused"
+
+
+class GatewayDown(ServiceError):
+    status_code = 502
+    code = "mt5_unreachable"
+
+
+@dataclass(frozen=True)
+class AccountLogin:
+    """What a successful login tells about an account (no secret in it)."""
+
+    name: str
+    company: str
+    currency: str
+    leverage: int
+    is_hedging: bool
+    figures: dict[str, Decimal | None]  # keyed as accounts.figures.FIGURES
+
+
+class MT5Access(Protocol):
+    def login(self, *, login: int, password: str, server: str, gateway_kind: str) -> AccountLogin:
+        """Log in to ``server``. Raises `CredentialsRefused`, `GatewayDown` or another ``ServiceError`` whose
+        message names the server and login, never the password."""
+
+    def sync_request(self, account: TradingAccount, *, trigger: str) -> None:
+        """Queue a sync of ``account`` now (called once the transaction that asked for it has committed)."""
+
+
+#: ``check(owner, active=n)`` raises a ``ServiceError`` when ``owner``, with ``n`` active accounts, may not
+#: have one more.
+AccountLimit = Callable[..., None]
+
+_mt5: MT5Access | None = None
+_account_limit: AccountLimit | None = None
+
+
+def provide_mt5(access: MT5Access) -> None:
+    global _mt5
+    _mt5 = access
+
+
+def provide_account_limit(check: AccountLimit) -> None:
+    global _account_limit
+    _account_limit = check
+
+
+def mt5() -> MT5Access:
+    if _mt5 is None:
+        raise ImproperlyConfigured("No MT5 access is installed: add mt5bridge to INSTALLED_APPS.")
+    return _mt5
+
+
+def account_limit_check(owner: User, *, active: int) -> None:
+    if _account_limit is not None:
+        _account_limit(owner, active=active)
