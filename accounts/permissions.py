@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -23,6 +25,9 @@ from guardian.shortcuts import get_objects_for_user
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
+from config.caches import Memo
+
+from .models import TradingAccount
 from .roles import CAPABILITIES, EA, PSEUDO_CAPABILITIES, PUBLIC, SIGNED_IN, STAFF_ROLE_NAMES, Scope, scope_for_roles
 
 OWNER_FIELD = {"accounts.tradingaccount": "owner"}
@@ -194,29 +199,28 @@ def _codename(perm: str) -> tuple[str, str]:
 # by django-guardian once per permission and process (with a user id no one has), then reused with the
 # real id. Building it anew costs milliseconds of ORM work on every request.
 _PROBE_USER_ID = -7_000_000_001
-_shared_sql: dict[tuple[str, int], tuple[str, tuple] | None] = {}
+SHARED_SQL: Memo[tuple[str, tuple] | None] = Memo("accounts.shared_sql", size=64)
+
+
+def _shared_sql_for(account_perm: str) -> tuple[str, tuple] | None:
+    probe = get_user_model()(pk=_PROBE_USER_ID, is_active=True)
+    sql, params = _guardian_shared(probe, account_perm).query.sql_with_params()
+    # Usable only if the probe id is a parameter (never spelled into the SQL itself).
+    usable = _PROBE_USER_ID in params and str(_PROBE_USER_ID) not in sql
+    return (sql, params) if usable else None
 
 
 def _guardian_shared(user, account_perm: str) -> QuerySet:
     return get_objects_for_user(
-        user, account_perm, klass=_account_model(), with_superuser=False, accept_global_perms=False
+        user, account_perm, klass=TradingAccount, with_superuser=False, accept_global_perms=False
     ).values("pk")
 
 
 def shared_accounts(user, account_perm: str):
     """The ids of the trading accounts shared with ``user`` for ``account_perm`` (a subquery)."""
-    from django.contrib.auth import get_user_model
-    from django.contrib.contenttypes.models import ContentType
-
     # The content type's id is in the SQL too; it changes only when a test database is flushed.
-    key = (account_perm, ContentType.objects.get_for_model(_account_model()).pk)
-    if key not in _shared_sql:
-        probe = get_user_model()(pk=_PROBE_USER_ID, is_active=True)
-        sql, params = _guardian_shared(probe, account_perm).query.sql_with_params()
-        # Usable only if the probe id is a parameter (never spelled into the SQL itself).
-        usable = _PROBE_USER_ID in params and str(_PROBE_USER_ID) not in sql
-        _shared_sql[key] = (sql, params) if usable else None
-    cached = _shared_sql[key]
+    key = (account_perm, ContentType.objects.get_for_model(TradingAccount).pk)
+    cached = SHARED_SQL.get_or_build(key, lambda: _shared_sql_for(account_perm))
     if cached is None:
         return _guardian_shared(user, account_perm)
     sql, params = cached
@@ -238,7 +242,7 @@ def _leads_to_account(model, path: str) -> bool:
         model = field.related_model
         if model is None:
             return False
-    return model is _account_model()
+    return model is TradingAccount
 
 
 def _has_field(model, name: str) -> bool:
@@ -247,12 +251,6 @@ def _has_field(model, name: str) -> bool:
     except Exception:  # FieldDoesNotExist
         return False
     return True
-
-
-def _account_model():
-    from .models import TradingAccount
-
-    return TradingAccount
 
 
 def can(user, perm: str, obj) -> bool:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from config.caches import Memo
 
 
 class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted with any configured key."""
 
 
-@lru_cache(maxsize=4)
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+# Keyed by the configured keys: a rotation (or a test's override) is a new entry.
+CIPHERS: Memo[MultiFernet] = Memo("accounts.vault.ciphers", size=4)
+
+
+def _cipher(keys: tuple[str, ...]) -> MultiFernet:
     try:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except (ValueError, TypeError) as exc:
@@ -22,7 +25,8 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
 
 
 def _current() -> MultiFernet:
-    return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
+    keys = tuple(settings.FIELD_ENCRYPTION_KEYS)
+    return CIPHERS.get_or_build(keys, lambda: _cipher(keys))
 
 
 def encrypt(plaintext: str) -> bytes:

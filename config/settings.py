@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -596,8 +597,6 @@ BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1
 
 def envmoney(name: str, default: str):
     """A non-negative amount with at most 2 decimals as Decimal; empty or "unlimited" gives None."""
-    from decimal import Decimal, InvalidOperation
-
     value = (_raw(name) if _raw(name) is not None else default).strip()
     if value.lower() in ("", "none", "unlimited"):
         return None

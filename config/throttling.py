@@ -10,31 +10,23 @@ default, which is a single process).
 
 from __future__ import annotations
 
-from functools import cache
-
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache as django_cache
 from django.core.exceptions import PermissionDenied
 
 from config.net import client_ip
+from config.redis_clients import redis_for
 
 
 def _key(ip: str) -> str:
     return f"login-fail:{ip}"
 
 
-@cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url)
-
-
 def login_failures(ip: str) -> int:
     """Failed logins from ``ip`` in the current window."""
     if settings.REDIS_URL:
-        return int(_redis(settings.REDIS_URL).get(f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}") or 0)
+        return int(redis_for(settings.REDIS_URL).get(f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}") or 0)
     return int(django_cache.get(_key(ip)) or 0)
 
 
@@ -43,7 +35,7 @@ def login_failure_count(ip: str) -> int:
     window = settings.LOGIN_FAILURES_PER_IP_MINUTES * 60
     if settings.REDIS_URL:
         key = f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}"
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=True)
+        pipe = redis_for(settings.REDIS_URL).pipeline(transaction=True)
         pipe.set(key, 0, ex=window, nx=True)
         pipe.incr(key)
         return int(pipe.execute()[1])

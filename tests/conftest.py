@@ -12,7 +12,9 @@ def _clear_cache() -> None:
     backend = django_settings.CACHES["default"]["BACKEND"]
     if backend.endswith("RedisCache"):
         # Only this worker's keys: other test workers share the Redis database.
-        client = cache._cache.get_client(write=True)
+        from config.redis_clients import redis_client
+
+        client = redis_client()
         keys = list(client.scan_iter(f"{django_settings.CACHE_KEY_PREFIX}:*", count=1000))
         if keys:
             client.delete(*keys)
