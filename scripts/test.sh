@@ -25,6 +25,8 @@ export DEBUG="${DEBUG:-true}"
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> import-linter (layers: docs/architecture.md)"
+.venv/bin/lint-imports --no-cache
 echo "==> manage.py check"
 $PY manage.py check --fail-level WARNING -v 0
 echo "==> makemigrations --check"
