@@ -81,7 +81,7 @@ MATRIX: tuple[Capability, ...] = (
                ("bonuses.assign_bonus",)),
     Capability("bonuses.manage", "Cancel and force-convert bonuses; override type A leverage",
                {SA: ALL},
-               ("bonuses.change_bonus", "bonuses.override_leverage")),
+               ("bonuses.change_bonus", "bonuses.override_leverage", "bonuses.resolve_bonusoperation")),
     Capability("bonuses.trigger", "Fire deposit, registration and promo-code triggers",
                {SA: ALL},
                ("bonuses.fire_trigger",)),
