@@ -202,6 +202,7 @@ class BonusOperation(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["status"], name="bonus_operation_status")]
+        permissions = [("resolve_bonusoperation", "Can retry a failed MT5 posting or mark it resolved")]
 
     def __str__(self) -> str:
         return self.comment
