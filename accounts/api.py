@@ -15,7 +15,7 @@ from config.errors import ServiceError
 from . import jwt, services
 from .choices import AccountCategory
 from .figures import FIGURES
-from .models import TradingAccount
+from .models import SyncRun, TradingAccount
 from .roles import PUBLIC, SIGNED_IN
 from .selectors import accounts_visible_to, sync_success_rate
 
@@ -310,6 +310,4 @@ class SyncHealthView(APIView):
     )
     def get(self, request):
         visible = accounts_visible_to(request.user)
-        from .models import SyncRun
-
         return Response(sync_success_rate(runs=SyncRun.objects.filter(account__in=visible)))

@@ -3,7 +3,10 @@
 from functools import wraps
 
 from django.apps import AppConfig, apps
+from django.core.exceptions import PermissionDenied
 from django.db.models.signals import post_migrate
+
+from .roles import sync_roles
 
 PROJECT_APPS = ("accounts", "entitlements", "mt5bridge", "copytrading", "bonuses", "billing", "integrations")
 
@@ -28,6 +31,7 @@ def _harden_library_admins() -> None:
     - A library's extra admin page (dj-stripe's "custom action" confirmation runs Stripe calls and checks
       no permission of its own) needs the change permission of its model.
     """
+    # Imported when the registry is ready: django.contrib.admin loads models as it imports.
     from django.contrib import admin
 
     for model in apps.get_models():
@@ -48,8 +52,6 @@ STANDARD_ADMIN_VIEWS = ("changelist", "add", "history", "delete", "change")
 
 
 def _guarded_extra_urls(model_admin, get_urls):
-    from django.core.exceptions import PermissionDenied
-
     def guard(view):
         @wraps(view)
         def guarded(request, *args, **kwargs):
@@ -73,6 +75,4 @@ def _guarded_extra_urls(model_admin, get_urls):
 def _sync_roles_after_migrate(sender, app_config=None, using="default", **kwargs):
     # post_migrate fires once per app; permissions of every app exist once the last one fires.
     if app_config is not None and app_config is list(apps.get_app_configs())[-1]:
-        from .roles import sync_roles
-
         sync_roles()

@@ -6,6 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .live import account_group, payloads_for, watchers_add, watchers_remove
+from .models import TradingAccount
 from .permissions import restrict
 
 VIEW = "accounts.view_tradingaccount"
@@ -14,8 +15,6 @@ MAX_ACCOUNTS = 500
 
 @database_sync_to_async
 def _visible_account_ids(user) -> list[str]:
-    from .models import TradingAccount
-
     ids = restrict(user, VIEW, TradingAccount.objects.all()).values_list("pk", flat=True)[:MAX_ACCOUNTS]
     return [str(pk) for pk in ids]
 

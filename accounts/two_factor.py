@@ -7,6 +7,8 @@ only admin page they reach is the enrolment page. The trader web app's login doe
 
 from __future__ import annotations
 
+from base64 import b32encode
+
 import segno
 from django import forms
 from django.conf import settings
@@ -155,7 +157,5 @@ def qr_code_svg(device: TOTPDevice) -> SafeString:
 
 def secret_for_typing(device: TOTPDevice) -> str:
     """The key in base32, in groups of four, for apps that cannot scan."""
-    from base64 import b32encode
-
     secret = b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

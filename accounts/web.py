@@ -28,6 +28,7 @@ from config.errors import ServiceError
 from . import services
 from .analytics.history import statistics_for_account
 from .choices import Role
+from .dashboard import dashboard_summary
 from .forms import (
     AnalyticsRangeForm,
     DealFilterForm,
@@ -126,7 +127,6 @@ def profile(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    from .dashboard import dashboard_summary
 
     summary = dashboard_summary(request.user)
     template = "accounts/_dashboard_body.html" if request.headers.get("HX-Request") else "accounts/dashboard.html"
