@@ -16,7 +16,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "People and MT5 accounts"
 
     def ready(self) -> None:
-        from . import jwt  # noqa: F401  (connects the receiver that keeps only a hash of each refresh token)
+        from . import jwt  # noqa: F401, PLC0415  (connects the receiver that keeps only a hash of each refresh token)
 
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="accounts.sync_roles")
         _harden_library_admins()
@@ -31,8 +31,7 @@ def _harden_library_admins() -> None:
     - A library's extra admin page (dj-stripe's "custom action" confirmation runs Stripe calls and checks
       no permission of its own) needs the change permission of its model.
     """
-    # Imported when the registry is ready: django.contrib.admin loads models as it imports.
-    from django.contrib import admin
+    from django.contrib import admin  # noqa: PLC0415  (loads models as it imports: only once the registry is ready)
 
     for model in apps.get_models():
         if not admin.site.is_registered(model):

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
+
+from django.apps import apps as global_apps
 
 from .choices import Role
 
@@ -153,8 +156,6 @@ def role_permissions(role: str) -> tuple[str, ...]:
 
 
 def permissions_for(role: str, available: list[str]) -> list[str]:
-    from fnmatch import fnmatchcase
-
     patterns = role_permissions(role)
     return [perm for perm in available if any(fnmatchcase(perm, pattern) for pattern in patterns)]
 
@@ -173,8 +174,6 @@ def scope_for_roles(roles, capability: str) -> Scope | None:
 def sync_roles(apps=None, **_kwargs) -> None:
     """Create the role groups and give each exactly the permissions of the matrix (idempotent)."""
     if apps is None:
-        from django.apps import apps as global_apps
-
         apps = global_apps
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
