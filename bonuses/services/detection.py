@@ -18,7 +18,6 @@ from ..choices import (
     BonusType,
     CancelReason,
     OperationKind,
-    OperationStatus,
 )
 from ..formulas import ZERO
 from ..models import AccountEvent, Bonus, BonusOperation, Campaign
@@ -27,7 +26,7 @@ from .audit import MONITOR, audit_write, bonus_state
 from .ending import bonus_convert, bonuses_end
 from .leverage import leverage_operation, leverage_plan
 from .monitored import account_ensure, account_lock, default_gateway
-from .operations import movable_credit, operation_create, operations_run
+from .operations import UNFINISHED, movable_credit, operation_create, operations_run
 from .triggers import deposit_campaigns
 
 
@@ -188,7 +187,7 @@ def account_trades_detected(*, login: int, deals: list[gw.Deal], actor=MONITOR, 
             )
             pending = (
                 BonusOperation.objects.filter(
-                    bonus=bonus, kind=OperationKind.BALANCE_IN, status=OperationStatus.PENDING
+                    bonus=bonus, kind=OperationKind.BALANCE_IN, status__in=UNFINISHED
                 ).aggregate(s=Sum("amount"))["s"]
                 or ZERO
             )

@@ -41,6 +41,9 @@ def operation_create(
 
 
 _CREDIT_LEAVING = (OperationKind.CREDIT_OUT, OperationKind.CREDIT_CONVERTED)
+# Still to do: a pending operation is retried, a failed one waits for a person. Either blocks what follows
+# it, and the credit either would move stays promised to it (a retry may still send it).
+UNFINISHED = (OperationStatus.PENDING, OperationStatus.FAILED)
 
 
 def movable_credit(bonus: Bonus) -> Decimal:
@@ -51,7 +54,7 @@ def movable_credit(bonus: Bonus) -> Decimal:
     force-convert and the monitor's conversion of one bonus never plan the same credit twice.
     """
     leaving = (
-        BonusOperation.objects.filter(bonus=bonus, status=OperationStatus.PENDING, kind__in=_CREDIT_LEAVING).aggregate(
+        BonusOperation.objects.filter(bonus=bonus, status__in=UNFINISHED, kind__in=_CREDIT_LEAVING).aggregate(
             s=Sum("amount")
         )["s"]
         or ZERO
@@ -66,8 +69,6 @@ _DEAL_TYPES = {
     OperationKind.BALANCE_IN: (gw.DealType.BALANCE, 1),
     OperationKind.BALANCE_CORRECTION: (gw.DealType.CORRECTION, 1),
 }
-# Still to do: a pending operation is retried, a failed one waits for a person. Either blocks what follows it.
-UNFINISHED = (OperationStatus.PENDING, OperationStatus.FAILED)
 
 
 class _RetryLater(Exception):
