@@ -1,8 +1,9 @@
 """Every event an endpoint can subscribe to is sent, signed, by the code that causes it.
 
 Each subscribable event (``WebhookEvent``) gets an endpoint on a loopback receiver that wants only that event; the
-event is caused, and the receiver must get exactly one delivery of it whose signature checks out the way
-docs/integrations.md tells receivers to check it. An event added to the choices without a cause here fails.
+event is caused the way it happens (a sync, a deposit under a campaign, a copy the slave refuses ...), and the
+receiver must get exactly one delivery of it whose signature checks out the way docs/integrations.md tells
+receivers to check it. An event added to the choices without a cause here fails.
 """
 
 from __future__ import annotations
@@ -18,16 +19,26 @@ import pytest
 from bonuses import signals as bonus_signals
 from bonuses.choices import BonusStatus, BonusType, CancelReason, Trigger
 from bonuses.models import Bonus, Campaign
+from bonuses.services.ending import bonus_cancel, bonus_force_convert
+from bonuses.services.triggers import trigger_deposit
 from copytrading import signals as copy_signals
 from copytrading.choices import CopyStatus, Side
+from copytrading.hooks import on_command_result, on_ea_state
 from copytrading.models import CopiedPosition, CopyLink
+from copytrading.services import copy_link_create
 from integrations.choices import DeliveryStatus, RuleCondition, WebhookEvent
 from integrations.models import AutomationRule, WebhookDelivery
 from integrations.services.contacts import systeme_sync
 from integrations.services.preflight import preflight_run
 from integrations.services.rules import rules_evaluate
 from integrations.services.webhooks import webhook_endpoint_create, webhook_ping
+from mt5bridge.ea.models import Command
+from mt5bridge.simulated import deposit
 from mt5bridge.sync import account_sync
+from tests.bonuses.conftest import make_account as make_bonus_account
+from tests.bonuses.conftest import make_campaign
+from tests.copytrading.conftest import make_account as make_copy_account
+from tests.copytrading.factories import pos, state
 from tests.integrations.fakes import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
@@ -104,50 +115,38 @@ def cause_ping(account, endpoint, request) -> None:
     webhook_ping(endpoint=endpoint)
 
 
-def _bonus(account, status: str = BonusStatus.ACTIVE) -> Bonus:
-    """A bonus as the bonus engine hands it to the port's receivers (the engine's own flow is tested in tests/bonuses)."""
-    campaign = Campaign(name="Spring deposit bonus")
-    return Bonus(
-        campaign=campaign,
-        login=account.login,
-        bonus_type=BonusType.CONVERTIBLE,
-        trigger=Trigger.AUTO_DEPOSIT,
-        status=status,
-        amount=Decimal("100.00"),
-        credit_outstanding=Decimal("100.00"),
-        lots_required=Decimal("10"),
-    )
+def _granted(**campaign) -> Bonus:
+    """A deposit on a simulated MT5 account under an active campaign: the bonus engine grants and posts the credit."""
+    login = make_bonus_account(balance="0")
+    make_campaign(**campaign)
+    deposit(login, Decimal("200"))
+    (result,) = trigger_deposit(login=login, amount=Decimal("200"))
+    return result.bonus
 
 
 def cause_bonus_granted(account, endpoint, request) -> None:
-    bonus_signals.bonus_granted.send_robust(sender=Bonus, bonus=_bonus(account))
+    _granted()
 
 
 def cause_bonus_cancelled(account, endpoint, request) -> None:
-    bonus = _bonus(account, BonusStatus.CANCELLED)
-    bonus_signals.bonus_cancelled.send_robust(sender=Bonus, bonus=bonus, reason=CancelReason.WITHDRAWAL)
+    bonus_cancel(actor="test", bonus=_granted())
 
 
 def cause_bonus_converted(account, endpoint, request) -> None:
-    bonus_signals.bonus_converted.send_robust(sender=Bonus, bonus=_bonus(account, BonusStatus.CONVERTED))
+    bonus_force_convert(actor="test", bonus=_granted(bonus_type=BonusType.CONVERTIBLE))
 
 
 def cause_copy_command_failed(account, endpoint, request) -> None:
-    copy = CopiedPosition(
-        link=CopyLink(master_id=account.pk, slave_id=account.pk),
-        slave_account_id=account.pk,
-        master_ticket=5001,
-        master_symbol="EURUSD",
-        master_volume=Decimal("1.00"),
-        slave_symbol="EURUSD.pro",
-        slave_side=Side.BUY,
-        slave_volume=Decimal("0.50"),
-        status=CopyStatus.FAILED,
-        copy_id="c-5001",
-    )
-    copy_signals.copy_command_failed.send_robust(
-        sender=CopiedPosition, copy=copy, retcode=10019, reason="Not enough money"
-    )
+    """A master opens a position; the slave's MT5 refuses the copy (retcode 10019, no money)."""
+    owner = account.owner
+    master = make_copy_account(owner, "MetaSim-Live", balance="100000", name="Master")
+    slave = make_copy_account(owner, "MetaSim-Demo", balance="5000", name="Slave")
+    copy_link_create(user=owner, master_id=master.pk, slave_id=slave.pk)
+    on_ea_state(state(master.pk, []), state(master.pk, [pos(1, "BTCUSD.pro")]))
+    (command,) = Command.objects.all()  # the copy's open command, queued for the slave's EA
+    Command.objects.filter(pk=command.pk).update(status="failed", retcode=10019, message="no money")
+    command.refresh_from_db()
+    on_command_result(command)
 
 
 CAUSES = {
@@ -185,16 +184,50 @@ def test_subscribed_event_is_delivered_signed(
     assert WebhookDelivery.objects.get(pk=received[0]["id"]).status == DeliveryStatus.SUCCEEDED
 
 
+def _unsaved_bonus(account) -> Bonus:
+    return Bonus(
+        campaign=Campaign(name="Spring deposit bonus"),
+        login=account.login,
+        bonus_type=BonusType.CONVERTIBLE,
+        trigger=Trigger.AUTO_DEPOSIT,
+        status=BonusStatus.CANCELLED,
+        amount=Decimal("100.00"),
+        credit_outstanding=Decimal("0.00"),
+        removed_amount=Decimal("100.00"),
+        lots_required=Decimal("10"),
+    )
+
+
+def _unsaved_copy(account) -> CopiedPosition:
+    return CopiedPosition(
+        link=CopyLink(master_id=account.pk, slave_id=account.pk),
+        slave_account_id=account.pk,
+        master_ticket=5001,
+        master_symbol="EURUSD",
+        master_volume=Decimal("1.00"),
+        slave_symbol="EURUSD.pro",
+        slave_side=Side.BUY,
+        slave_volume=Decimal("0.50"),
+        status=CopyStatus.FAILED,
+        copy_id="c-5001",
+    )
+
+
 def test_bonus_and_copy_events_say_what_happened(
-    owned_account, loopback_receiver, super_admin, request, django_capture_on_commit_callbacks
+    owned_account, loopback_receiver, super_admin, django_capture_on_commit_callbacks
 ):
+    """The receivers of the ports, given what the ports send (the senders are tested in their apps)."""
     webhook_endpoint_create(url=f"{loopback_receiver.url}/hook", events=["*"], secret=SECRET, created_by=super_admin)
     with django_capture_on_commit_callbacks(execute=True):
-        cause_bonus_cancelled(owned_account, None, request)
-        cause_copy_command_failed(owned_account, None, request)
+        bonus_signals.bonus_cancelled.send_robust(
+            sender=Bonus, bonus=_unsaved_bonus(owned_account), reason=CancelReason.WITHDRAWAL
+        )
+        copy_signals.copy_command_failed.send_robust(
+            sender=CopiedPosition, copy=_unsaved_copy(owned_account), retcode=10019, reason="Not enough money"
+        )
     cancelled, failed = (verify_delivery(SECRET, r["headers"], r["body"])["data"] for r in loopback_receiver.requests)
     assert cancelled["login"] == owned_account.login and cancelled["reason"] == "withdrawal"
-    assert cancelled["campaign"] == "Spring deposit bonus" and cancelled["amount"] == "100.00"
+    assert cancelled["campaign"] == "Spring deposit bonus" and cancelled["removed_amount"] == "100.00"
     assert failed["retcode"] == 10019 and failed["reason"] == "Not enough money"
     assert failed["slave_account_id"] == str(owned_account.pk) and failed["slave_volume"] == "0.50"
 
