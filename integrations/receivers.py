@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from accounts.choices import SyncOutcome
+from accounts.figures import figures_of
 from accounts.models import TradingAccount
 
 from .choices import WebhookEvent
@@ -35,10 +36,7 @@ def sync_run_saved(sender, instance, created: bool, **kwargs) -> None:
                 "account_id": str(account.pk),
                 "login": account.login,
                 "server": account.server,
-                "balance": account.balance,
-                "equity": account.equity,
-                "credit": account.credit,
-                "margin_level": account.margin_level,
+                **figures_of(account),
                 "sync_run": run_pk,
                 "deals_added": instance.deals_added,
                 "positions": instance.positions,

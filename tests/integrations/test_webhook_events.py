@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.figures import FIGURES
 from bonuses import signals as bonus_signals
 from bonuses.choices import BonusStatus, BonusType, CancelReason, Trigger
 from bonuses.models import Bonus, Campaign
@@ -230,6 +231,20 @@ def test_bonus_and_copy_events_say_what_happened(
     assert cancelled["campaign"] == "Spring deposit bonus" and cancelled["removed_amount"] == "100.00"
     assert failed["retcode"] == 10019 and failed["reason"] == "Not enough money"
     assert failed["slave_account_id"] == str(owned_account.pk) and failed["slave_volume"] == "0.50"
+
+
+def test_account_synced_carries_every_account_figure_under_its_one_name(
+    owned_account, loopback_receiver, super_admin, request, django_capture_on_commit_callbacks
+):
+    webhook_endpoint_create(
+        url=f"{loopback_receiver.url}/hook", events=["account.synced"], secret=SECRET, created_by=super_admin
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        cause_account_synced(owned_account, None, request)
+    (request_seen,) = loopback_receiver.requests
+    data = verify_delivery(SECRET, request_seen["headers"], request_seen["body"])["data"]
+    assert set(FIGURES) <= set(data)
+    assert data["balance"] == str(owned_account.balance) and data["floating_profit"] is not None
 
 
 def test_a_wrong_secret_or_an_altered_body_fails_the_receivers_check(
