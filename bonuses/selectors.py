@@ -174,5 +174,7 @@ def monitoring_status() -> dict:
         "scheduler_running": any(s["alive"] for s in shards),
         "shards": shards,
         "pending_operations": BonusOperation.objects.filter(status=OperationStatus.PENDING).count(),
+        # Postings retried BONUS_OPERATION_MAX_ATTEMPTS times: a person retries them or marks them resolved.
+        "failed_operations": BonusOperation.objects.filter(status=OperationStatus.FAILED).count(),
         "recent_cycles": recent,
     }

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 import pytest
 from django.test import Client
 
+from bonuses import selectors
 from bonuses.choices import AuditAction, BonusStatus, OperationKind, OperationStatus, Trigger
 from bonuses.models import AuditLog, Bonus, BonusOperation, MonitorCycle, MonitorShard
 from bonuses.monitor import Monitor
@@ -140,6 +141,8 @@ def test_a_posting_refused_every_time_fails_to_a_person_with_an_alert(settings, 
     admin.force_login(super_admin)
     page = admin.get("/admin/bonuses/bonus/").content.decode()
     assert "1 MT5 posting(s) failed after every retry" in page
+    assert admin.get("/admin/bonuses/bonus/monitoring/").status_code == 200
+    assert selectors.monitoring_status()["failed_operations"] == 1
 
     # Read-Only may see the posting, not retry it.
     viewer = Client()
