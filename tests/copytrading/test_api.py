@@ -137,8 +137,8 @@ def test_an_account_cannot_copy_itself(owner_client, slave):
 
 
 def test_gates_refuse_links_beyond_the_plan(owner_client, master, slave, monkeypatch):
-    from entitlements import gates
     from config.errors import NotAllowed
+    from entitlements import gates
 
     def no_more(user, limit, current):
         if limit == "copy_links" and current >= 0:
