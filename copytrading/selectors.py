@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count
 
 from accounts.models import TradingAccount
 
 from .choices import AccountMode
+from .models import AccountCopyState, CopyLink, Rule
 from .sizing import AccountFigures
 
 VERSION_KEY = "copytrading:config-version"
@@ -102,8 +104,6 @@ def configured_accounts(version: int) -> frozenset[str]:
     """Every account that is a master, a slave or has a rule, read once per version per process:
     the heartbeats of all other accounts need no query at all."""
     if _configured[0] != version:
-        from .models import CopyLink, Rule
-
         ids = set()
         for master_id, slave_id in CopyLink.objects.filter(active=True).values_list("master_id", "slave_id"):
             ids.update((str(master_id), str(slave_id)))
@@ -138,16 +138,12 @@ def account_config_in_memory(account_id) -> AccountConfig | None:
 
 
 def _load(account_id: str) -> AccountConfig:
-    from .models import AccountCopyState, CopyLink, Rule
-
     links = list(
         CopyLink.objects.filter(master_id=account_id, active=True)
         .select_related("master", "slave", "slave__copy_state")
         .order_by("priority", "id")
     )
     if links:
-        from django.db.models import Count
-
         # Slaves fed by several masters need the priority check; the others skip its queries.
         shared = set(
             CopyLink.objects.filter(slave_id__in=[link.slave_id for link in links], active=True)

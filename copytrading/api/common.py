@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -48,8 +49,6 @@ def filter_int(request, name):
 
 
 def filter_uuid(request, name):
-    import uuid
-
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
