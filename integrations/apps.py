@@ -28,5 +28,7 @@ class IntegrationsConfig(AppConfig):
         )
         deliveries_ready.connect(tasks.deliveries_enqueue, dispatch_uid="integrations.deliveries_enqueue")
         for signal in (post_save, post_delete):
-            signal.connect(selectors.forget_webhook_events, sender=WebhookEndpoint, dispatch_uid="integrations.events")
+            signal.connect(
+                selectors.webhook_endpoint_changed, sender=WebhookEndpoint, dispatch_uid="integrations.events"
+            )
         admin.add_preflight_admin_action()

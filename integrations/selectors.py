@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, F, Max, Q, Sum
 from django.utils import timezone
 
@@ -136,22 +137,24 @@ def webhooks_status() -> dict:
     }
 
 
-# Every account sync asks whether anyone wants "account.synced"; the answer is kept briefly per process
-# (an endpoint saved or deleted in this process clears it at once, other processes within the TTL).
-WEBHOOK_EVENTS_TTL_SECONDS = 2.0
-_webhook_events: tuple[float, frozenset[str]] | None = None
+# Every account sync asks whether anyone wants "account.synced": the answer is shared data, so it lives in the
+# Django cache (docs on per-process memos: config/caches.py). Saving or deleting an endpoint drops the key at once and
+# again when that write commits, so no process keeps a set read before the commit. The timeout only bounds how long a
+# per-process cache (the embedded local-memory one) can lag behind another process's change.
+WEBHOOK_EVENTS_KEY = "integrations:webhook-events:v1"
+WEBHOOK_EVENTS_SECONDS = 10
 
 
 def webhook_events_wanted() -> frozenset[str]:
     """The events some active endpoint subscribes to (``"*"`` stands for every event)."""
-    global _webhook_events
-    now = time.monotonic()
-    if _webhook_events is None or now - _webhook_events[0] > WEBHOOK_EVENTS_TTL_SECONDS:
-        events: set[str] = set()
-        for wanted in WebhookEndpoint.objects.filter(is_active=True).values_list("events", flat=True):
-            events.update(wanted or ())
-        _webhook_events = (now, frozenset(events))
-    return _webhook_events[1]
+    events = cache.get(WEBHOOK_EVENTS_KEY)
+    if events is None:
+        wanted: set[str] = set()
+        for chosen in WebhookEndpoint.objects.filter(is_active=True).values_list("events", flat=True):
+            wanted.update(chosen or ())
+        events = sorted(wanted)
+        cache.set(WEBHOOK_EVENTS_KEY, events, WEBHOOK_EVENTS_SECONDS)
+    return frozenset(events)
 
 
 def webhook_event_wanted(event: str) -> bool:
@@ -159,6 +162,11 @@ def webhook_event_wanted(event: str) -> bool:
     return "*" in wanted or event in wanted
 
 
-def forget_webhook_events(**kwargs) -> None:
-    global _webhook_events
-    _webhook_events = None
+def forget_webhook_events() -> None:
+    cache.delete(WEBHOOK_EVENTS_KEY)
+
+
+def webhook_endpoint_changed(**kwargs) -> None:
+    """Receiver of post_save / post_delete of ``WebhookEndpoint``: forget now, and again once the write commits."""
+    forget_webhook_events()
+    transaction.on_commit(forget_webhook_events)

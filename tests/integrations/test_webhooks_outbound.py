@@ -17,8 +17,9 @@ from config import net
 from config.errors import ServiceError
 from integrations.choices import DeliveryStatus
 from integrations.models import WebhookDelivery, WebhookEndpoint
+from integrations.selectors import webhook_event_wanted
 from integrations.services.delivery import backoff_seconds, webhook_deliveries_due, webhook_delivery_attempt
-from integrations.services.webhooks import webhook_emit, webhook_endpoint_create
+from integrations.services.webhooks import webhook_emit, webhook_endpoint_create, webhook_endpoint_update
 from mt5bridge.sync import account_sync
 from tests.personas import api_client_for
 
@@ -359,3 +360,17 @@ def test_a_refused_ping_from_the_api_is_a_failed_delivery_not_a_500(
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"])
 def test_public_addresses_pass_the_vetting(address):
     assert net.refused_because(address) is None
+
+
+def test_who_wants_an_event_follows_endpoint_changes_at_once(super_admin, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    assert not webhook_event_wanted("account.synced")  # remembered: nobody
+    endpoint, _ = webhook_endpoint_create(url="http://127.0.0.1:9/x", events=["account.synced"])
+    assert webhook_event_wanted("account.synced") and not webhook_event_wanted("rule.hit")
+    webhook_endpoint_update(endpoint=endpoint, events=["*"])
+    assert webhook_event_wanted("rule.hit")
+    webhook_endpoint_update(endpoint=endpoint, is_active=False)
+    assert not webhook_event_wanted("rule.hit")
+    webhook_endpoint_update(endpoint=endpoint, is_active=True)
+    endpoint.delete()
+    assert not webhook_event_wanted("account.synced")
