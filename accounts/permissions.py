@@ -144,7 +144,7 @@ def capability_required(capability: str) -> Callable:
                     raise PermissionDenied
             return view_func(*args, **kwargs)
 
-        wrapped.capability = capability
+        wrapped.capability = capability  # type: ignore[attr-defined]  # read by the permission tests
         return wrapped
 
     return decorate

@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 class ServiceError(Exception):
     """A business rule refused the request. Services raise it; the edges turn it into a 4xx."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
     def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, details=None):
         super().__init__(message)

@@ -97,8 +97,8 @@ def equity_series(snaps: SnapshotTable, deal_times: np.ndarray, balance_after: n
         return [[iso(t), money(equity), money(balance)] for t, equity, balance in points]
     # No snapshots: the balance curve from deals stands in for equity.
     idx = _thin(len(deal_times))
-    points = zip(deal_times[idx].tolist(), map(money, balance_after[idx].tolist()), strict=True)
-    return [[iso(t), balance, balance] for t, balance in points]
+    balance_points = zip(deal_times[idx].tolist(), map(money, balance_after[idx].tolist()), strict=True)
+    return [[iso(t), balance, balance] for t, balance in balance_points]
 
 
 def drawdown_series(snaps: SnapshotTable, deal_times: np.ndarray, index: np.ndarray, flows: np.ndarray) -> list:

@@ -104,7 +104,7 @@ def compute_statistics(
         last_time = (
             float(max(last_time, snapshots.time.max())) if last_time is not None else float(snapshots.time.max())
         )
-    days = max((last_time - first_time) / DAY, 1.0) if first_time is not None else None
+    days = max((last_time - first_time) / DAY, 1.0) if first_time is not None and last_time is not None else None
 
     summary: dict[str, Any] = {
         "period_start": iso(first_time) if first_time is not None else None,

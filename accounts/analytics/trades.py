@@ -75,7 +75,7 @@ def closed_trades(d: DealTable, cash: np.ndarray, balance_before: np.ndarray, di
     for a, b in zip(bounds[:-1], bounds[1:], strict=False):
         code = int(sorted_codes[a])
         name = d.symbols[code]
-        dg = digits.get(name) if name in digits else price_digits(trade_price[sym_order[a:b]])
+        dg = digits[name] if name in digits else price_digits(trade_price[sym_order[a:b]])
         pip[code] = pip_size(int(dg))
     with np.errstate(divide="ignore", invalid="ignore"):
         entry_price = np.where(in_vol > 0, pv_in / np.where(in_vol > 0, in_vol, 1), np.nan)
@@ -118,7 +118,7 @@ def _no_trades() -> dict:
 
 def streaks(profit: np.ndarray) -> dict:
     """Longest runs of wins and losses (by count, ties to the larger money) and the richest runs."""
-    out = {
+    out: dict[str, Any] = {
         "max_consecutive_wins": None,
         "max_consecutive_losses": None,
         "max_consecutive_profit": None,

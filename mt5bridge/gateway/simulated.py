@@ -136,7 +136,10 @@ class SimulatedGateway:
                 raise NotFound(f"login {login} is not on the simulated server")
         else:
             server = self._current_server or DEFAULT_SERVER
-        return [spec.to_info() for spec in get_server(server).symbols]
+        spec_of_server = get_server(server)
+        if spec_of_server is None:
+            raise NotFound(f"no simulated server {server!r}")
+        return [spec.to_info() for spec in spec_of_server.symbols]
 
     def tick(self, symbol: str) -> Tick:
         spec = find_symbol(symbol, self._current_server)

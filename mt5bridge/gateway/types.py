@@ -213,8 +213,9 @@ class AccountInfo:
     margin_free: Decimal
     margin_level: Decimal | None  # percent; None when no margin is used
     profit: Decimal  # floating P/L of open positions
-    margin_mode: MarginMode = MarginMode.RETAIL_HEDGING
-    trade_mode: AccountTradeMode = AccountTradeMode.DEMO
+    # Enum fields hold the int of a code newer than the enum knows (terminal_rows.enum_or_int).
+    margin_mode: MarginMode | int = MarginMode.RETAIL_HEDGING
+    trade_mode: AccountTradeMode | int = AccountTradeMode.DEMO
     margin_so_call: Decimal = Decimal("100")
     margin_so_so: Decimal = Decimal("50")
 
@@ -223,7 +224,7 @@ class AccountInfo:
 class Position:
     ticket: int
     symbol: str
-    type: PositionType
+    type: PositionType | int
     volume: Decimal
     price_open: Decimal
     price_current: Decimal
@@ -242,7 +243,7 @@ class Position:
 class PendingOrder:
     ticket: int
     symbol: str
-    type: OrderType
+    type: OrderType | int
     volume_initial: Decimal
     volume_current: Decimal
     price_open: Decimal
@@ -263,8 +264,8 @@ class Deal:
     ticket: int
     order: int
     time: datetime  # UTC, aware, millisecond precision
-    type: DealType
-    entry: DealEntry
+    type: DealType | int
+    entry: DealEntry | int
     magic: int
     position_id: int
     reason: int

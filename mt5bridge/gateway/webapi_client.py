@@ -10,7 +10,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Container
 from typing import Any, Self
 
 import httpx
@@ -148,7 +148,7 @@ class WebAPIClient:
         path: str,
         params: dict[str, Any] | None,
         body: dict[str, Any] | None,
-        accept: Collection[int],
+        accept: Container[int],
     ) -> dict[str, Any]:
         content = headers = None
         if body is not None:
@@ -240,7 +240,7 @@ class WebAPIClient:
         body: dict[str, Any] | None = None,
         *,
         idempotent: bool = True,
-        accept: Collection[int] = (),
+        accept: Container[int] = (),
     ) -> dict[str, Any]:
         """One Web API command with login, one re-login on session loss, and retries."""
         with self._lock:
