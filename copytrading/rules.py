@@ -8,9 +8,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import transaction
 
+from accounts.live import account_group
+from mt5bridge.commands import command_enqueue
+
 from .choices import AccountMode, RuleAction, RuleKind
+from .models import AccountCopyState, Rule, RuleHit
+from .selectors import bump_config_version
 
 logger = logging.getLogger(__name__)
 HUNDRED = Decimal("100")
@@ -98,7 +105,6 @@ def rule_violation(rule: Any, state: Any, *, now: datetime, day_start_equity: De
 
 def rules_check(config: Any, state: Any) -> list:
     """Check every active rule of an account against its new state; fire the ones that just crossed."""
-    from .models import Rule
 
     if not config.rules:
         return []
@@ -126,7 +132,6 @@ def rules_check(config: Any, state: Any) -> list:
 
 
 def _day_start_equity(config: Any, state: Any, now: datetime) -> Decimal | None:
-    from .models import AccountCopyState
 
     needs = [r for r in config.rules if r.kind == RuleKind.DAILY_LOSS]
     if not needs:
@@ -143,16 +148,12 @@ def _day_start_equity(config: Any, state: Any, now: datetime) -> Decimal | None:
 
 
 def _bump() -> None:
-    from .selectors import bump_config_version
 
     bump_config_version()
 
 
 def rule_fire(*, rule: Any, detail: str):
     """Record a hit, apply the rule's action (mode change, close all) and push it live."""
-    from mt5bridge.commands import command_enqueue
-
-    from .models import AccountCopyState, RuleHit
 
     with transaction.atomic():
         hit = RuleHit.objects.create(
@@ -180,10 +181,6 @@ def rule_fire(*, rule: Any, detail: str):
 
 def publish_rule_hit(hit: Any) -> None:
     """Tell the account's live pages about the hit (same group and message type as every account update)."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    from accounts.live import account_group
 
     layer = get_channel_layer()
     if layer is None:

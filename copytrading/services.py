@@ -14,6 +14,9 @@ from accounts.models import TradingAccount
 from accounts.permissions import restrict
 from config.errors import Conflict, ServiceError
 from entitlements.gates import require_feature, require_limit
+from mt5bridge import gateway as gw
+from mt5bridge.commands import CommandSpec, command_enqueue, commands_enqueue_bulk
+from mt5bridge.symbols import detect_symbols
 
 from .choices import AccountMode, CopyKind, CopyStatus
 from .mapping import BrokerSymbols, broker_symbols, resolve
@@ -27,8 +30,10 @@ from .models import (
     link_id_of,
     link_origin_ref,
 )
+from .rules import zone
 from .selectors import bump_config_version
 from .signals import copy_command_failed
+from .sizing import AccountFigures, SizingSkip, copy_volume
 
 LINK_FIELDS = (
     "active",
@@ -222,7 +227,6 @@ def _book_open(row: CopiedPosition, command: Any, status: str, result: dict) -> 
 
 def _close_now(row: CopiedPosition) -> None:
     """The master closed while the copy was in flight: close it as soon as it exists."""
-    from mt5bridge.commands import command_enqueue
 
     link = row.link
     if row.kind == CopyKind.ORDER:
@@ -310,8 +314,6 @@ def _validate_rule(values: dict) -> None:
     if kind == "symbol_filter" and not (values.get("symbols_allow") or values.get("symbols_deny")):
         raise ServiceError("A symbol filter needs an allow or a deny list.", code="invalid_rule")
     if values.get("timezone"):
-        from .rules import zone
-
         if zone(values["timezone"]).key != values["timezone"] and values["timezone"] != "UTC":
             raise ServiceError(f"Unknown time zone {values['timezone']!r}.", code="invalid_timezone")
 
@@ -391,7 +393,6 @@ def _mode_allows(account: TradingAccount, kind: str) -> None:
 
 def terminal_order_send(*, user, account_id, kind: str, params: dict, client_key: str | None = None):
     """Queue one web-terminal order for an account's EA."""
-    from mt5bridge.commands import command_enqueue
 
     require_feature(user, "web_terminal")
     if kind not in TERMINAL_KINDS:
@@ -412,10 +413,6 @@ def terminal_order_send(*, user, account_id, kind: str, params: dict, client_key
 
 def template_order_params(*, template: OrderTemplate, account: TradingAccount) -> dict:
     """open_market params of a template on one account: its broker's symbol, volume, SL/TP from points."""
-    from mt5bridge import gateway as gw
-    from mt5bridge.symbols import detect_symbols
-
-    from .sizing import AccountFigures, SizingSkip, copy_volume
 
     symbols = broker_symbols(account.gateway_kind, account.server, account.login)
     # A template names a symbol the trader's way (EURUSD); each broker's list says how it spells it.
@@ -464,7 +461,6 @@ def template_order_params(*, template: OrderTemplate, account: TradingAccount) -
 
 def template_place(*, user, template: OrderTemplate, account_ids: list, client_key: str | None = None) -> dict:
     """Place a template's order on many accounts at once; accounts that cannot take it are reported, not fatal."""
-    from mt5bridge.commands import CommandSpec, commands_enqueue_bulk
 
     require_feature(user, "templates")
     specs, errors = [], {}
