@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from config.errors import ServiceError
 
-from . import services
+from . import ports, services
 from .analytics.history import statistics_for_account
 from .api import ERRORS, ErrorSerializer
 from .choices import SyncStatus
@@ -273,6 +273,13 @@ class AccountDealList(AccountDataList):
     times = ("time",)
     ordering = ("-time", "-ticket")
 
+    def get_queryset(self):
+        deals = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):
+            return deals
+        account = visible_account(self.request, self.kwargs["account_id"])
+        return ports.within_history(deals, account.owner, viewer=self.request.user)  # the plan's history window
+
 
 @extend_schema(tags=["account data"], responses={200: SnapshotSerializer(many=True), **ERRORS})
 class AccountSnapshotList(AccountDataList):
@@ -400,13 +407,18 @@ AnalyticsSerializer = inline_serializer(
             {
                 "equity": serializers.ListField(child=serializers.ListField(), help_text="[time, equity, balance]"),
                 "drawdown": serializers.ListField(child=serializers.ListField(), help_text="[time, % below peak]"),
-                "monthly_returns": serializers.ListField(child=serializers.DictField()),
-                "by_symbol": serializers.ListField(child=serializers.DictField()),
-                "by_magic": serializers.ListField(child=serializers.DictField()),
-                "by_hour": serializers.ListField(child=serializers.DictField()),
-                "by_weekday": serializers.ListField(child=serializers.DictField()),
-                "profit_distribution": serializers.ListField(child=serializers.DictField()),
+                # Advanced analytics: present only when the owner's plan has them (see "advanced").
+                "monthly_returns": serializers.ListField(child=serializers.DictField(), required=False),
+                "by_symbol": serializers.ListField(child=serializers.DictField(), required=False),
+                "by_magic": serializers.ListField(child=serializers.DictField(), required=False),
+                "by_hour": serializers.ListField(child=serializers.DictField(), required=False),
+                "by_weekday": serializers.ListField(child=serializers.DictField(), required=False),
+                "profit_distribution": serializers.ListField(child=serializers.DictField(), required=False),
             },
+        ),
+        "advanced": serializers.DictField(
+            required=False,
+            help_text="Present when the owner's plan leaves advanced analytics out: required_plan, upgrade_url.",
         ),
     },
 )
@@ -431,7 +443,10 @@ class AnalyticsView(APIView):
         account = visible_account(request, account_id)
         return Response(
             statistics_for_account(
-                account, date_from=query.validated_data.get("from"), date_to=query.validated_data.get("to")
+                account,
+                date_from=query.validated_data.get("from"),
+                date_to=query.validated_data.get("to"),
+                viewer=request.user,
             )
         )
 

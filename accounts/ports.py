@@ -5,7 +5,9 @@ needs a login through MetaTrader 5 (the MT5 bridge) and room in the owner's plan
 live above accounts, so the app that owns each fills its slot here from its ``AppConfig.ready()``:
 
 - `provide_mt5` (mt5bridge): check credentials by logging in, queue a sync;
-- `provide_account_limit` (entitlements): refuse one account more than the owner's plan allows.
+- `provide_account_limit` (entitlements): refuse one account more than the owner's plan allows;
+- `provide_history` (entitlements): how far back a viewer may read an owner's deal history, and which parts of
+  the statistics the owner's plan shows (advanced analytics).
 
 A slot nobody filled: using the MT5 one raises ``ImproperlyConfigured`` (an account cannot be checked
 without MT5); the account limit then allows everything (no plans, no limit).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,8 +63,16 @@ class MT5Access(Protocol):
 #: have one more.
 AccountLimit = Callable[..., None]
 
+#: ``start(owner, viewer=None)``: the oldest deal time ``viewer`` may read of ``owner``'s accounts (None: all);
+#: ``owner`` is a user or a user id.
+HistoryStart = Callable[..., "datetime | None"]
+#: ``view(statistics, owner, viewer=None)``: the statistics payload as ``owner``'s plan shows it to ``viewer``.
+AnalyticsView = Callable[..., dict]
+
 _mt5: MT5Access | None = None
 _account_limit: AccountLimit | None = None
+_history_start: HistoryStart | None = None
+_analytics_view: AnalyticsView | None = None
 
 
 def provide_mt5(access: MT5Access) -> None:
@@ -83,3 +94,23 @@ def mt5() -> MT5Access:
 def account_limit_check(owner: User, *, active: int) -> None:
     if _account_limit is not None:
         _account_limit(owner, active=active)
+
+
+def provide_history(start: HistoryStart, analytics: AnalyticsView) -> None:
+    global _history_start, _analytics_view
+    _history_start, _analytics_view = start, analytics
+
+
+def history_start(owner: User | int, *, viewer=None) -> datetime | None:
+    """The one history window of every read (deals list, analytics, statement import); None: no window."""
+    return None if _history_start is None else _history_start(owner, viewer=viewer)
+
+
+def within_history(deals, owner: User | int, *, viewer=None):
+    """``deals`` (a Deal queryset) narrowed to the history window."""
+    start = history_start(owner, viewer=viewer)
+    return deals if start is None else deals.filter(time__gte=start)
+
+
+def analytics_view(statistics: dict, owner: User | int, *, viewer=None) -> dict:
+    return statistics if _analytics_view is None else _analytics_view(statistics, owner, viewer=viewer)

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.errors import ServiceError
 
-from . import services
+from . import ports, services
 from .analytics.history import statistics_for_account
 from .choices import Role
 from .dashboard import dashboard_summary
@@ -235,7 +235,7 @@ def _message(exc: ServiceError) -> str:
 def account_detail(request: HttpRequest, account_id) -> HttpResponse:
 
     account = _account(request, account_id)
-    stats = statistics_for_account(account)
+    stats = statistics_for_account(account, viewer=request.user)
     context = {
         "account": account,
         "stats": stats,
@@ -255,8 +255,8 @@ def account_detail(request: HttpRequest, account_id) -> HttpResponse:
     return render(request, "accounts/account_detail.html", context)
 
 
-def _deal_query(account: TradingAccount, data: dict):
-    deals = Deal.objects.filter(account=account)
+def _deal_query(account: TradingAccount, data: dict, viewer):
+    deals = ports.within_history(Deal.objects.filter(account=account), account.owner, viewer=viewer)
     if data.get("symbol"):
         deals = deals.filter(symbol__iexact=data["symbol"].strip())
     if data.get("magic") is not None:
@@ -293,7 +293,7 @@ def account_deals(request: HttpRequest, account_id) -> HttpResponse:
     page = None
     if not form.is_bound or form.is_valid():
         data = form.cleaned_data if form.is_bound else {}
-        paginator = Paginator(_deal_query(account, data), DEALS_PER_PAGE)
+        paginator = Paginator(_deal_query(account, data, request.user), DEALS_PER_PAGE)
         page = paginator.get_page(request.GET.get("page"))
         for deal in page.object_list:
             deal.type_label = DEAL_TYPES.get(deal.deal_type, str(deal.deal_type))
@@ -317,7 +317,7 @@ def account_analytics(request: HttpRequest, account_id) -> HttpResponse:
         if date_from and date_to and date_from > date_to:
             form.add_error(None, "“From” must be on or before “To”.")
             date_from = date_to = None
-    stats = statistics_for_account(account, date_from=date_from, date_to=date_to)
+    stats = statistics_for_account(account, date_from=date_from, date_to=date_to, viewer=request.user)
     context = {
         "account": account,
         "stats": stats,

@@ -23,11 +23,13 @@ class EntitlementsConfig(AppConfig):
         post_migrate.connect(seed_plans_if_missing, sender=self, dispatch_uid="entitlements.seed_plans")
 
         # accounts refuses an account beyond the owner's plan through its port (it sits below this app).
-        from accounts.ports import provide_account_limit
+        from accounts.ports import provide_account_limit, provide_history
 
-        from .gates import require_limit
+        from .gates import analytics_for, history_start, require_limit
 
         provide_account_limit(lambda owner, *, active: require_limit(owner, "accounts", active))
+        # ... and bounds its reads of deal history and the statistics it shows by the owner's plan.
+        provide_history(history_start, analytics_for)
 
 
 def seed_plans_if_missing(using="default", apps=None, **_kwargs) -> None:

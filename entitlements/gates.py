@@ -12,7 +12,7 @@ Limits: accounts, history_days, copy_links, slaves_per_master.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -22,6 +22,11 @@ from config.errors import NotAllowed
 
 from .refusals import Refusal, exempt, feature_refusal, feature_state, limit_refusal
 from .selectors import plan_for_user, plan_unlocking_feature, plan_unlocking_limit
+
+# "Unlimited history": everything the broker holds, read from before any MT5 deal can exist.
+HISTORY_BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+# The parts of the statistics that are advanced analytics (Pro and up); the rest is every plan's.
+ADVANCED_SERIES = ("monthly_returns", "by_symbol", "by_magic", "by_hour", "by_weekday", "profit_distribution")
 
 
 def _raise(refusal: Refusal | None) -> None:
@@ -55,17 +60,41 @@ def history_days_for_user(user_id) -> int:
 
 
 def history_start(owner, *, viewer=None, now: datetime | None = None) -> datetime | None:
-    """The oldest deal time of ``owner``'s accounts that may be read or synced; None: all of it.
+    """The oldest deal time of ``owner``'s accounts that may be read; None: all of it (an unlimited plan).
 
     The one function behind every history read (deals list, analytics, exports, statement import) and the
-    sync window. The account owner's plan decides; a staff ``viewer`` sees everything.
+    sync window (`sync_history_start`). The account owner's plan decides; a staff ``viewer`` sees everything.
     """
     if viewer is not None and exempt(viewer):
         return None
-    days = history_days_for_user(getattr(owner, "pk", owner))
+    days = plan_for_user(getattr(owner, "pk", owner)).limit_history_days
     if days is None:
         return None
     return (now or timezone.now()) - timedelta(days=days)
+
+
+def sync_history_start(owner, *, now: datetime | None = None) -> datetime:
+    """Where a first sync of ``owner``'s account starts reading deals: the plan's window, or all the broker holds."""
+    return history_start(owner, now=now) or HISTORY_BEGINNING
+
+
+def analytics_for(statistics: dict, owner, *, viewer=None) -> dict:
+    """``statistics`` (accounts' statistics payload) as ``owner``'s plan shows it to ``viewer``.
+
+    Without advanced analytics the breakdowns and distributions (`ADVANCED_SERIES`) are left out and
+    ``advanced`` says which plan unlocks them; the summary and the equity and drawdown curves stay. With
+    them, ``statistics`` comes back as it is.
+    """
+    gate = feature_state(viewer if viewer is not None and exempt(viewer) else owner, "analytics_advanced")
+    if gate["allowed"]:
+        return statistics
+    series = {k: v for k, v in (statistics.get("series") or {}).items() if k not in ADVANCED_SERIES}
+    return {**statistics, "series": series, "advanced": gate}
+
+
+def systeme_contacts(users) -> list:
+    """The users whose plan includes Systeme.io sync: the only ones the sync sends as contacts."""
+    return [user for user in users if has_feature(user, "systeme_sync")]
 
 
 def ea_access(account) -> tuple[bool, str]:

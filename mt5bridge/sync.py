@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.choices import GatewayKind, SyncOutcome, SyncStatus
 from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from accounts.vault import SecretUnreadable, decrypt
-from entitlements.gates import history_days_for_user
+from entitlements.gates import sync_history_start
 from mt5bridge import gateway as gw
 
 logger = logging.getLogger(__name__)
@@ -57,16 +57,10 @@ def history_start(account: TradingAccount, now: datetime) -> datetime:
     """Where this sync starts reading deals: after the newest one held, or the history window."""
     if account.last_deal_time is not None and account.last_deal_time - DEAL_OVERLAP >= now - SHORTEST_HISTORY_WINDOW:
         return account.last_deal_time - DEAL_OVERLAP  # the steady state: no plan lookup on the hot path
-    window_start = now - timedelta(days=history_days_for(account))
+    window_start = sync_history_start(account.owner_id, now=now)  # the plan's window; unlimited: everything
     if account.last_deal_time is None:
         return window_start
     return max(account.last_deal_time - DEAL_OVERLAP, window_start)
-
-
-def history_days_for(account: TradingAccount) -> int:
-    """Days of deal history this account keeps: the global window, narrowed by the owner's plan (Free: 30)."""
-    days = history_days_for_user(account.owner_id)
-    return settings.SYNC_HISTORY_DAYS if days is None else min(days, settings.SYNC_HISTORY_DAYS)
 
 
 def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gateway | None = None) -> SyncResult:

@@ -12,6 +12,7 @@ from decimal import Decimal
 import numpy as np
 from django.db import connection
 
+from accounts import ports
 from accounts.models import AccountSnapshot, Deal, TradingAccount
 
 from .statistics import compute_statistics, period_bounds
@@ -155,17 +156,22 @@ def statistics_history_portable(
     )
 
 
-def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None) -> dict:
+def statistics_for_account(account, *, date_from: date | None = None, date_to: date | None = None, viewer=None) -> dict:
     """Statistics of one account over whole UTC days (both bounds optional, inclusive).
 
     Reads the deals, snapshots and opening balance in one query (`statistics_history`) and hands them to
     the pure `accounts.analytics.statistics.compute_statistics`. Callers check access first (`restrict`).
+    The owner's plan bounds the period (its history window) and the parts shown to ``viewer``
+    (`accounts.ports.history_start`, `analytics_view`).
     """
     start, end = period_bounds(date_from, date_to)
+    floor = ports.history_start(account.owner_id, viewer=viewer)
+    if floor is not None and (start is None or start < floor):
+        start = floor
     deals, snapshots, opening = statistics_history(account, start=start, end=end)
     result = compute_statistics(deals, snapshots, opening_balance=opening)
     result["account_id"] = str(account.pk)
     result["currency"] = account.currency
     result["date_from"] = date_from.isoformat() if date_from else None
     result["date_to"] = date_to.isoformat() if date_to else None
-    return result
+    return ports.analytics_view(result, account.owner_id, viewer=viewer)

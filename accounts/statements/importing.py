@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from accounts import ports
 from accounts.models import Deal, StatementImport, TradingAccount, User
 
 from .parsing import parse_statement
@@ -29,7 +30,11 @@ def statement_import(*, account: TradingAccount, user: User | None, filename: st
         fresh: list[Deal] = []
         skipped: list[dict] = []
         seen: set[int] = set()
+        start = ports.history_start(account.owner_id, viewer=user)  # the owner's plan's history window
         for deal in statement.deals:
+            if start is not None and deal.time < start:
+                skipped.append({"ticket": deal.ticket, "reason": "older than the plan's history"})
+                continue
             if deal.ticket in known:
                 skipped.append({"ticket": deal.ticket, "reason": "already in this account"})
                 continue

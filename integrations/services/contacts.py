@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts import vault
 from config.errors import ServiceError
+from entitlements.gates import systeme_contacts
 
 from .. import systeme
 from ..choices import WebhookEvent
@@ -146,7 +147,7 @@ def systeme_sync(*, user_ids: list[int] | None = None, client: systeme.SystemeCl
         missing = sorted(wanted - known)
         if missing:
             logger.warning("Systeme.io has no custom contact fields %s; create them to receive those figures", missing)
-        for user in contacts_to_sync(user_ids).iterator():
+        for user in systeme_contacts(contacts_to_sync(user_ids).iterator()):  # Enterprise: the plan gate
             record = contact_sync(user=user, client=client, known_slugs=known)
             if record.last_error:
                 summary["failed"] += 1

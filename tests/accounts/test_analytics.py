@@ -627,6 +627,7 @@ def test_statistics_for_account_costs_one_query_whatever_the_number_of_deals(
     empty, small = _account(owner), _account(owner)
     _mixed_history(small, positions=3)
     assert Deal.objects.filter(account=small).count() < 10 < 250 < Deal.objects.filter(account=mixed_account).count()
+    statistics_for_account(empty)  # the owner's plan (history window, advanced analytics) is cached from here on
     for account in (empty, small, mixed_account):
         for window in ({}, {"date_from": date(2026, 1, 20), "date_to": date(2026, 2, 10)}):
             with django_assert_num_queries(1):

@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 from config.errors import NotAllowed
 from entitlements import gates
 from entitlements.selectors import forget_user_plan, plan_for_user
-from mt5bridge.sync import history_days_for
 
 from .conftest import make_account, on_plan
 
@@ -139,12 +138,11 @@ def test_a_gated_api_view_answers_403_json_naming_the_plan(owner, stripe_mode, f
 # --- Sync schedule ----------------------------------------------------------------------------
 
 
-def test_free_history_is_thirty_days_and_pro_is_the_sync_maximum(owner, stripe_mode, settings):
-    account = make_account(owner)
+def test_free_history_is_thirty_days_and_pro_has_no_window(owner, stripe_mode):
     assert gates.history_days_for_user(owner.pk) == 30
-    assert history_days_for(account) == 30
+    assert gates.history_start(owner) is not None
     on_plan(owner, "pro")
-    assert history_days_for(account) == settings.SYNC_HISTORY_DAYS
+    assert gates.history_start(owner) is None  # tests/entitlements/test_plan_features.py: every plan, every read
 
 
 # --- EA protocol ------------------------------------------------------------------------------

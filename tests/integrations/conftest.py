@@ -10,6 +10,13 @@ SYSTEME_KEY = "test-systeme-key"
 WEBHOOK_SECRET = "inbound-secret-for-tests"
 
 
+@pytest.fixture(autouse=True)
+def _plan_with_systeme_sync(settings):
+    """Systeme.io sync is an Enterprise feature (entitlements.gates.systeme_contacts): local mode puts everyone on
+    Enterprise here, so the traders these tests create are the sync's contacts."""
+    settings.BILLING_DEFAULT_PLAN = "enterprise"
+
+
 @pytest.fixture
 def fake_systeme(settings):
     server = FakeSysteme(api_key=SYSTEME_KEY).start()
