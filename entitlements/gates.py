@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import TradingAccount
@@ -51,12 +50,6 @@ def require_feature(user, feature: str) -> None:
 def require_limit(user, limit: str, current: int) -> None:
     """Raise a 403 ServiceError naming the plan that unlocks more when ``current`` is at ``limit``."""
     _raise(limit_refusal(user, limit, current))
-
-
-def history_days_for_user(user_id) -> int:
-    """Days of deal history the sync keeps for this user (Free: 30)."""
-    days = plan_for_user(user_id).limit_history_days
-    return settings.SYNC_HISTORY_DAYS if days is None else min(days, settings.SYNC_HISTORY_DAYS)
 
 
 def history_start(owner, *, viewer=None, now: datetime | None = None) -> datetime | None:
