@@ -292,6 +292,12 @@ class UpdateObjectCases(APIResource):
             assert_error(response, expected)
             assert self.snapshot(obj) == before
 
+    def test_update_object_refuses_a_body_that_is_not_an_object(self, actor, actor_client):
+        obj = self.make(actor)
+        before = self.snapshot(obj)
+        assert_error(self.update(actor_client, obj, ["not", "an", "object"]), 400)
+        assert self.snapshot(obj) == before
+
     def test_update_object_with_bad_input(self, actor, actor_client, bad_update):
         name, value = bad_update
         obj = self.make(actor)
