@@ -5,7 +5,7 @@ case of four new positions a second on every master), at phases spread over the 
 timers are (all starting on the same tick would make every beat part of a burst of BENCH_PAIRS). Each slave holds
 a long poll (GET /api/ea/commands?wait=BENCH_WAIT) and acks what it gets on a second connection while its next
 poll already waits (BENCH_ACK_INLINE=1: ack, then poll, as ``ReferenceEA.poll`` does). The server's copy hook
-(the copy engine, copytrading.hooks, through one CopyLink per pair; BENCH_HOOKS=ea_bench_hooks: a stand-in that
+(the copy engine, copy trading's listener, through one CopyLink per pair; BENCH_HOOKS=ea_bench_hooks: a stand-in that
 only enqueues, to tell the engine's share from the transport's) turns the new position into one command for the
 slave. Latency = slave reply received − master request sent, same clock,
 one process; copies sent in the first BENCH_WARMUP_SECONDS are not counted. Each EA speaks through its own
@@ -220,7 +220,7 @@ def main() -> None:
         store.client().set(f"bench:slave_of:{m[0]}", s[0])
     if HOOKS == "copytrading.hooks":
         link_pairs(list(zip(masters, slaves, strict=True)))
-    server = start_server(workers=WORKERS, port=PORT, extra_env={"EA_HOOKS_MODULE": HOOKS})
+    server = start_server(workers=WORKERS, port=PORT, extra_env={"BENCH_HOOKS": HOOKS})
     load_before = load_average()
     try:
         try:

@@ -565,7 +565,6 @@ EA_GATE_CACHE_SECONDS = envint(
 EA_REDIS_MAX_CONNECTIONS = envint("EA_REDIS_MAX_CONNECTIONS", 500, minimum=2)
 EA_FAST_PATH = envbool("EA_FAST_PATH", True)  # serve POST /api/ea/heartbeat before Django's middleware (ASGI)
 EA_FAST_PATH_THREADS = envint("EA_FAST_PATH_THREADS", 8, minimum=1)  # worker threads per process for that path
-EA_HOOKS_MODULE = envstr("EA_HOOKS_MODULE", "copytrading.hooks")  # on_ea_state / on_command_result
 
 # --- Billing (dj-stripe plans and gates) ----------------------------------------------
 # Without a Stripe secret key billing runs in local mode: everyone is on BILLING_DEFAULT_PLAN.

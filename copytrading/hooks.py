@@ -1,4 +1,4 @@
-"""Entry points the EA protocol calls: each stored heartbeat, and each command result."""
+"""Copy trading's bridge listener: what it does with each accepted heartbeat and each stored command result."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from .choices import CopyKind, CopyStatus
 from .engine import copy_master_state
-from .models import link_id_of
+from .models import CopiedPosition, link_id_of
 from .rules import rules_check
 from .selectors import account_config, account_config_in_memory
+from .services import copy_result_apply
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ def ea_state_is_idle(account_id) -> bool:
 
 def slave_positions_closed(*, account_id: str, previous: Any, current: Any) -> int:
     """Mark copies whose slave position disappeared: by our close, or by hand (never reopened then)."""
-    from .models import CopiedPosition
-
     before = {p.identifier or p.ticket for p in previous.positions}
     after = {p.identifier or p.ticket for p in current.positions}
     gone = before - after
@@ -74,9 +73,23 @@ def on_command_result(command: Any) -> None:
     """Link a slave's result to its copy row: the slave ticket on success, the reason on failure."""
     if getattr(command, "origin", None) != "copy" or link_id_of(command.origin_ref) is None:
         return
-    from .services import copy_result_apply
-
     try:
         copy_result_apply(command=command)
     except Exception:  # the command result is stored by the caller; a copy bookkeeping bug must not lose it
         logger.exception("copy bookkeeping failed for command %s", command.id)
+
+
+class CopyListener:
+    """``mt5bridge.events.BridgeListener`` for copy trading, registered in ``CopytradingConfig.ready``."""
+
+    def on_ea_state(self, previous: Any | None, current: Any) -> None:
+        on_ea_state(previous, current)
+
+    def on_command_result(self, command: Any) -> None:
+        on_command_result(command)
+
+    def is_idle(self, account_id: str) -> bool:
+        return ea_state_is_idle(account_id)
+
+
+listener = CopyListener()

@@ -8,7 +8,6 @@ reconciliation per account repairs the cache after a crash between the two.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import logging
 import re
@@ -24,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, ServiceError
+from mt5bridge import events
 from mt5bridge.ea import store
 from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandStatus
 from mt5bridge.ea.protocol import (
@@ -64,28 +64,6 @@ class CommandSpec:
     expires_at: datetime | None = None
     idempotency_key: str | None = None
     origin_ref: str = ""
-
-
-# --- hooks (implemented by copytrading; absent → skipped) ---
-
-
-def hook(name: str):
-    """The named hook from ``settings.EA_HOOKS_MODULE``, or None when that module does not exist."""
-    return _hook(settings.EA_HOOKS_MODULE, name)
-
-
-@functools.cache
-def _hook(module_name: str, name: str):
-    # Cached: a failed import is not cached by Python and would search sys.path on every heartbeat.
-    if not module_name:
-        return None
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, name, None)
 
 
 # --- enqueue ---
@@ -436,8 +414,6 @@ def commands_deliver(*, account_id, limit: int = 50, now: float | None = None, p
     else:
         if not raw:
             return []
-        import json
-
         queued = {cid: json.loads(text) for cid, text in raw.items()}
     if not queued:
         return []
@@ -533,11 +509,6 @@ def command_results_apply(*, account_id, results: Iterable[CommandResult]) -> li
         outcomes.append(ResultOutcome(str(res.id), "applied"))
     if outcomes:
         store.queue_remove(account_id, [o.id for o in outcomes if o.outcome != "unknown"])
-    on_result = hook("on_command_result") if applied else None
     for command in applied:
-        if on_result is not None:
-            try:
-                on_result(command)
-            except Exception:  # the result is stored; a failing consumer must not make the EA resend it forever
-                logger.exception("on_command_result failed for command %s", command.id)
+        events.command_result_stored(command)
     return outcomes

@@ -84,6 +84,9 @@ def state_message(gateway: gw.MT5Gateway, login: int) -> dict:
     }
 
 
+OPENING_KINDS = frozenset({"open_market", "place_pending"})  # refused while paused; closing and modifying go on
+
+
 class CommandExecutor:
     """Runs protocol commands against a gateway, once per command id."""
 
@@ -156,6 +159,11 @@ class CommandExecutor:
         if kind == "resume":
             self.paused = False
             return self._result(command, "executed", None, "resumed")
+        if self.paused and kind in OPENING_KINDS:
+            # Refused, not held: a copy that waited for the resume would open at a stale price.
+            return self._result(
+                command, "failed", int(gw.Retcode.TRADE_DISABLED), "paused: opens nothing until resumed"
+            )
         if kind in ("open_market", "place_pending", "close", "close_partial", "close_all"):
             previous = self._already_done(command)
             if previous is not None:
@@ -325,6 +333,7 @@ class ReferenceEA:
         """One heartbeat: state + results of commands executed since the last one; executes the reply's commands."""
         body = state_message(self.gateway, self.login)
         body["results"] = list(self.unreported.values())
+        body["paused"] = self.executor.paused
         response = self.http.post(f"{self.base_url}/api/ea/heartbeat", json=body, headers=self.headers)
         response.raise_for_status()
         reply = response.json()

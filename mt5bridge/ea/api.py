@@ -27,7 +27,7 @@ from config.net import client_ip
 from mt5bridge import commands as cq
 from mt5bridge.ea import services
 from mt5bridge.ea.models import EAToken
-from mt5bridge.ea.protocol import MAX_POLL_COMMANDS, ProtocolError, parse_ack, parse_json, parse_poll
+from mt5bridge.ea.protocol import MAX_POLL_COMMANDS, ProtocolError, decode_ack, parse_poll
 
 EA_ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="The message breaks the protocol (details.field says where)"),
@@ -189,7 +189,7 @@ class CommandAckView(EAView):
     def post(self, request):
         body = self.read_body(request)
         try:
-            results = parse_ack(parse_json(body))
+            results = decode_ack(body)
         except ProtocolError as exc:
             return protocol_error(exc)
         outcomes = cq.command_results_apply(account_id=request.user.account_id, results=results)

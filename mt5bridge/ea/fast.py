@@ -20,7 +20,6 @@ are cached). The DRF view blocks a thread per waiting EA instead. Every other re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +34,8 @@ from django.http.request import split_domain_port, validate_host
 from config.errors import error_body
 from config.net import scope_client_ip
 from mt5bridge import commands as cq
-from mt5bridge.ea import services, store
-from mt5bridge.ea.protocol import ProtocolError, parse_ack, parse_heartbeat, parse_json, parse_poll
+from mt5bridge.ea import persist, services, store, wakeups
+from mt5bridge.ea.protocol import ProtocolError, decode_ack, decode_heartbeat, parse_poll
 from mt5bridge.ea.state import state_fingerprint, state_to_json
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ POLL_PATH = "/api/ea/commands"
 ACK_PATH = "/api/ea/command-ack"
 # While the wake-up subscription is (re)connecting, a waiting poll looks at its queue this often.
 UNSUBSCRIBED_RECHECK_SECONDS = 1.0
-CLOSE_TIMEOUT_SECONDS = 1.0  # closing the wake-up subscription when its loop shuts down
 
 
 class _Refused(Exception):
@@ -151,7 +149,7 @@ def ack(token: str | None, ip: str, body: bytes, client: services.EAClient | Non
     try:
         client = client or _authorize(token, ip, throttle=False)
         try:
-            results = parse_ack(parse_json(body))
+            results = decode_ack(body)
         except ProtocolError as exc:
             return 400, error_body("protocol_error", exc.message, {"field": exc.field}), []
         outcomes = cq.command_results_apply(account_id=client.account_id, results=results)
@@ -245,7 +243,7 @@ def _periodic_work(checks, writes) -> None:
     # EA_QUEUE_RECONCILE_SECONDS.
     close_old_connections()
     try:
-        for work, items in ((services.states_persist, writes), (cq.queues_reconcile, checks)):
+        for work, items in ((persist.states_persist, writes), (cq.queues_reconcile, checks)):
             if items:
                 try:
                     work(items)
@@ -288,9 +286,7 @@ async def steady_beat(pool, token: str | None, body: bytes) -> tuple[int, dict, 
     hashed, client = known
     received_at = datetime.now(UTC)
     try:
-        beat_ = parse_heartbeat(
-            parse_json(body), account_id=client.account_id, login=client.login, received_at=received_at
-        )
+        beat_ = decode_heartbeat(body, account_id=client.account_id, login=client.login, received_at=received_at)
     except ProtocolError:
         return None
     if beat_.results:
@@ -371,101 +367,6 @@ def poll_deliver(poll: _Poll) -> list[dict]:
         return cq.commands_deliver(account_id=poll.client.account_id, limit=poll.limit)
     finally:
         close_old_connections()
-
-
-class WakeUps:
-    """The long polls waiting in this event loop, per account, and the one Redis subscription that wakes them.
-
-    A poll registers before it looks at its queue, so a command cached after that look always wakes it. Messages
-    published while the subscription is down are lost, so every (re)subscription wakes every waiter to look again.
-    """
-
-    def __init__(self):
-        self.waiting: dict[str, set[asyncio.Event]] = {}
-        self.turns: dict[str, asyncio.Lock] = {}
-        self.listening = asyncio.Event()
-        self.task = asyncio.get_running_loop().create_task(self._listen())
-
-    def register(self, account_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self.waiting.setdefault(account_id, set()).add(event)
-        self.turns.setdefault(account_id, asyncio.Lock())
-        return event
-
-    def unregister(self, account_id: str, event: asyncio.Event) -> None:
-        events = self.waiting.get(account_id)
-        if events is not None:
-            events.discard(event)
-            if not events:
-                del self.waiting[account_id]
-                del self.turns[account_id]
-
-    def turn(self, account_id: str) -> asyncio.Lock:
-        """Polls of one account waiting here look at its queue one at a time, so a wake-up hands a command to one
-        of them, as the DRF view's BLPOP does (``commands_deliver`` itself does not exclude a concurrent caller)."""
-        return self.turns[account_id]
-
-    def wake(self, account_id: str) -> None:
-        for event in self.waiting.get(account_id, ()):
-            event.set()
-
-    def wake_all(self) -> None:
-        for events in self.waiting.values():
-            for event in events:
-                event.set()
-
-    async def _listen(self) -> None:
-        delay = 0.1
-        redis = store.async_client()
-        try:
-            while True:
-                pubsub = redis.pubsub()
-                try:
-                    await pubsub.subscribe(store.wake_channel())
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
-                            self.wake(message["data"])
-                        elif message["type"] == "subscribe":  # also after redis-py reconnects by itself
-                            self.listening.set()
-                            self.wake_all()
-                            delay = 0.1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    logger.warning("EA wake-up subscription lost (%s); resubscribing in %.1f s", exc, delay)
-                finally:
-                    self.listening.clear()
-                    # Bounded: closing a pub/sub whose read was just cancelled can wait forever on its connection,
-                    # and a loop shutting down waits for this task.
-                    with contextlib.suppress(Exception, asyncio.CancelledError):
-                        await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)
-                self.wake_all()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        finally:
-            # Cancelled only when the loop shuts down (server exit, or the end of a test's loop).
-            # ``nowait``: without it a connection awaits its transport's ``wait_closed()``, which can wait forever
-            # when another task's read still holds the transport (redis-py #3941) and keeps the loop from closing.
-            pool = redis.connection_pool
-            connections = [*pool._available_connections, *pool._in_use_connections]
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(
-                    asyncio.gather(*(c.disconnect(nowait=True) for c in connections), return_exceptions=True),
-                    CLOSE_TIMEOUT_SECONDS,
-                )
-
-
-_wake_ups: dict = {}
-
-
-def wake_ups() -> WakeUps:
-    """The running loop's ``WakeUps`` (one per process under an ASGI server; tests run a loop per request)."""
-    loop = asyncio.get_running_loop()
-    for closed in [known for known in _wake_ups if known.is_closed()]:
-        del _wake_ups[closed]
-    if loop not in _wake_ups:
-        _wake_ups[loop] = WakeUps()
-    return _wake_ups[loop]
 
 
 async def _disconnected(receive) -> None:
@@ -586,7 +487,7 @@ class EAFastPath:
         loop = asyncio.get_running_loop()
         if not poll.wait:
             return await loop.run_in_executor(self.pool, poll_deliver, poll)
-        hub = wake_ups()
+        hub = wakeups.wake_ups()
         account_id = poll.client.account_id
         woken = hub.register(account_id)
         hung_up = loop.create_task(_disconnected(receive))

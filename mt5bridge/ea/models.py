@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -86,6 +87,12 @@ class EAConnection(models.Model):
     @property
     def status(self) -> str:
         return connection_status(self.last_seen_at)
+
+    @property
+    def ea_paused(self) -> bool:
+        """The EA reported itself paused (a "pause" command: it opens nothing until "resume")."""
+        text = self.state.get("json") if isinstance(self.state, dict) else None
+        return bool(text) and bool(json.loads(text).get("pz"))
 
 
 def connection_status(last_seen_at: datetime | None, now: datetime | None = None) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+import msgspec
 
 from mt5bridge.ea.state import EAOrder, EAPosition, EAState
 
@@ -68,21 +69,7 @@ def order_comment(command_id: uuid.UUID | str, comment: str = "") -> str:
     return (tag + " " + comment)[:COMMENT_LENGTH]
 
 
-# --- JSON parsing ---
-
-
-def _reject_constant(name: str):
-    raise ProtocolError(f"{name} is not a number the protocol accepts")
-
-
-def parse_json(body: bytes) -> object:
-    """Parse a request body: decimals stay exact, NaN/Infinity are refused."""
-    try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except ProtocolError:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"body is not valid JSON: {str(exc)[:100]}") from exc
+# --- validators of command parameters (the EA's messages use the structs below) ---
 
 
 def _int(value, field: str, *, minimum: int = 0, maximum: int = MAX_TICKET) -> int:
@@ -136,23 +123,153 @@ def _time(value, field: str) -> datetime:
     return datetime.fromtimestamp(float(value), tz=UTC)
 
 
-def _obj(value, field: str) -> dict:
-    if not isinstance(value, dict):
-        raise ProtocolError("must be an object", field)
-    return value
+# --- the messages: one declarative schema, compiled once, used by every edge ---
 
 
-def _list(value, field: str, maximum: int) -> list:
+def _bounded(name: str, value: Decimal | None, minimum: Decimal | None, maximum: Decimal) -> None:
+    """A Decimal's bounds (msgspec bounds only ints and floats): the message names the field for ``ProtocolError``."""
     if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ProtocolError("must be an array", field)
-    if len(value) > maximum:
-        raise ProtocolError(f"at most {maximum} items", field)
-    return value
+        return
+    if not value.is_finite():
+        raise ValueError(f"@{name}: must be a finite number")
+    if abs(value) > maximum:
+        raise ValueError(f"@{name}: out of range")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"@{name}: must be at least {minimum}")
 
 
-# --- heartbeat ---
+_ZERO = Decimal(0)
+_MIN_VOLUME = Decimal("0.00000001")
+Ticket = Annotated[int, msgspec.Meta(ge=1, le=MAX_TICKET)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TICKET)]
+Epoch = Annotated[float, msgspec.Meta(ge=MIN_TIME, le=MAX_TIME)]
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SYMBOL)]
+Comment = Annotated[str, msgspec.Meta(max_length=64)]
+TerminalKey = Annotated[str, msgspec.Meta(max_length=40)]
+TerminalValue = Annotated[str, msgspec.Meta(max_length=200)] | int | float | bool | None
+
+
+class PositionMsg(msgspec.Struct):
+    ticket: Ticket
+    symbol: Symbol
+    type: Annotated[int, msgspec.Meta(ge=0, le=1)]
+    volume: Decimal
+    price_open: Decimal
+    time: Epoch
+    sl: Decimal = _ZERO
+    tp: Decimal = _ZERO
+    magic: Count = 0
+    comment: Comment | None = None
+    profit: Decimal = _ZERO
+    identifier: Count | None = None
+
+    def __post_init__(self):
+        _bounded("volume", self.volume, _MIN_VOLUME, MAX_VOLUME)
+        for name in ("price_open", "sl", "tp"):
+            _bounded(name, getattr(self, name), _ZERO, MAX_PRICE)
+        _bounded("profit", self.profit, None, MAX_MONEY)
+
+
+class OrderMsg(msgspec.Struct):
+    ticket: Ticket
+    symbol: Symbol
+    type: Annotated[int, msgspec.Meta(ge=2, le=7)]
+    volume: Decimal
+    price_open: Decimal
+    time_setup: Epoch
+    sl: Decimal = _ZERO
+    tp: Decimal = _ZERO
+    magic: Count = 0
+    comment: Comment | None = None
+
+    def __post_init__(self):
+        _bounded("volume", self.volume, _MIN_VOLUME, MAX_VOLUME)
+        for name in ("price_open", "sl", "tp"):
+            _bounded(name, getattr(self, name), _ZERO, MAX_PRICE)
+
+
+class AccountMsg(msgspec.Struct):
+    balance: Decimal
+    equity: Decimal
+    credit: Decimal = _ZERO
+    margin: Decimal = _ZERO
+    margin_free: Decimal = _ZERO
+    leverage: Annotated[int, msgspec.Meta(ge=0, le=100000)] = 0
+
+    def __post_init__(self):
+        for name in ("balance", "equity", "credit", "margin_free"):
+            _bounded(name, getattr(self, name), None, MAX_MONEY)
+        _bounded("margin", self.margin, _ZERO, MAX_MONEY)
+
+
+class ResultDetailMsg(msgspec.Struct, omit_defaults=True):
+    order: Count | None = None
+    deal: Count | None = None
+    position: Count | None = None
+    price: Decimal | None = None
+    volume: Decimal | None = None
+    duplicate: bool | None = None
+
+    def __post_init__(self):
+        _bounded("price", self.price, _ZERO, MAX_PRICE)
+        _bounded("volume", self.volume, _ZERO, MAX_PRICE)
+
+
+class ResultMsg(msgspec.Struct):
+    id: uuid.UUID
+    status: Literal["executed", "failed"]
+    retcode: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] | None = None
+    message: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | None = None
+    result: ResultDetailMsg | None = None
+
+
+Results = Annotated[list[ResultMsg], msgspec.Meta(max_length=MAX_RESULTS)]
+
+
+class HeartbeatMsg(msgspec.Struct):
+    """EA heartbeat (EA → server), protocol v1."""
+
+    account: AccountMsg
+    v: int = PROTOCOL_VERSION
+    ea_version: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    login: Count | None = None
+    server_time: Epoch | None = None
+    positions: Annotated[list[PositionMsg], msgspec.Meta(max_length=MAX_POSITIONS)] | None = None
+    orders: Annotated[list[OrderMsg], msgspec.Meta(max_length=MAX_ORDERS)] | None = None
+    terminal: Annotated[dict[TerminalKey, TerminalValue], msgspec.Meta(max_length=20)] | None = None
+    results: Results | None = None
+    max_commands: Annotated[int, msgspec.Meta(ge=1, le=MAX_POLL_COMMANDS)] = DEFAULT_POLL_COMMANDS
+    paused: bool | None = None  # the EA obeys a "pause" command: it opens nothing until "resume"
+
+    def __post_init__(self):
+        if self.v not in SUPPORTED_VERSIONS:
+            raise ValueError(f"@v: unsupported protocol version; this server speaks {list(SUPPORTED_VERSIONS)}")
+
+
+class AckMsg(msgspec.Struct):
+    """Command acknowledgement (EA → server), protocol v1."""
+
+    results: Results
+
+
+_HEARTBEAT = msgspec.json.Decoder(HeartbeatMsg)
+_ACK = msgspec.json.Decoder(AckMsg)
+
+
+def _protocol_error(exc: msgspec.MsgspecError) -> ProtocolError:
+    """``ProtocolError`` naming the field as the hand-written parser did (``positions[0].volume``)."""
+    if not isinstance(exc, msgspec.ValidationError):  # (a ValidationError is a DecodeError too)
+        return ProtocolError(f"body is not valid JSON: {str(exc)[:100]}")
+    text, _, where = str(exc).partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    name = ""
+    if text.startswith("@"):  # raised by a __post_init__ above: "@field: message"
+        name, text = text[1:].split(": ", 1)
+    elif text.startswith("Object missing required field `"):
+        name, text = text.split("`")[1], "is required"
+    if name:
+        path = f"{path}.{name}" if path else name
+    return ProtocolError(text, path or "body")
 
 
 @dataclass(frozen=True)
@@ -176,222 +293,87 @@ class Heartbeat:
     max_commands: int
 
 
-# --- the common case, without naming fields: a valid value comes back as the validators below would return it,
-# anything else as _BAD, and the caller then runs those validators, which name the field and say what is wrong.
-
-_BAD = object()
-_ZERO = Decimal(0)
-_MIN_VOLUME = Decimal("0.00000001")
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _q_dec(value, minimum, maximum):
-    kind = type(value)
-    if kind is str:
-        if len(value) > 40:
-            return _BAD
-        try:
-            value = Decimal(value)
-        except InvalidOperation:
-            return _BAD
-    elif kind is int:
-        value = Decimal(value)
-    elif kind is not Decimal:
-        return _BAD
-    if not value.is_finite() or abs(value) > maximum or (minimum is not None and value < minimum):
-        return _BAD
-    return value
+def _result(msg: ResultMsg) -> CommandResult:
+    detail = {} if msg.result is None else msgspec.structs.asdict(msg.result)
+    clean = {k: (str(v) if isinstance(v, Decimal) else v) for k, v in detail.items() if v is not None}
+    return CommandResult(msg.id, msg.status, msg.retcode, msg.message or "", clean)
 
 
-def _q_int(value, minimum, maximum):
-    return value if type(value) is int and minimum <= value <= maximum else _BAD
-
-
-def _q_str(value, maximum, required):
-    if value is None and not required:
-        return ""
-    if type(value) is not str or len(value) > maximum or (required and not value):
-        return _BAD
-    return value
-
-
-def _q_time(value):
-    kind = type(value)
-    if kind is int:
-        if not MIN_TIME <= value <= MAX_TIME:
-            return _BAD
-    elif kind is Decimal:
-        if not value.is_finite() or not MIN_TIME <= value <= MAX_TIME:
-            return _BAD
-    else:
-        return _BAD
-    return datetime.fromtimestamp(float(value), tz=UTC)
-
-
-def _position_quick(raw) -> EAPosition | None:
-    """``_position`` for a valid position (the heartbeat's hot path); None when any field needs a closer look."""
-    if type(raw) is not dict:
-        return None
-    get = raw.get
-    ticket = _q_int(get("ticket"), 1, MAX_TICKET)
-    values = (
-        ticket,
-        _q_str(get("symbol"), MAX_SYMBOL, True),
-        _q_int(get("type"), 0, 1),
-        _q_dec(get("volume"), _MIN_VOLUME, MAX_VOLUME),
-        _q_dec(get("price_open"), _ZERO, MAX_PRICE),
-        _q_dec(get("sl", 0), _ZERO, MAX_PRICE),
-        _q_dec(get("tp", 0), _ZERO, MAX_PRICE),
-        _q_int(get("magic", 0), 0, MAX_TICKET),
-        _q_str(get("comment"), 64, False),
-        _q_dec(get("profit", 0), None, MAX_MONEY),
-        _q_time(get("time")),
-        _q_int(get("identifier", ticket), 0, MAX_TICKET),
-    )
-    return None if _BAD in values else EAPosition(*values)
-
-
-def _order_quick(raw) -> EAOrder | None:
-    """``_order`` for a valid pending order; None when any field needs a closer look."""
-    if type(raw) is not dict:
-        return None
-    get = raw.get
-    values = (
-        _q_int(get("ticket"), 1, MAX_TICKET),
-        _q_str(get("symbol"), MAX_SYMBOL, True),
-        _q_int(get("type"), 2, 7),
-        _q_dec(get("volume"), _MIN_VOLUME, MAX_VOLUME),
-        _q_dec(get("price_open"), _ZERO, MAX_PRICE),
-        _q_dec(get("sl", 0), _ZERO, MAX_PRICE),
-        _q_dec(get("tp", 0), _ZERO, MAX_PRICE),
-        _q_int(get("magic", 0), 0, MAX_TICKET),
-        _q_str(get("comment"), 64, False),
-        _q_time(get("time_setup")),
-    )
-    return None if _BAD in values else EAOrder(*values)
-
-
-def _position(raw, i: int) -> EAPosition:
-    quick = _position_quick(raw)
-    if quick is not None:
-        return quick
-    f = f"positions[{i}]"
-    raw = _obj(raw, f)
-    ptype = _int(raw.get("type"), f + ".type", maximum=1)
-    ticket = _int(raw.get("ticket"), f + ".ticket", minimum=1)
-    return EAPosition(
-        ticket=ticket,
-        symbol=_str(raw.get("symbol"), f + ".symbol", maximum=MAX_SYMBOL, required=True),
-        type=ptype,
-        volume=_dec(raw.get("volume"), f + ".volume", minimum=Decimal("0.00000001"), maximum=MAX_VOLUME),
-        price_open=_dec(raw.get("price_open"), f + ".price_open", minimum=Decimal(0), maximum=MAX_PRICE),
-        sl=_dec(raw.get("sl", 0), f + ".sl", minimum=Decimal(0), maximum=MAX_PRICE),
-        tp=_dec(raw.get("tp", 0), f + ".tp", minimum=Decimal(0), maximum=MAX_PRICE),
-        magic=_int(raw.get("magic", 0), f + ".magic"),
-        comment=_str(raw.get("comment"), f + ".comment", maximum=64),
-        profit=_dec(raw.get("profit", 0), f + ".profit"),
-        time=_time(raw.get("time"), f + ".time"),
-        identifier=_int(raw.get("identifier", ticket), f + ".identifier"),
-    )
-
-
-def _order(raw, i: int) -> EAOrder:
-    quick = _order_quick(raw)
-    if quick is not None:
-        return quick
-    f = f"orders[{i}]"
-    raw = _obj(raw, f)
-    return EAOrder(
-        ticket=_int(raw.get("ticket"), f + ".ticket", minimum=1),
-        symbol=_str(raw.get("symbol"), f + ".symbol", maximum=MAX_SYMBOL, required=True),
-        type=_int(raw.get("type"), f + ".type", minimum=2, maximum=7),
-        volume=_dec(raw.get("volume"), f + ".volume", minimum=Decimal("0.00000001"), maximum=MAX_VOLUME),
-        price_open=_dec(raw.get("price_open"), f + ".price_open", minimum=Decimal(0), maximum=MAX_PRICE),
-        sl=_dec(raw.get("sl", 0), f + ".sl", minimum=Decimal(0), maximum=MAX_PRICE),
-        tp=_dec(raw.get("tp", 0), f + ".tp", minimum=Decimal(0), maximum=MAX_PRICE),
-        magic=_int(raw.get("magic", 0), f + ".magic"),
-        comment=_str(raw.get("comment"), f + ".comment", maximum=64),
-        time_setup=_time(raw.get("time_setup"), f + ".time_setup"),
-    )
-
-
-def parse_result(raw, field: str) -> CommandResult:
-    raw = _obj(raw, field)
+def decode_heartbeat(body: bytes, *, account_id: str, login: int, received_at: datetime) -> Heartbeat:
+    """Validate a heartbeat body for the token's account; raise ProtocolError naming the first bad field."""
     try:
-        cid = uuid.UUID(_str(raw.get("id"), field + ".id", maximum=36, required=True))
-    except ValueError:
-        raise ProtocolError("must be a command id", field + ".id") from None
-    status = raw.get("status")
-    if status not in ("executed", "failed"):
-        raise ProtocolError('must be "executed" or "failed"', field + ".status")
-    retcode = raw.get("retcode")
-    retcode = None if retcode is None else _int(retcode, field + ".retcode", maximum=2**31 - 1)
-    result = _obj(raw.get("result") or {}, field + ".result")
-    clean: dict = {}
-    for key in ("order", "deal", "position"):
-        if key in result:
-            clean[key] = _int(result[key], f"{field}.result.{key}")
-    for key in ("price", "volume"):
-        if key in result:
-            clean[key] = str(_dec(result[key], f"{field}.result.{key}", minimum=Decimal(0), maximum=MAX_PRICE))
-    if "duplicate" in result:
-        clean["duplicate"] = bool(result["duplicate"])
-    return CommandResult(cid, status, retcode, _str(raw.get("message"), field + ".message"), clean)
-
-
-def parse_heartbeat(data: object, *, account_id: str, login: int, received_at: datetime) -> Heartbeat:
-    """Validate a decoded heartbeat for the token's account; raise ProtocolError on the first problem."""
-    data = _obj(data, "body")
-    version = data.get("v", PROTOCOL_VERSION)
-    if version not in SUPPORTED_VERSIONS:
-        raise ProtocolError(f"unsupported protocol version; this server speaks {list(SUPPORTED_VERSIONS)}", "v")
-    if "login" in data and _int(data["login"], "login") != login:
+        msg = _HEARTBEAT.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise _protocol_error(exc) from None
+    if msg.login is not None and msg.login != login:
         raise ProtocolError("login does not match the token's account", "login")
-    acc = _obj(data.get("account"), "account")
-    positions = _list(data.get("positions"), "positions", MAX_POSITIONS)
-    orders = _list(data.get("orders"), "orders", MAX_ORDERS)
-    results = _list(data.get("results"), "results", MAX_RESULTS)
-    terminal = _obj(data.get("terminal") or {}, "terminal")
-    if len(terminal) > 20 or any(
-        not isinstance(k, str)
-        or len(k) > 40
-        or not isinstance(v, str | int | bool | Decimal | None)
-        or (isinstance(v, str) and len(v) > 200)
-        for k, v in terminal.items()
-    ):
-        raise ProtocolError("at most 20 flat keys with short values", "terminal")
-    server_time = data.get("server_time")
+    acc = msg.account
     state = EAState(
         account_id=account_id,
         login=login,
         received_at=received_at,
-        server_time=None if server_time is None else _time(server_time, "server_time"),
-        balance=_dec(acc.get("balance"), "account.balance"),
-        credit=_dec(acc.get("credit", 0), "account.credit"),
-        equity=_dec(acc.get("equity"), "account.equity"),
-        margin=_dec(acc.get("margin", 0), "account.margin", minimum=Decimal(0)),
-        margin_free=_dec(acc.get("margin_free", 0), "account.margin_free"),
-        leverage=_int(acc.get("leverage", 0), "account.leverage", maximum=100000),
-        positions=tuple(_position(p, i) for i, p in enumerate(positions)),
-        orders=tuple(_order(o, i) for i, o in enumerate(orders)),
+        server_time=None if msg.server_time is None else _utc(msg.server_time),
+        balance=acc.balance,
+        credit=acc.credit,
+        equity=acc.equity,
+        margin=acc.margin,
+        margin_free=acc.margin_free,
+        leverage=acc.leverage,
+        positions=tuple(
+            EAPosition(
+                p.ticket,
+                p.symbol,
+                p.type,
+                p.volume,
+                p.price_open,
+                p.sl,
+                p.tp,
+                p.magic,
+                p.comment or "",
+                p.profit,
+                _utc(p.time),
+                p.ticket if p.identifier is None else p.identifier,
+            )
+            for p in msg.positions or ()
+        ),
+        orders=tuple(
+            EAOrder(
+                o.ticket,
+                o.symbol,
+                o.type,
+                o.volume,
+                o.price_open,
+                o.sl,
+                o.tp,
+                o.magic,
+                o.comment or "",
+                _utc(o.time_setup),
+            )
+            for o in msg.orders or ()
+        ),
+        paused=bool(msg.paused),
     )
-    max_commands = data.get("max_commands", 50)
     return Heartbeat(
-        version=version,
-        ea_version=_str(data.get("ea_version"), "ea_version", maximum=32),
+        version=msg.v,
+        ea_version=msg.ea_version or "",
         state=state,
-        terminal={k: (str(v) if isinstance(v, Decimal) else v) for k, v in terminal.items()},
-        results=tuple(parse_result(r, f"results[{i}]") for i, r in enumerate(results)),
-        max_commands=_int(max_commands, "max_commands", minimum=1, maximum=200),
+        terminal=dict(msg.terminal or {}),
+        results=tuple(_result(r) for r in msg.results or ()),
+        max_commands=msg.max_commands,
     )
 
 
-def parse_ack(data: object) -> tuple[CommandResult, ...]:
-    data = _obj(data, "body")
-    # The schema requires "results": an empty body is a client fault, not an acknowledgement of nothing.
-    if data.get("results") is None:
-        raise ProtocolError("is required", "results")
-    results = _list(data.get("results"), "results", MAX_RESULTS)
-    return tuple(parse_result(r, f"results[{i}]") for i, r in enumerate(results))
+def decode_ack(body: bytes) -> tuple[CommandResult, ...]:
+    """The results of a ``command-ack`` body (required: ``{}`` is a client fault, not an acknowledgement of nothing)."""
+    try:
+        msg = _ACK.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise _protocol_error(exc) from None
+    return tuple(_result(r) for r in msg.results)
 
 
 # --- command parameters ---
@@ -498,104 +480,8 @@ def command_payload(*, command_id, kind: str, params: dict, created_at: datetime
     }
 
 
-def finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
+# --- JSON Schemas (documentation and external validation), generated from the message structs above ---
 
-
-# --- JSON Schemas (documentation and external validation; the parser above is the enforcement) ---
-
-_NUM = {"oneOf": [{"type": "number"}, {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}]}
-_EPOCH = {"type": "number", "minimum": MIN_TIME, "maximum": MAX_TIME}
-RESULT_SCHEMA = {
-    "type": "object",
-    "required": ["id", "status"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "status": {"enum": ["executed", "failed"]},
-        "retcode": {"type": "integer"},
-        "message": {"type": "string", "maxLength": MAX_TEXT},
-        "result": {
-            "type": "object",
-            "properties": {
-                "order": {"type": "integer"},
-                "deal": {"type": "integer"},
-                "position": {"type": "integer"},
-                "price": _NUM,
-                "volume": _NUM,
-                "duplicate": {"type": "boolean"},
-            },
-        },
-    },
-}
-HEARTBEAT_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "EA heartbeat (EA → server), protocol v1",
-    "type": "object",
-    "required": ["account"],
-    "properties": {
-        "v": {"const": 1},
-        "ea_version": {"type": "string", "maxLength": 32},
-        "login": {"type": "integer"},
-        "server_time": _EPOCH,
-        "account": {
-            "type": "object",
-            "required": ["balance", "equity"],
-            "properties": {
-                "balance": _NUM,
-                "credit": _NUM,
-                "equity": _NUM,
-                "margin": _NUM,
-                "margin_free": _NUM,
-                "leverage": {"type": "integer", "minimum": 0},
-            },
-        },
-        "positions": {
-            "type": "array",
-            "maxItems": MAX_POSITIONS,
-            "items": {
-                "type": "object",
-                "required": ["ticket", "symbol", "type", "volume", "price_open", "time"],
-                "properties": {
-                    "ticket": {"type": "integer", "minimum": 1},
-                    "symbol": {"type": "string"},
-                    "type": {"enum": [0, 1]},
-                    "volume": _NUM,
-                    "price_open": _NUM,
-                    "sl": _NUM,
-                    "tp": _NUM,
-                    "magic": {"type": "integer"},
-                    "comment": {"type": "string"},
-                    "profit": _NUM,
-                    "time": _EPOCH,
-                    "identifier": {"type": "integer"},
-                },
-            },
-        },
-        "orders": {
-            "type": "array",
-            "maxItems": MAX_ORDERS,
-            "items": {
-                "type": "object",
-                "required": ["ticket", "symbol", "type", "volume", "price_open", "time_setup"],
-                "properties": {
-                    "ticket": {"type": "integer", "minimum": 1},
-                    "symbol": {"type": "string"},
-                    "type": {"enum": [2, 3, 4, 5, 6, 7]},
-                    "volume": _NUM,
-                    "price_open": _NUM,
-                    "sl": _NUM,
-                    "tp": _NUM,
-                    "magic": {"type": "integer"},
-                    "comment": {"type": "string"},
-                    "time_setup": _EPOCH,
-                },
-            },
-        },
-        "terminal": {"type": "object", "maxProperties": 20},
-        "results": {"type": "array", "maxItems": MAX_RESULTS, "items": RESULT_SCHEMA},
-        "max_commands": {"type": "integer", "minimum": 1, "maximum": 200},
-    },
-}
 COMMAND_SCHEMA = {
     "type": "object",
     "required": ["id", "kind", "params", "comment", "created_at"],
@@ -622,11 +508,9 @@ REPLY_SCHEMA = {
         "commands": {"type": "array", "items": COMMAND_SCHEMA},
     },
 }
-ACK_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Command acknowledgement (EA → server), protocol v1",
-    "type": "object",
-    "required": ["results"],
-    "properties": {"results": {"type": "array", "maxItems": MAX_RESULTS, "items": RESULT_SCHEMA}},
+SCHEMAS = {
+    "heartbeat": msgspec.json.schema(HeartbeatMsg),
+    "reply": REPLY_SCHEMA,
+    "command-ack": msgspec.json.schema(AckMsg),
+    "command": COMMAND_SCHEMA,
 }
-SCHEMAS = {"heartbeat": HEARTBEAT_SCHEMA, "reply": REPLY_SCHEMA, "command-ack": ACK_SCHEMA, "command": COMMAND_SCHEMA}

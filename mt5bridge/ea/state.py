@@ -63,6 +63,7 @@ class EAState:
     leverage: int
     positions: tuple[EAPosition, ...]
     orders: tuple[EAOrder, ...]
+    paused: bool = False  # the EA obeys a "pause" command: it opens nothing until "resume"
 
 
 def _ts(value: datetime) -> float:
@@ -115,6 +116,7 @@ def state_to_json(state: EAState) -> str:
                 ]
                 for o in state.orders
             ],
+            "pz": state.paused,
         },
         separators=(",", ":"),
     )
@@ -155,6 +157,7 @@ def state_from_json(text: str | bytes) -> EAState:
             EAOrder(o[0], o[1], o[2], Decimal(o[3]), Decimal(o[4]), Decimal(o[5]), Decimal(o[6]), o[7], o[8], _dt(o[9]))
             for o in d["o"]
         ),
+        paused=d.get("pz", False),
     )
 
 
@@ -166,7 +169,7 @@ def state_floating_figures(text: str | bytes) -> tuple[Decimal, Decimal]:
 
 def state_fingerprint(state: EAState) -> str:
     """A digest of what matters for persisting and copying: balance/credit, positions, orders (not floating P/L)."""
-    parts = [str(state.balance), str(state.credit), str(state.leverage)]
+    parts = [str(state.balance), str(state.credit), str(state.leverage), "paused" if state.paused else ""]
     parts += [f"p{p.ticket}:{p.volume}:{p.sl}:{p.tp}" for p in sorted(state.positions, key=lambda p: p.ticket)]
     parts += [
         f"o{o.ticket}:{o.volume}:{o.price_open}:{o.sl}:{o.tp}" for o in sorted(state.orders, key=lambda o: o.ticket)

@@ -178,6 +178,7 @@ string StateJson()
    j += "],\"terminal\":{\"build\":" + IntegerToString(TerminalInfoInteger(TERMINAL_BUILD))
         + ",\"connected\":" + (TerminalInfoInteger(TERMINAL_CONNECTED) ? "true" : "false")
         + ",\"trade_allowed\":" + (TerminalInfoInteger(TERMINAL_TRADE_ALLOWED) ? "true" : "false") + "}";
+   j += ",\"paused\":" + (g_paused ? "true" : "false");
    j += ",\"results\":[" + g_results + "]}";
    return j;
   }
@@ -228,6 +229,10 @@ string Execute(const string cmd)
       return Result(id, false, 0, "expired before execution");
    if(kind == "pause")  { g_paused = true;  return Result(id, true, 0, "paused"); }
    if(kind == "resume") { g_paused = false; return Result(id, true, 0, "resumed"); }
+   // Paused: nothing opens (refused, not held: a copy that waited for the resume would open at a stale price);
+   // closing and modifying go on.
+   if(g_paused && (kind == "open_market" || kind == "place_pending"))
+      return Result(id, false, TRADE_RETCODE_TRADE_DISABLED, "paused: opens nothing until resumed");
    if(kind == "open_market" || kind == "place_pending" || kind == "close" || kind == "close_partial" || kind == "close_all")
      { string prev = AlreadyDone(id, comment); if(prev != "") return prev; }
    string magic = JsonGet(p, "magic");

@@ -10,7 +10,9 @@ import httpx
 import pytest
 from rest_framework.test import APIClient
 
+from mt5bridge import events
 from mt5bridge.ea.services import ea_token_issue
+from tests.mt5bridge.ea_test_hooks import Recorder
 
 _LOOP: asyncio.AbstractEventLoop | None = None
 
@@ -98,13 +100,10 @@ def wsgi_http() -> httpx.Client:
 
 
 @pytest.fixture
-def ea_hooks(settings):
-    from tests.mt5bridge import ea_test_hooks
-
-    settings.EA_HOOKS_MODULE = "tests.mt5bridge.ea_test_hooks"
-    ea_test_hooks.reset()
-    yield ea_test_hooks
-    ea_test_hooks.reset()
+def ea_hooks():
+    """A ``Recorder`` registered as a bridge listener for the test (next to copy trading's own)."""
+    with events.listening(Recorder()) as recorder:
+        yield recorder
 
 
 @pytest.fixture

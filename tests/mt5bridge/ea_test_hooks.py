@@ -1,19 +1,20 @@
-"""Hooks the EA tests install through settings.EA_HOOKS_MODULE: they record what they receive."""
+"""A bridge listener for the EA tests: it records every event it hears."""
 
 from __future__ import annotations
 
-states: list = []
-results: list = []
 
+class Recorder:
+    """``mt5bridge.events.BridgeListener`` that keeps what it receives; never idle, so every beat reaches it."""
 
-def on_ea_state(previous, current) -> None:
-    states.append((previous, current))
+    def __init__(self):
+        self.states: list = []
+        self.results: list = []
 
+    def on_ea_state(self, previous, current) -> None:
+        self.states.append((previous, current))
 
-def on_command_result(command) -> None:
-    results.append(command)
+    def on_command_result(self, command) -> None:
+        self.results.append(command)
 
-
-def reset() -> None:
-    states.clear()
-    results.clear()
+    def is_idle(self, account_id: str) -> bool:
+        return False

@@ -360,9 +360,11 @@ def parses(monkeypatch):
     from mt5bridge.ea import services as ea_services
 
     calls = []
-    for module in (fast, ea_services):
-        real = module.parse_json
-        monkeypatch.setattr(module, "parse_json", lambda raw, _real=real: calls.append(len(raw)) or _real(raw))
+    for module, name in ((fast, "decode_heartbeat"), (fast, "decode_ack"), (ea_services, "decode_heartbeat")):
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda raw, *a, _real=real, **kw: calls.append(len(raw)) or _real(raw, *a, **kw)
+        )
     return calls
 
 

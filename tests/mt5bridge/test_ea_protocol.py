@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -302,9 +303,16 @@ def test_ea_endpoints_need_an_ea_token(anon_client, owner):
 
 
 def test_nan_is_never_accepted_by_the_parser():
-    from mt5bridge.ea.protocol import ProtocolError, parse_json
+    from datetime import UTC, datetime
 
-    with pytest.raises(ProtocolError):
-        parse_json(b'{"a": NaN}')
-    assert not math.isnan(float(parse_json(b'{"a": 1.5}')["a"]))
+    from mt5bridge.ea.protocol import ProtocolError, decode_heartbeat
+
+    def decode(equity: str):
+        body = json.dumps(beat_body(1)).replace('"10012.50"', equity).encode()
+        return decode_heartbeat(body, account_id="a", login=1, received_at=datetime.now(UTC))
+
+    for bad in ("NaN", '"NaN"', '"Infinity"', "1e400", "true"):
+        with pytest.raises(ProtocolError):
+            decode(bad)
+    assert decode("1.5").state.equity == Decimal("1.5") and not math.isnan(decode('"1.5"').state.equity)
     assert Command.objects.count() == 0
