@@ -41,7 +41,9 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 LOADGEN = os.environ.get("BENCH_LOADGEN", "wrk")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-PORT = int(os.environ.get("BENCH_PORT", "8765"))
+PORT = int(os.environ.get("BENCH_PORT", "18100"))
+PEER_PORT = int(os.environ.get("BENCH_PEER_PORT", "18101"))
+PEER = os.environ.get("BENCH_PEER", "1") == "1"  # also measure benchmarks/peer_heartbeat.py
 WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", "40"))
 FIRST_LOGIN = 9_400_000
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -141,6 +143,46 @@ def start_server(workers: int = WORKERS, port: int = PORT, extra_env: dict | Non
         proc.kill()
         raise RuntimeError("server did not start")
     return proc
+
+
+def run_peer(rows: list[tuple], beats: list[str]) -> dict:
+    """The same load, bodies and accounts against the FastAPI + pydantic + redis-py peer (peer_heartbeat.py), served
+    the same way (uvicorn, BENCH_WORKERS processes, uvloop, httptools)."""
+    from mt5bridge.ea import store
+    from mt5bridge.ea.services import token_hash
+
+    r = store.client()
+    pipe = r.pipeline(transaction=False)
+    for account_id, login, token in rows:
+        pipe.set(f"peer:tok:{token_hash(token)}", f"{account_id}|{login}", ex=3600)
+    pipe.execute()
+    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), "peer_heartbeat:app", "--host", "127.0.0.1"]
+    command += ["--port", str(PEER_PORT), "--workers", str(WORKERS), "--no-access-log", "--log-level", "warning"]
+    command += ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off"]
+    proc = subprocess.Popen(command, cwd=ROOT / "benchmarks", env={**os.environ, "BENCH_REDIS_URL": ENV["REDIS_URL"]})
+    import httpx
+
+    try:
+        for _ in range(200):
+            try:
+                if httpx.post(f"http://127.0.0.1:{PEER_PORT}/bench/bare", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the peer did not start")
+        run_load("/api/ea/heartbeat", beats, seconds=10, port=PEER_PORT)  # warm-up, not measured
+        return {
+            "server": "FastAPI + pydantic + redis-py (benchmarks/peer_heartbeat.py), uvicorn, same workers",
+            "heartbeat": run_load("/api/ea/heartbeat", beats, port=PEER_PORT),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        keys = list(r.scan_iter("peer:*", count=5000))
+        for i in range(0, len(keys), 1000):
+            r.delete(*keys[i : i + 1000])
 
 
 def heartbeat_body(login: int, beat: int) -> bytes:
@@ -294,6 +336,14 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=20)
+    if PEER:
+        results["peer"] = run_peer(rows, beats)
+        ours, peer = results["heartbeat"], results["peer"]["heartbeat"]
+        results["ours_vs_peer"] = {
+            "throughput_ratio": round(ours["per_second"] / peer["per_second"], 3),
+            "p99_ms_ours": ours["p99_ms"],
+            "p99_ms_peer": peer["p99_ms"],
+        }
     print(json.dumps(results, indent=2))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
