@@ -12,3 +12,14 @@ class CopytradingConfig(AppConfig):
         from .hooks import listener
 
         events.register(listener)
+
+        # The plan's usage page counts copy links through entitlements' port (entitlements sits below this app).
+        from entitlements.selectors import usage_counted
+
+        from .models import CopyLink
+
+        def copy_links_used(user, **_kwargs) -> dict:
+            # The same count the copy-link limit is checked against (copytrading.services).
+            return {"copy_links": CopyLink.objects.filter(created_by=user).count()}
+
+        usage_counted.connect(copy_links_used, weak=False, dispatch_uid="copytrading.usage.copy_links")
