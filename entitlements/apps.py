@@ -1,6 +1,7 @@
 """App config of entitlements: the plan catalogue's cache follows admin edits; the four plans always exist."""
 
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 from django.db.models.signals import post_delete, post_migrate, post_save
 
 from .catalog import seed_plans
@@ -33,9 +34,11 @@ class EntitlementsConfig(AppConfig):
 
 
 def seed_plans_if_missing(using="default", apps=None, **_kwargs) -> None:
-    """The four plans exist after every migrate and every flush (a data migration runs only once)."""
+    """The four plans exist after every migrate and every flush (a data migration runs only once).
+
+    migrate passes its migration state as ``apps``; flush passes none, and the current models are right then."""
     try:
-        plans = apps.get_model("entitlements", "Plan").objects.db_manager(using)
+        plans = (apps or global_apps).get_model("entitlements", "Plan").objects.db_manager(using)
     except (AttributeError, LookupError):  # no migration state given, or migrated back to before the plans
         return
     if not plans.exists():
