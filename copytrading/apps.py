@@ -13,6 +13,11 @@ class CopytradingConfig(AppConfig):
 
         events.register(listener)
 
+        # A plan change or an account switched on or off drops the copy engine's cached gate answers.
+        from .access import connect_receivers
+
+        connect_receivers()
+
         # The plan's usage page counts copy links through entitlements' port (entitlements sits below this app).
         from entitlements.selectors import usage_counted
 
