@@ -116,12 +116,6 @@ class TestCopyRules(APIViewCases):
         assert response.status_code == 404 and not Rule.objects.exists()
 
 
-TEMPLATES_ARE_PERSONAL = (
-    "The matrix gives Super Admin copy.view and copy.manage with scope all, templates included "
-    "(docs/security.md), but copytrading.api.orders.templates_of answers only the caller's own templates."
-)
-
-
 class TestCopyTemplates(APIViewCases):
     list_url = "/api/copy/templates"
     model = OrderTemplate
@@ -131,8 +125,6 @@ class TestCopyTemplates(APIViewCases):
     )
     required = ("name", "symbol", "side")
     wrong_types = {"volume": "lots", "sl_points": "far", "side": ["buy"], "name": {"text": "x"}}
-    known_gaps = {(operation, "super_admin"): TEMPLATES_ARE_PERSONAL for operation in ("get", "update", "delete")}
-    known_gaps[("list", "super_admin")] = TEMPLATES_ARE_PERSONAL
 
     def make(self, owner):
         name = f"Template {next(_names)}"

@@ -64,11 +64,10 @@ class OrderTemplateWriteSerializer(serializers.Serializer):
     comment = serializers.CharField(max_length=20, required=False, allow_blank=True)
 
 
-def templates_of(user):
-    # Templates belong to a person, not to an account, so the account permission path does not apply.
-    if not user.is_authenticated:
-        return OrderTemplate.objects.none()
-    return OrderTemplate.objects.filter(owner=user)
+def templates_of(user, perm: str = "copytrading.view_ordertemplate"):
+    """The templates ``user`` holds ``perm`` on: their own (templates belong to a person and are never shared
+    through an account), or every one for a staff role the matrix gives copy trading on all rows."""
+    return restrict(user, perm, OrderTemplate.objects.all(), owner_path="owner")
 
 
 @extend_schema(tags=["copy trading"])
@@ -99,7 +98,7 @@ class TemplateDetailView(APIView):
         request=OrderTemplateWriteSerializer(partial=True), responses={200: OrderTemplateSerializer, **ERRORS}
     )
     def patch(self, request, pk: int):
-        template = get_object_or_404(templates_of(request.user), pk=pk)
+        template = get_object_or_404(templates_of(request.user, "copytrading.change_ordertemplate"), pk=pk)
         data = OrderTemplateWriteSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         return Response(
@@ -108,7 +107,7 @@ class TemplateDetailView(APIView):
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, pk: int):
-        get_object_or_404(templates_of(request.user), pk=pk).delete()
+        get_object_or_404(templates_of(request.user, "copytrading.delete_ordertemplate"), pk=pk).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
