@@ -42,5 +42,6 @@ def manual_assign_limit(user) -> tuple[bool, Decimal | None, str]:
     for limit, role in held:
         if limit is UNLIMITED:
             return True, None, role
-    limit, role = max(held, key=lambda item: item[0])
+    bounded = [(limit, role) for limit, role in held if limit is not None]
+    limit, role = max(bounded, key=lambda item: item[0])
     return True, limit, role

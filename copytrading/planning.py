@@ -417,6 +417,9 @@ def _plan_reduce(plan: Plan, link: CopyLink, intent: d.Intent, rows: list[Copied
             volume = row.slave_volume
         else:
             target = resolve(row.slave_symbol, None, _symbols_for(link.slave))
+            if target is None:  # a copy row always names its slave symbol; kept for an emptied one
+                _skip(plan, link, intent, "symbol_unknown", "the copy names no slave symbol")
+                continue
             volume = partial_close_volume(row.slave_volume, intent.volume, intent.previous_volume, target.spec.volume)
             if volume <= 0:
                 _skip(

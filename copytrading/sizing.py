@@ -91,11 +91,11 @@ def raw_volume(
     if mode in (SizingMode.BALANCE_RATIO, SizingMode.EQUITY_RATIO, SizingMode.FREE_MARGIN_RATIO):
         if master is None or slave is None:
             raise SizingSkip("no_account_figures", "the master or slave has not reported its balance yet")
-        field = {
+        field: str = {
             SizingMode.BALANCE_RATIO: "balance",
             SizingMode.EQUITY_RATIO: "equity",
             SizingMode.FREE_MARGIN_RATIO: "margin_free",
-        }[mode]
+        }[SizingMode(mode)]
         master_value, slave_value = getattr(master, field), getattr(slave, field)
         if master_value <= 0:
             raise SizingSkip("master_figure_not_positive", f"the master's {field.replace('_', ' ')} is not positive")

@@ -1,11 +1,12 @@
 """The four plans every installation starts with (Free, Basic, Pro, Enterprise); staff edit them in the admin."""
 
 from decimal import Decimal
+from typing import Any
 
 # fmt: off
 ALL_OFF = dict(analytics_advanced=False, copy_trading=False, web_terminal=False, templates=False, rules=False,
                systeme_sync=False, api_access=False)
-PLANS = [
+PLANS: list[dict[str, Any]] = [
     dict(slug="free", name="Free", rank=0, description="One MT5 account, 30 days of history, basic analytics.",
          price_monthly=Decimal("0"), price_yearly=Decimal("0"), trial_days=0,
          limit_accounts=1, limit_history_days=30, limit_copy_links=0, limit_slaves_per_master=0, **ALL_OFF),

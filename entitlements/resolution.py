@@ -94,6 +94,7 @@ def best_subscription(subscriptions: list[dict]) -> dict | None:
     def key(sub: dict):
         status = sub.get("status") or ""
         position = STATUS_PRIORITY.index(status) if status in STATUS_PRIORITY else len(STATUS_PRIORITY)
-        return (position, -(sub.get("rank") if sub.get("rank") is not None else -1), -(sub.get("created") or 0))
+        rank = sub.get("rank")
+        return (position, -(rank if rank is not None else -1), -(sub.get("created") or 0))
 
     return sorted(subscriptions, key=key)[0]

@@ -135,7 +135,9 @@ def counted_usage(user) -> dict[str, int]:
     """Usage counted by other apps through ``usage_counted``, summed per limit name."""
     totals: dict[str, int] = {}
     for _receiver, answer in usage_counted.send(sender=None, user=user):
-        for name, count in (answer or {}).items():
+        if not isinstance(answer, dict):  # a receiver that counts nothing answers None
+            continue
+        for name, count in answer.items():
             totals[name] = totals.get(name, 0) + int(count)
     return totals
 

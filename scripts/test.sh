@@ -27,6 +27,8 @@ echo "==> ruff"
 .venv/bin/ruff format --check .
 echo "==> import-linter (layers: docs/architecture.md)"
 .venv/bin/lint-imports --no-cache
+echo "==> mypy (the domain packages: [tool.mypy] in pyproject.toml)"
+.venv/bin/mypy
 echo "==> manage.py check"
 $PY manage.py check --fail-level WARNING -v 0
 echo "==> makemigrations --check"

@@ -129,7 +129,9 @@ def _pg_epoch(raw: bytes | None) -> np.ndarray:
 
 def _integer_columns(text: str | None, rows: int, width: int) -> np.ndarray:
     """``rows`` x ``width`` comma-separated numbers (decimals without their point) as ``width`` int64 columns."""
-    values = np.fromstring(text.replace(".", ""), dtype=np.int64, sep=",") if rows else np.zeros(0, dtype=np.int64)
+    values = (
+        np.fromstring((text or "").replace(".", ""), dtype=np.int64, sep=",") if rows else np.zeros(0, dtype=np.int64)
+    )
     if values.size != rows * width:  # numpy stops at the first value it cannot read
         raise ValueError(f"statistics history: expected {rows * width} numbers, read {values.size}")
     return values.reshape(rows, width).T.copy()
