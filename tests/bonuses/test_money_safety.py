@@ -119,7 +119,7 @@ def test_the_role_limits_come_from_settings_and_the_most_generous_role_counts(se
 def test_the_limit_settings_refuse_a_malformed_amount(monkeypatch):
     from django.core.exceptions import ImproperlyConfigured
 
-    from config.settings import envmoney
+    from config.env import envmoney
 
     monkeypatch.setenv("BONUS_MANUAL_LIMIT_SUPPORT_AGENT", "1000")
     assert envmoney("BONUS_MANUAL_LIMIT_SUPPORT_AGENT", "5") == D("1000")
