@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -436,22 +437,32 @@ def ack_reply(outcomes) -> dict:
 
 
 def commands_wait(*, client: EAClient, seconds: float, limit: int) -> list[dict]:
-    """Long poll in a thread (the DRF view): block until a command for this account is queued (Redis BLPOP on its
-    wake list) or time runs out. The ASGI fast path waits without a thread (``mt5bridge.ea.fast``)."""
-    import time
+    """Long poll in a thread (the DRF view): wait for a command for this account or the end of ``seconds``.
 
+    The one wake-up mechanism of both edges: ``store.wake_channel``, published when commands are cached; this thread
+    reads it through a subscription of its own (the ASGI fast path shares one per process, ``wakeups``). Without
+    Redis the queue is read every 0.25 s."""
     deadline = time.monotonic() + seconds
     r = store.client()
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return []
-        if r is not None:
-            woke = r.blpop([store.wake_key(client.account_id)], timeout=min(left, 5.0))
-            if woke is None:
-                continue
-        else:
+    if r is None:
+        while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(left, 0.25))
+            commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
+            if commands:
+                return commands
+        return []
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(store.wake_channel())
+        # Subscribed before this look: a command cached from now on wakes the wait.
         commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
-        if commands:
-            return commands
+        while not commands:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            message = pubsub.get_message(timeout=left)
+            if message is not None and message.get("data") == client.account_id:
+                commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
+        return commands
+    finally:
+        pubsub.close()

@@ -82,13 +82,9 @@ def delivered_key(account_id) -> str:
     return f"{_p()}:dl:{account_id}"
 
 
-def wake_key(account_id) -> str:
-    return f"{_p()}:wake:{account_id}"
-
-
 def wake_channel() -> str:
-    """Pub/sub channel announcing "account X has new commands" (message = the account id) to waiting long polls
-    on the ASGI fast path; the wake list above serves the DRF view's BLPOP."""
+    """Pub/sub channel announcing "account X has new commands" (message = the account id) to every waiting long
+    poll, on both edges (``wakeups`` on the ASGI path, ``services.commands_wait`` in the DRF view)."""
     return f"{_p()}:wake"
 
 
@@ -127,8 +123,6 @@ def queue_push(payloads_by_account: dict[str, list[dict]]) -> None:
     pipe = r.pipeline(transaction=False)
     for account_id, payloads in payloads_by_account.items():
         pipe.hset(queue_key(account_id), mapping={p["id"]: json.dumps(p, separators=(",", ":")) for p in payloads})
-        pipe.rpush(wake_key(account_id), "1")
-        pipe.expire(wake_key(account_id), 30)
         pipe.publish(wake_channel(), account_id)
     pipe.execute()
 

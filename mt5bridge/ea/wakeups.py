@@ -42,7 +42,7 @@ class WakeUps:
 
     def turn(self, account_id: str) -> asyncio.Lock:
         """Polls of one account waiting here look at its queue one at a time, so a wake-up hands a command to one
-        of them, as the DRF view's BLPOP does (``commands_deliver`` itself does not exclude a concurrent caller)."""
+        of them (``commands_deliver`` itself does not exclude a concurrent caller)."""
         return self.turns[account_id]
 
     def wake(self, account_id: str) -> None:
