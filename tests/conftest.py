@@ -12,9 +12,10 @@ def _clear_cache() -> None:
     backend = django_settings.CACHES["default"]["BACKEND"]
     if backend.endswith("RedisCache"):
         # Only this worker's keys: other test workers share the Redis database.
-        from config.redis_clients import redis_client
+        from config.redis_clients import redis_for
 
-        client = redis_client()
+        # The cache's own server: a test may have blanked REDIS_URL after the cache was built.
+        client = redis_for(django_settings.CACHES["default"]["LOCATION"])
         keys = list(client.scan_iter(f"{django_settings.CACHE_KEY_PREFIX}:*", count=1000))
         if keys:
             client.delete(*keys)
