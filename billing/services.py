@@ -48,7 +48,7 @@ def plan_for_price(price_id: str, metadata_plan: str = "") -> Plan | None:
     return plans().get(metadata_plan) if metadata_plan else None
 
 
-def _subscription_facts(data: dict) -> dict:
+def subscription_facts(data: dict) -> dict:
     """Plain facts from a Stripe subscription object (prices may be expanded or ids)."""
     items = (data.get("items") or {}).get("data") or []
     item = items[0] if items else {}
@@ -93,7 +93,7 @@ def customer_plan_sync(*, customer, event_id: str = "", now=None) -> PlanChange 
     if user is None:
         logger.warning("Stripe customer %s has no user; subscription ignored", customer.id if customer else None)
         return None
-    facts = [_subscription_facts(sub.stripe_data or {}) for sub in Subscription.objects.filter(customer=customer)]
+    facts = [subscription_facts(sub.stripe_data or {}) for sub in Subscription.objects.filter(customer=customer)]
     chosen = best_subscription(facts)
     now = now or timezone.now()
     with transaction.atomic():

@@ -25,7 +25,9 @@ from djstripe.models import Customer, Subscription, WebhookEndpoint, WebhookEven
 from accounts.permissions import capability_required
 from accounts.roles import PUBLIC
 from config.errors import error_body
+from entitlements.selectors import local_mode
 
+from .local_events import local_webhook
 from .services import customer_plan_sync
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,12 @@ def local_endpoint():
 @require_POST
 @transaction.non_atomic_requests
 def stripe_webhook(request: HttpRequest):
-    """Receive one Stripe event delivery. 200 once stored and processed (or already processed)."""
+    """Receive one Stripe event delivery. 200 once stored and processed (or already processed).
+
+    In local mode with BILLING_LOCAL_WEBHOOK_SECRET set, local billing events are received instead.
+    """
+    if settings.BILLING_LOCAL_WEBHOOK_SECRET and local_mode():
+        return local_webhook(request)
     if not settings.DJSTRIPE_WEBHOOK_SECRET:
         return JsonResponse(
             error_body("webhook_not_configured", "Stripe webhooks are off: set STRIPE_WEBHOOK_SECRET."), status=400

@@ -383,6 +383,14 @@ if DJSTRIPE_WEBHOOK_SECRET and not (STRIPE_LIVE_SECRET_KEY if STRIPE_LIVE_MODE e
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 BILLING_DEFAULT_PLAN = envstr("BILLING_DEFAULT_PLAN", "pro")
+# Local billing events (docs/billing.md): events signed with this secret are applied without Stripe. Local mode only.
+BILLING_LOCAL_WEBHOOK_SECRET = envstr("BILLING_LOCAL_WEBHOOK_SECRET")
+if BILLING_LOCAL_WEBHOOK_SECRET and (STRIPE_TEST_SECRET_KEY or STRIPE_LIVE_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "BILLING_LOCAL_WEBHOOK_SECRET is for local mode (no Stripe key) only, but "
+        f"{'STRIPE_TEST_SECRET_KEY' if STRIPE_TEST_SECRET_KEY else 'STRIPE_LIVE_SECRET_KEY'} is set: unset "
+        "BILLING_LOCAL_WEBHOOK_SECRET to use Stripe's webhooks (STRIPE_WEBHOOK_SECRET), or unset the Stripe keys"
+    )
 
 # --- MT5 ------------------------------------------------------------------------------
 

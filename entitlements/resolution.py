@@ -19,6 +19,9 @@ STATUS_PRIORITY = (
     "incomplete_expired",
     "",
 )
+# Subscriptions recorded from local billing events (docs/billing.md) carry this id prefix: they count in local
+# mode only, and Stripe's mirrored subscriptions count with Stripe only.
+LOCAL_SUBSCRIPTION_PREFIX = "local:"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class PlanState:
     status: str = ""
     trial_end: datetime | None = None
     past_due_since: datetime | None = None
+    subscription_id: str = ""
 
 
 def resolve_plan(
@@ -38,15 +42,17 @@ def resolve_plan(
 ) -> tuple[str, str]:
     """(plan slug, reason) for ``state`` at ``now``.
 
-    A staff choice wins while it lasts; local mode puts everyone on the default plan; with
-    Stripe, an active or trialing subscription gives its plan, past_due keeps it for the
-    grace period, and anything else (canceled, incomplete, unpaid, paused) falls to Free.
+    A staff choice wins while it lasts; local mode puts everyone on the default plan unless a local
+    billing event recorded a subscription; a subscription (Stripe's, or a local one in local mode) that is
+    active or trialing gives its plan, past_due keeps it for the grace period, and anything else (canceled,
+    incomplete, unpaid, paused) falls to Free.
     """
     if state.manual_slug and (state.manual_until is None or now < state.manual_until):
         return state.manual_slug, "staff"
-    if local_mode:
+    local_subscription = state.subscription_id.startswith(LOCAL_SUBSCRIPTION_PREFIX)
+    if local_mode and not local_subscription:
         return default_slug, "local_mode"
-    if not state.subscribed_slug or not state.status:
+    if not state.subscribed_slug or not state.status or local_subscription != local_mode:
         return free_slug, "no_subscription"
     if state.status == "active":
         return state.subscribed_slug, "active"

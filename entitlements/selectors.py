@@ -86,6 +86,7 @@ def state_of(assignment: PlanAssignment | None) -> PlanState:
         status=assignment.subscription_status,
         trial_end=assignment.trial_end,
         past_due_since=assignment.past_due_since,
+        subscription_id=assignment.subscription_id,
     )
 
 

@@ -44,8 +44,14 @@ print("FIELD_ENCRYPTION_KEYS=" + Fernet.generate_key().decode())' > "$SECRETS.tm
   echo "==> made this machine's local secrets in $SECRETS"
   NEW_SECRETS=1
 fi
+# Local billing events (docs/billing.md): a webhook secret of this machine's own, for local mode only (start-up
+# refuses it next to a Stripe key); files made by earlier runs get it added once.
+if ! grep -q '^BILLING_LOCAL_WEBHOOK_SECRET=' "$SECRETS"; then
+  (umask 077 && .venv/bin/python -c 'import secrets; print("BILLING_LOCAL_WEBHOOK_SECRET=whsec_local_" + secrets.token_hex(24))' >> "$SECRETS")
+fi
 while read -r line; do
   name="${line%%=*}"  # split at the first "=" only: Fernet keys end with "="
+  if [ "$name" = BILLING_LOCAL_WEBHOOK_SECRET ] && [ -n "${STRIPE_TEST_SECRET_KEY:-}${STRIPE_LIVE_SECRET_KEY:-}" ]; then continue; fi
   if [ -n "$name" ] && [ -z "${!name:-}" ]; then export "$line"; fi
 done < "$SECRETS"
 if [ "${NEW_SECRETS:-0}" = 1 ]; then
@@ -69,7 +75,8 @@ case "$(echo "${STRIPE_LIVE_MODE:-false}" | tr '[:upper:]' '[:lower:]')" in
   true|1|yes|on) STRIPE_KEY="${STRIPE_LIVE_SECRET_KEY:-}" ;;
   *) STRIPE_KEY="${STRIPE_TEST_SECRET_KEY:-}" ;;
 esac
-BILLING_MODE="local mode (no Stripe key)"
+BILLING_MODE="local mode (no Stripe key); send a signed subscription event:
+    .venv/bin/python manage.py billing_send_event subscription.updated --email <login> --plan basic --url http://127.0.0.1:${PORT}/api/webhooks/stripe"
 if [ -n "$STRIPE_KEY" ]; then BILLING_MODE="Stripe"; fi
 
 cat <<TXT
@@ -83,7 +90,8 @@ $(cat var/demo-logins.txt)
   Copy-trading demo: Bob's master 5200001 trades BTCUSD every ~20 s (run_demo_trader); reference EAs
   beat for 5200001, 5200002 and 5100003, and the two slaves copy it live (log in as bob or alice).
   Bonus demo: three campaigns in the admin (log in as admin or campaigns); the monitor runs every 0.3 s.
-  Billing: ${BILLING_MODE}; signed Stripe events on this machine: docs/billing.md.
+  Billing: ${BILLING_MODE}
+  (signed events on this machine: docs/billing.md).
 
   Ctrl-C stops everything.
 TXT
