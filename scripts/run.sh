@@ -76,7 +76,7 @@ case "$(echo "${STRIPE_LIVE_MODE:-false}" | tr '[:upper:]' '[:lower:]')" in
   *) STRIPE_KEY="${STRIPE_TEST_SECRET_KEY:-}" ;;
 esac
 BILLING_MODE="local mode (no Stripe key); send a signed subscription event:
-    .venv/bin/python manage.py billing_send_event subscription.updated --email <login> --plan basic --url http://127.0.0.1:${PORT}/api/webhooks/stripe"
+    .venv/bin/python manage.py billing_send_event subscription.updated --email alice@demo.local --plan basic --url http://127.0.0.1:${PORT}/api/webhooks/stripe"
 if [ -n "$STRIPE_KEY" ]; then BILLING_MODE="Stripe"; fi
 
 cat <<TXT

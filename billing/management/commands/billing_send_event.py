@@ -1,6 +1,6 @@
 """Send one signed local billing event to this machine's back office (local mode: no Stripe involved).
 
-    manage.py billing_send_event subscription.updated --email alice@example.com --plan basic [--status active]
+    manage.py billing_send_event subscription.updated --email alice@demo.local --plan basic [--status active]
         [--url http://127.0.0.1:8000/api/webhooks/stripe] [--event-id evt_…] [--subscription sub_…]
 
 The event has Stripe's shape and is signed with BILLING_LOCAL_WEBHOOK_SECRET the way Stripe signs
