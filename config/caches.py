@@ -49,6 +49,14 @@ class Memo(Generic[V]):
                 self._values.popitem(last=False)
         return value
 
+    def peek(self, key: Hashable) -> V | None:
+        """The value kept for ``key``, or None: never builds (for a caller that must not wait on I/O)."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        return None
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

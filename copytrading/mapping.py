@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 
+from config.caches import Memo
 from mt5bridge import gateway as gw
 from mt5bridge.symbols import BrokerSymbolMap, detect_symbols, map_symbol
 
@@ -47,8 +47,9 @@ class Resolved:
 
 
 DEFAULT_SPEC_VOLUME = VolumeRules()
-_local: dict[tuple[str, str], tuple[float, BrokerSymbols]] = {}
-_lock = threading.Lock()
+# Each broker's built symbol list, keyed by (kind, server, COPY_SYMBOLS_CACHE_SECONDS-long slice of time):
+# rebuilt from the shared cache (or the gateway) once per slice.
+SYMBOLS: Memo[BrokerSymbols] = Memo("copytrading.broker_symbols", size=256)
 
 
 def _records_from_gateway(kind: str, server: str, login: int) -> list[dict]:
@@ -83,11 +84,10 @@ def _build(records: list[dict]) -> BrokerSymbols:
 
 def broker_symbols(kind: str, server: str, login: int) -> BrokerSymbols | None:
     """The symbol list of ``server`` (in-process, then the shared cache, then the gateway). None if unreachable."""
-    key = (kind, server)
-    now = time.monotonic()
-    hit = _local.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    moment = int(time.monotonic() // settings.COPY_SYMBOLS_CACHE_SECONDS)
+    hit = SYMBOLS.peek((kind, server, moment))
+    if hit is not None:
+        return hit
     cache_key = f"copytrading:symbols:{kind}:{server}"
     records = cache.get(cache_key)
     if records is None:
@@ -98,13 +98,11 @@ def broker_symbols(kind: str, server: str, login: int) -> BrokerSymbols | None:
             return None
         cache.set(cache_key, records, settings.COPY_SYMBOLS_CACHE_SECONDS)
     built = _build(records)
-    with _lock:
-        _local[key] = (now + settings.COPY_SYMBOLS_CACHE_SECONDS, built)
-    return built
+    return SYMBOLS.get_or_build((kind, server, moment), lambda: built)
 
 
 def clear_local_cache() -> None:
-    _local.clear()
+    SYMBOLS.clear()
 
 
 def resolve(

@@ -32,7 +32,9 @@ REVERSED_ORDER_TYPE = {2: 5, 3: 4, 4: 3, 5: 2, 6: 7, 7: 6}
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-@functools.lru_cache(maxsize=4096)  # a master ticket is spelled once per heartbeat, not once per slave
+# A master ticket is spelled once per heartbeat, not once per slave. Not a config.caches memo: a pure function
+# of the number (no settings, no database), so an answer it keeps is never stale and nothing needs to drop it.
+@functools.lru_cache(maxsize=4096)
 def base36(number: int) -> str:
     number = abs(int(number))
     out = ""

@@ -1,12 +1,12 @@
 """Reads the hot path shares: each account's copy links, rules and mode, cached per process.
 
 A heartbeat must not query the links it copies to. Every change to links, rules or copy modes bumps one
-version number in the shared cache (Redis); each process keeps its snapshot until the number moves.
+version number in the shared cache (Redis); each process keeps its snapshots (memos keyed by that number, see
+config.caches) until the number moves.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -15,14 +15,13 @@ from django.db import transaction
 from django.db.models import Count
 
 from accounts.models import TradingAccount
+from config.caches import Memo
 
 from .choices import AccountMode
 from .models import AccountCopyState, CopyLink, Rule
 from .sizing import AccountFigures
 
 VERSION_KEY = "copytrading:config-version"
-_local: dict[str, tuple[int, AccountConfig]] = {}
-_lock = threading.Lock()
 
 
 @dataclass
@@ -46,18 +45,30 @@ class AccountConfig:
 
 
 VERSION_TTL = 0.5  # seconds a process trusts its last read of the version (another process's edit shows within it)
-_version: list = [0, -1.0]  # [value, monotonic time read]
+
+# The version as this process read it, keyed by the VERSION_TTL-long slice of time it was read in.
+VERSIONS: Memo[int] = Memo("copytrading.config_version", size=2)
+# Each account's snapshot, keyed by (account id, version): a bump makes every key new.
+CONFIGS: Memo[AccountConfig] = Memo("copytrading.account_configs", size=50_000)
+# The ids of the accounts with an active link or rule, keyed by version.
+CONFIGURED: Memo[frozenset[str]] = Memo("copytrading.configured_accounts", size=2)
+
+
+def _time_slice(seconds: float) -> int:
+    """The number of the ``seconds``-long slice of monotonic time we are in: a key that moves on by itself."""
+    return int(time.monotonic() // seconds)
 
 
 def config_version() -> int:
     """The shared version number, read from the cache at most every VERSION_TTL s per process.
 
     Heartbeats of thousands of accounts ask for it; one read per half second serves them all."""
-    now = time.monotonic()
-    if now - _version[1] >= VERSION_TTL:
-        value = cache.get(VERSION_KEY)
-        _version[0], _version[1] = (_fresh_version() if value is None else value), now
-    return _version[0]
+    return VERSIONS.get_or_build(_time_slice(VERSION_TTL), _read_version)
+
+
+def _read_version() -> int:
+    value = cache.get(VERSION_KEY)
+    return _fresh_version() if value is None else value
 
 
 def _fresh_version() -> int:
@@ -72,14 +83,13 @@ def _fresh_version() -> int:
 
 
 def forget_config_version() -> None:
-    _version[1] = -1.0
+    VERSIONS.clear()
 
 
 def forget_local_config() -> None:
     """Drop this process's snapshots (tests, whose cache is emptied between them, start from nothing)."""
-    with _lock:
-        _local.clear()
-        _configured[0] = None
+    CONFIGS.clear()
+    CONFIGURED.clear()
     forget_config_version()
 
 
@@ -97,44 +107,39 @@ def bump_config_version() -> None:
     transaction.on_commit(bump)
 
 
-_configured: list = [None, frozenset()]  # [version, ids of accounts with an active link or rule]
-
-
 def configured_accounts(version: int) -> frozenset[str]:
     """Every account that is a master, a slave or has a rule, read once per version per process:
     the heartbeats of all other accounts need no query at all."""
-    if _configured[0] != version:
-        ids = set()
-        for master_id, slave_id in CopyLink.objects.filter(active=True).values_list("master_id", "slave_id"):
-            ids.update((str(master_id), str(slave_id)))
-        ids.update(str(a) for a in Rule.objects.filter(active=True).values_list("account_id", flat=True))
-        with _lock:
-            _configured[0], _configured[1] = version, frozenset(ids)
-    return _configured[1]
+    return CONFIGURED.get_or_build(version, _configured_ids)
+
+
+def _configured_ids() -> frozenset[str]:
+    ids = set()
+    for master_id, slave_id in CopyLink.objects.filter(active=True).values_list("master_id", "slave_id"):
+        ids.update((str(master_id), str(slave_id)))
+    ids.update(str(a) for a in Rule.objects.filter(active=True).values_list("account_id", flat=True))
+    return frozenset(ids)
 
 
 def account_config(account_id) -> AccountConfig:
     key = str(account_id)
     version = config_version()
-    hit = _local.get(key)
-    if hit is not None and hit[0] == version:
-        return hit[1]
-    config = _load(key) if key in configured_accounts(version) else AccountConfig(account_id=key)
-    with _lock:
-        _local[key] = (version, config)
-    return config
+    return CONFIGS.get_or_build((key, version), lambda: _snapshot(key, version))
+
+
+def _snapshot(account_id: str, version: int) -> AccountConfig:
+    if account_id in configured_accounts(version):
+        return _load(account_id)
+    return AccountConfig(account_id=account_id)
 
 
 def account_config_in_memory(account_id) -> AccountConfig | None:
     """``account_config`` when this process can answer it with no I/O (its version read within VERSION_TTL and
     the account's snapshot taken under it), else None. The EA fast path asks it on the event loop."""
-    if time.monotonic() - _version[1] >= VERSION_TTL:
+    version = VERSIONS.peek(_time_slice(VERSION_TTL))
+    if version is None:
         return None
-    key = str(account_id)
-    hit = _local.get(key)
-    if hit is not None and hit[0] == _version[0]:
-        return hit[1]
-    return None
+    return CONFIGS.peek((str(account_id), version))
 
 
 def _load(account_id: str) -> AccountConfig:
@@ -174,27 +179,31 @@ def slave_mode(link) -> str:
 
 
 def clear_local_cache() -> None:
-    _local.clear()
+    CONFIGS.clear()
 
 
 # Ratio sizing needs each slave's balance/equity/free margin; seconds-old figures size a lot just as well.
 FIGURES_TTL_SECONDS = 5.0
-_figures: dict[str, tuple[float, AccountFigures]] = {}
+# Keyed by (account id, FIGURES_TTL_SECONDS-long slice of time): figures are re-read in each new slice.
+FIGURES: Memo[AccountFigures] = Memo("copytrading.slave_figures", size=50_000)
 
 
 def slave_figures(ids: list[str]) -> dict[str, AccountFigures]:
     """Balance, equity and free margin of each account, read at most every FIGURES_TTL_SECONDS per process."""
-    now = time.monotonic()
-    found = {i: hit[1] for i in ids if (hit := _figures.get(i)) is not None and hit[0] > now}
+    moment = _time_slice(FIGURES_TTL_SECONDS)
+    found = {i: hit for i in ids if (hit := FIGURES.peek((i, moment))) is not None}
     missing = [i for i in ids if i not in found]
     if missing:
         rows = TradingAccount.objects.filter(pk__in=missing).values_list("pk", "balance", "equity", "margin_free")
         for pk, balance, equity, free in rows:
-            figures = AccountFigures(balance, equity, free)
-            found[str(pk)] = figures
-            _figures[str(pk)] = (now + FIGURES_TTL_SECONDS, figures)
+            found[str(pk)] = _keep(FIGURES, (str(pk), moment), AccountFigures(balance, equity, free))
     return found
 
 
+def _keep(memo: Memo[AccountFigures], key: tuple, value: AccountFigures) -> AccountFigures:
+    """``value`` kept in ``memo`` under ``key`` (read in one query with others, so not built one by one)."""
+    return memo.get_or_build(key, lambda: value)
+
+
 def clear_figures_cache() -> None:
-    _figures.clear()
+    FIGURES.clear()

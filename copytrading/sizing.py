@@ -44,6 +44,8 @@ def round_to_step(volume: Decimal, step: Decimal, *, rounding: str = ROUND_DOWN)
     return ((volume / step).quantize(ONE, rounding=rounding) * step).normalize() + ZERO
 
 
+# Not a config.caches memo: a pure function of its arguments (no settings, no database), so an answer it keeps
+# is never stale and nothing needs to drop it.
 @functools.lru_cache(maxsize=1024)
 def _largest_volume(maximum: Decimal, step: Decimal) -> Decimal:
     # The same few symbols are sized for every slave of every master: round their maximum once.

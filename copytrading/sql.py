@@ -27,6 +27,7 @@ def _json(rows: list[dict]) -> str:
     return json.dumps(rows, separators=(",", ":"), default=str)  # default: Decimal and UUID as strings
 
 
+# Not a config.caches memo: built from the models' table names only (code), it cannot go stale in a process.
 @functools.cache
 def _statement_parts() -> dict[str, str]:
     """The ``WITH`` parts of the heartbeat statement after the commands' insert (built once per process)."""

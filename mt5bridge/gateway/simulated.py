@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from config.caches import Memo
 from mt5bridge.simulated import bulk, engine, prices, reads, seeding
 from mt5bridge.simulated import clock as sim_clock
 from mt5bridge.simulated.masks import group_matcher
@@ -38,10 +38,11 @@ from .types import (
 _DEALS_SETTLED_WITHIN = 2.0
 _AUTH_FAILED = "Terminal: Authorization failed (-6)"
 
-# Passwords already verified in this process (login, stored hash) -> digest, so a sync every few
-# minutes does not pay the key-derivation cost each time.
-_verified: dict[tuple[int, str], bytes] = {}
-_MEMO_LIMIT = 50_000  # a long-lived process forgets and starts over past this many entries
+# Passwords already verified in this process, so a sync every few minutes does not pay the key-derivation
+# cost each time: keyed by (login, stored hash, digest of the password given), so a changed password (a new
+# stored hash) or a different one given is a new key.
+VERIFIED: Memo[bool] = Memo("mt5bridge.simulated.verified_passwords", size=50_000)
+_VIEWS_LIMIT = 50_000  # a long-lived gateway forgets its account views and starts over past this many
 
 
 def _digest(password: str, encoded: str) -> bytes:
@@ -85,7 +86,7 @@ class SimulatedGateway:
             else:
                 base = reads.fetch(login)
         view = reads.settled(base, self._now())
-        if len(self._views) >= _MEMO_LIMIT:
+        if len(self._views) >= _VIEWS_LIMIT:
             self._views.clear()
         self._views[login] = _Cached(time.monotonic(), view)
         return view
@@ -102,15 +103,11 @@ class SimulatedGateway:
         account = fetched.account
         if account.server != credentials.server:
             raise AuthenticationFailed(_AUTH_FAILED)
-        key = (account.login, account.password)
-        digest = _digest(credentials.password, account.password)
-        known = _verified.get(key)
-        if known is None or not hmac.compare_digest(known, digest):
+        key = (account.login, account.password, _digest(credentials.password, account.password))
+        if VERIFIED.peek(key) is None:  # only a password that matched is kept
             if not seeding.password_matches(credentials.password, account.password):
                 raise AuthenticationFailed(_AUTH_FAILED)
-            if len(_verified) >= _MEMO_LIMIT:
-                _verified.clear()
-            _verified[key] = digest
+            VERIFIED.get_or_build(key, lambda: True)
         self._current_server = account.server
         return reads.account_info(self._view(account.login, fetched))
 

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
+from config.caches import Memo
 from mt5bridge.gateway.types import AccountInfo
 
 from . import accounting, prices, reads
@@ -89,7 +90,17 @@ class _Account:
         return self
 
 
-_cache: dict[int, _Account] = {}
+@dataclass(slots=True)
+class _Held:
+    """What this process holds of one login: its account as last read, or None (never read, gone or settled)."""
+
+    account: _Account | None = None
+
+
+# Each login's rows as last read. Every call checks them against the database's (id, version) and re-reads the
+# ones that moved: that check is what drops a stale row. At most _CACHE_LIMIT logins, the least recently asked
+# for going first.
+HELD: Memo[_Held] = Memo("mt5bridge.simulated.bulk_accounts", size=_CACHE_LIMIT)
 
 
 def _holding(spec: SymbolSpec, side: int, volume, price_open, accrued, since: int, sl, tp) -> _Holding:
@@ -102,7 +113,7 @@ def _holding(spec: SymbolSpec, side: int, volume, price_open, accrued, since: in
     )  # fmt: skip
 
 
-def _refresh_postgres(logins: list[int]) -> set[int]:
+def _refresh_postgres(logins: list[int], held: dict[int, _Held]) -> set[int]:
     """Re-read, in one query, the accounts that are new or whose version moved; returns the missing logins.
 
     The cached (id, version) pairs travel with the logins so the database answers only with
@@ -113,7 +124,7 @@ def _refresh_postgres(logins: list[int]) -> set[int]:
     position = q(SimPosition._meta.db_table)
     ids, versions = [], []
     for login in logins:
-        cached = _cache.get(login)
+        cached = held[login].account
         ids.append(cached.pk if cached else 0)
         versions.append(cached.version if cached else -1)
     with connection.cursor() as cursor:
@@ -146,26 +157,26 @@ def _refresh_postgres(logins: list[int]) -> set[int]:
             found.holdings.append(_holding(symbol_spec(found.server, symbol), side, volume, price_open,
                                            accrued, since, sl, tp))  # fmt: skip
     for login in missing:
-        _cache.pop(login, None)
+        held[login].account = None
     for login, found in fresh.items():
-        _cache[login] = found.seal()
+        held[login].account = found.seal()
     return missing
 
 
-def _refresh_orm(logins: list[int]) -> set[int]:
+def _refresh_orm(logins: list[int], held: dict[int, _Held]) -> set[int]:
     current: dict[int, tuple[int, int]] = {}
     for i in range(0, len(logins), _ORM_CHUNK):
         rows = SimAccount.objects.filter(login__in=logins[i : i + _ORM_CHUNK]).values_list("login", "id", "version")
         current.update((login, (pk, version)) for login, pk, version in rows)
     stale = []
     for login in logins:
-        cached = _cache.get(login)
+        cached = held[login].account
         if login not in current:
-            _cache.pop(login, None)
+            held[login].account = None
         elif cached is None or (cached.pk, cached.version) != current[login]:
             stale.append(login)
     for found in _fetch_orm(stale):
-        _cache[found.login] = found
+        held[found.login].account = found
     return set(logins) - current.keys()
 
 
@@ -264,15 +275,16 @@ def accounts_info(logins: Sequence[int], now: datetime) -> dict[int, AccountInfo
 
 def _accounts_info(logins: Sequence[int], now: datetime) -> dict[int, AccountInfo]:
     unique = list(dict.fromkeys(int(x) for x in logins))
-    if len(_cache) > _CACHE_LIMIT:
-        _cache.clear()
-    if connection.vendor == "postgresql":
-        missing = _refresh_postgres(unique) if unique else set()
-    else:
+    if connection.vendor != "postgresql":
         # SQLite may hand a rolled-back row's id to the next row, so (id, version) cannot prove a
         # cached copy current there; the embedded setup re-reads every time instead.
-        _cache.clear()
-        missing = _refresh_orm(unique)
+        HELD.clear()
+    # Taken once: a call for more logins than the memo keeps still sees every one it read.
+    held = {login: HELD.get_or_build(login, _Held) for login in unique}
+    if connection.vendor == "postgresql":
+        missing = _refresh_postgres(unique, held) if unique else set()
+    else:
+        missing = _refresh_orm(unique, held)
     t = prices.epoch_second(now)
     valuation = Valuation(t)
     rollovers = {True: accounting.rollover_count(CRYPTO, t), False: accounting.rollover_count("forex", t)}
@@ -281,9 +293,11 @@ def _accounts_info(logins: Sequence[int], now: datetime) -> dict[int, AccountInf
     for login in unique:
         if login in missing:
             continue
-        info, due = _evaluate(_cache[login], valuation, quotes, rollovers)
+        account = held[login].account
+        assert account is not None  # read above: present unless missing
+        info, due = _evaluate(account, valuation, quotes, rollovers)
         if due:
             info = reads.account_info(reads.load(login, now))
-            _cache.pop(login, None)
+            held[login].account = None
         result[login] = info
     return result

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from config.caches import Memo
 from mt5bridge.gateway.types import Tick
 
 from .symbols_catalog import CRYPTO, ENERGY, FOREX, INDEX, INSTRUMENTS, METAL, STOCK, Instrument, SymbolSpec, canonical
@@ -104,16 +105,13 @@ class Walk:
         return lo, hi
 
 
-_walks: dict[tuple[int, str], Walk] = {}
+# Keyed by (seed, instrument): a test that changes MT5_SIM_SEED gets walks of its own.
+WALKS: Memo[Walk] = Memo("mt5bridge.simulated.walks", size=1024)
 
 
 def walk(instrument: Instrument, seed: int | None = None) -> Walk:
     seed = settings.MT5_SIM_SEED if seed is None else seed
-    key = (seed, instrument.key)
-    found = _walks.get(key)
-    if found is None:
-        found = _walks[key] = Walk(instrument, seed)
-    return found
+    return WALKS.get_or_build((seed, instrument.key), lambda: Walk(instrument, seed))
 
 
 # --- Market hours ---------------------------------------------------------------------
@@ -203,8 +201,8 @@ def open_segments(kind: str, a: int, b: int) -> Iterator[tuple[int, int]]:
 
 # --- Quotes ---------------------------------------------------------------------------
 
-_quotes: dict[tuple, tuple[Decimal, Decimal, int]] = {}
-_QUOTE_CACHE_LIMIT = 100_000
+# Quotes and USD rates by second, keyed by the seed and the symbol (or currency) too.
+QUOTES: Memo[tuple[Decimal, Decimal, int]] = Memo("mt5bridge.simulated.quotes", size=100_000)
 
 
 def epoch_second(when: datetime) -> int:
@@ -229,15 +227,13 @@ def raw_quote(spec: SymbolSpec, t: int, seed: int | None = None) -> tuple[Decima
 def quote(spec: SymbolSpec, t: int) -> tuple[Decimal, Decimal, int]:
     """Bid, ask and the second they were quoted at; frozen at the last open second when closed."""
     seed = settings.MT5_SIM_SEED
-    key = (seed, spec.server, spec.name, t)
-    found = _quotes.get(key)
-    if found is None:
-        quoted_at = last_open_second(spec.kind, t)
-        bid, ask = raw_quote(spec, quoted_at, seed)
-        if len(_quotes) >= _QUOTE_CACHE_LIMIT:
-            _quotes.clear()
-        found = _quotes[key] = (bid, ask, quoted_at)
-    return found
+    return QUOTES.get_or_build((seed, spec.server, spec.name, t), lambda: _quote(spec, t, seed))
+
+
+def _quote(spec: SymbolSpec, t: int, seed: int) -> tuple[Decimal, Decimal, int]:
+    quoted_at = last_open_second(spec.kind, t)
+    bid, ask = raw_quote(spec, quoted_at, seed)
+    return bid, ask, quoted_at
 
 
 def tick(spec: SymbolSpec, when: datetime) -> Tick:
@@ -249,17 +245,17 @@ def usd_rate(currency: str, t: int) -> Decimal:
     """How many USD one unit of ``currency`` is worth at second ``t`` (from the bid of its USD pair)."""
     if currency == "USD":
         return Decimal(1)
-    key = ("rate", settings.MT5_SIM_SEED, currency, t)
-    found = _quotes.get(key)
-    if found is None:
-        if f"{currency}USD" in INSTRUMENTS:
-            rate = quote(canonical(f"{currency}USD"), t)[0]
-        elif f"USD{currency}" in INSTRUMENTS:
-            rate = Decimal(1) / quote(canonical(f"USD{currency}"), t)[0]
-        else:
-            raise ValueError(f"no conversion pair for {currency}")
-        found = _quotes[key] = (rate, rate, t)
-    return found[0]
+    return QUOTES.get_or_build(("rate", settings.MT5_SIM_SEED, currency, t), lambda: _usd_rate(currency, t))[0]
+
+
+def _usd_rate(currency: str, t: int) -> tuple[Decimal, Decimal, int]:
+    if f"{currency}USD" in INSTRUMENTS:
+        rate = quote(canonical(f"{currency}USD"), t)[0]
+    elif f"USD{currency}" in INSTRUMENTS:
+        rate = Decimal(1) / quote(canonical(f"USD{currency}"), t)[0]
+    else:
+        raise ValueError(f"no conversion pair for {currency}")
+    return rate, rate, t
 
 
 # --- Crossing search ------------------------------------------------------------------

@@ -9,6 +9,7 @@ return the same values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,14 +116,11 @@ class _Sql:
         )
 
 
-_sql: _Sql | None = None
-
-
+# Not a config.caches memo: the statements are spelled from the models' table and column names only (code;
+# used on PostgreSQL only), so they cannot go stale in a process.
+@functools.cache
 def _queries() -> _Sql:
-    global _sql
-    if _sql is None:
-        _sql = _Sql()
-    return _sql
+    return _Sql()
 
 
 def fetch(login: int) -> AccountView:

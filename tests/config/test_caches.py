@@ -28,6 +28,14 @@ def test_a_memo_builds_once_per_key_and_forgets_the_least_recently_used():
     assert len(memo) == 2
 
 
+def test_peeking_at_a_memo_never_builds():
+    memo = Memo("tests.peek")
+    assert memo.peek("k") is None
+    assert len(memo) == 0
+    memo.get_or_build("k", lambda: "built")
+    assert memo.peek("k") == "built"
+
+
 def test_one_signal_empties_every_memo():
     first, second = Memo("tests.first"), Memo("tests.second")
     first.get_or_build("k", lambda: "old")

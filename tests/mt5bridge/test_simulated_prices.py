@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from config.caches import clear_all_memos
 from mt5bridge.simulated import prices
 from mt5bridge.simulated.accounting import rollover_days
 from mt5bridge.simulated.masks import filter_groups
@@ -30,8 +31,7 @@ def _seed(settings):
 def test_the_same_instant_gives_the_same_tick_twice_and_after_the_caches_are_dropped():
     spec = canonical("EURUSD")
     first = prices.tick(spec, WEDNESDAY_NOON)
-    prices._quotes.clear()
-    prices._walks.clear()
+    clear_all_memos()
     assert prices.tick(spec, WEDNESDAY_NOON) == first
     assert prices.tick(spec, WEDNESDAY_NOON + timedelta(milliseconds=999)) == first
 
