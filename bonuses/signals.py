@@ -17,3 +17,8 @@ bonus_cancelled = Signal()
 
 #: A type C bonus reached its lot target and was converted to balance. kwargs: ``bonus``.
 bonus_converted = Signal()
+
+#: An MT5 posting of a bonus (credit in or out, a balance correction, a leverage change) was refused or unanswered
+#: on every attempt and now waits for a person (bonus monitor page: retry now / mark resolved).
+#: kwargs: ``bonus``, ``operation`` (bonuses.models.BonusOperation), ``error`` (str).
+bonus_operation_failed = Signal()

@@ -23,6 +23,9 @@ class IntegrationsConfig(AppConfig):
         bonus_signals.bonus_granted.connect(receivers.bonus_granted, dispatch_uid="integrations.bonus_granted")
         bonus_signals.bonus_cancelled.connect(receivers.bonus_cancelled, dispatch_uid="integrations.bonus_cancelled")
         bonus_signals.bonus_converted.connect(receivers.bonus_converted, dispatch_uid="integrations.bonus_converted")
+        bonus_signals.bonus_operation_failed.connect(
+            receivers.bonus_operation_failed, dispatch_uid="integrations.bonus_operation_failed"
+        )
         copy_signals.copy_command_failed.connect(
             receivers.copy_command_failed, dispatch_uid="integrations.copy_command_failed"
         )

@@ -31,6 +31,7 @@ class WebhookEvent(models.TextChoices):
     BONUS_GRANTED = "bonus.granted", "Bonus granted"
     BONUS_CANCELLED = "bonus.cancelled", "Bonus cancelled"
     BONUS_CONVERTED = "bonus.converted", "Bonus converted to balance"
+    BONUS_OPERATION_FAILED = "bonus.operation_failed", "Bonus MT5 posting failed (waits for a person)"
     PREFLIGHT_DONE = "preflight.done", "Pre-flight done"
     CONTACT_SYNCED = "systeme.contact_synced", "Systeme.io contact synced"
     PING = "ping", "Test delivery"

@@ -83,6 +83,21 @@ def bonus_converted(sender, bonus, **kwargs) -> None:
         webhook_emit(WebhookEvent.BONUS_CONVERTED, _bonus_payload(bonus))
 
 
+def bonus_operation_failed(sender, bonus, operation, error: str = "", **kwargs) -> None:
+    if webhook_event_wanted(WebhookEvent.BONUS_OPERATION_FAILED):
+        webhook_emit(
+            WebhookEvent.BONUS_OPERATION_FAILED,
+            {
+                **_bonus_payload(bonus),
+                "operation_id": operation.pk,
+                "operation_kind": operation.kind,
+                "operation_amount": operation.amount,
+                "attempts": operation.attempts,
+                "error": error,
+            },
+        )
+
+
 def copy_command_failed(sender, copy, retcode: int | None = None, reason: str = "", **kwargs) -> None:
     if not webhook_event_wanted(WebhookEvent.COPY_COMMAND_FAILED):
         return

@@ -25,7 +25,7 @@ from ..choices import (
 )
 from ..formulas import ZERO
 from ..models import Bonus, BonusOperation, MonitoredAccount
-from ..signals import bonus_granted
+from ..signals import bonus_granted, bonus_operation_failed
 from .audit import MONITOR, announce, audit_write, bonus_state
 from .monitored import default_gateway
 
@@ -247,7 +247,8 @@ def _operation_failed(operation: BonusOperation, error: str, *, actor) -> None:
     ).update(status=OperationStatus.FAILED, claimed_until=None, next_attempt_at=None, error=error[:255])
     if not failed:
         return
-    # The alert: an ERROR log line, an audit row, and the bonus monitor page lists failed postings.
+    # The alert: an ERROR log line, an audit row, the bonus monitor page lists failed postings, and the
+    # bonus_operation_failed signal (the "bonus.operation_failed" outbound webhook) after commit.
     logger.error(
         "bonus operation %s (%s %s on login %s) failed after %s attempts: %s; retry it or mark it resolved "
         "on the bonus monitor page",
@@ -258,13 +259,15 @@ def _operation_failed(operation: BonusOperation, error: str, *, actor) -> None:
         operation.attempts,
         error,
     )
+    bonus = Bonus.objects.get(pk=operation.bonus_id)
     audit_write(
         actor=actor,
         action=AuditAction.OPERATION_FAILED,
-        bonus=Bonus.objects.get(pk=operation.bonus_id),
+        bonus=bonus,
         after=operation_state(operation, status=OperationStatus.FAILED, error=error),
         message=f"{operation.comment}: {operation.kind} {operation.amount} failed after {operation.attempts} attempts",
     )
+    announce(bonus_operation_failed, bonus, operation=operation, error=error)
 
 
 def operation_state(operation: BonusOperation, **changes) -> dict:

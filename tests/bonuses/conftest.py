@@ -10,6 +10,7 @@ from django.utils import timezone
 from bonuses.choices import BonusType, CampaignStatus, Trigger
 from bonuses.services.campaigns import campaign_create
 from mt5bridge import gateway as gw
+from mt5bridge.simulated import OperationRefused
 from tests.personas import next_login
 
 SIM_PASSWORD = "mt5-Secret-pass-42"
@@ -94,3 +95,21 @@ class Outage:
 @pytest.fixture
 def sim_account(db) -> int:
     return make_account()
+
+
+class RefusesCreditRemoval:
+    """The simulated gateway, except that MT5 answers "no money" to every credit removal (margin held)."""
+
+    def __init__(self):
+        self.inner = gw.get_gateway("simulated")
+        self.kind = self.inner.kind
+        self.refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def balance_operation(self, login, amount, deal_type, comment, *, check_margin=True):
+        if amount < 0 and deal_type == gw.DealType.CREDIT:
+            self.refused += 1
+            raise OperationRefused(gw.Retcode.NO_MONEY, "no money")
+        return self.inner.balance_operation(login, amount, deal_type, comment, check_margin=check_margin)

@@ -16,10 +16,10 @@ from bonuses.services.ending import bonus_cancel
 from bonuses.services.operations import operation_resolve, operations_resume
 from bonuses.services.triggers import trigger_deposit, trigger_registration
 from mt5bridge import gateway as gw
-from mt5bridge.simulated import OperationRefused, deposit
+from mt5bridge.simulated import deposit
 from mt5bridge.simulated.models import SimDeal
 
-from .conftest import account, make_account, make_campaign
+from .conftest import RefusesCreditRemoval, account, make_account, make_campaign
 
 pytestmark = pytest.mark.django_db
 
@@ -84,24 +84,6 @@ def test_drawdown_with_the_leave_policy_removes_the_credit_and_leaves_the_balanc
     info = account(login)
     assert info.credit == D("0.00") and info.balance < 0
     assert _corrections(login) == []
-
-
-class RefusesCreditRemoval:
-    """The simulated gateway, except that MT5 answers "no money" to every credit removal (margin held)."""
-
-    def __init__(self):
-        self.inner = gw.get_gateway("simulated")
-        self.kind = self.inner.kind
-        self.refused = 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def balance_operation(self, login, amount, deal_type, comment, *, check_margin=True):
-        if amount < 0 and deal_type == gw.DealType.CREDIT:
-            self.refused += 1
-            raise OperationRefused(gw.Retcode.NO_MONEY, "no money")
-        return self.inner.balance_operation(login, amount, deal_type, comment, check_margin=check_margin)
 
 
 def _cancelled_with_refused_removal(gateway) -> BonusOperation:

@@ -36,8 +36,8 @@ from integrations.services.webhooks import webhook_endpoint_create, webhook_ping
 from mt5bridge.ea.models import Command
 from mt5bridge.simulated import deposit
 from mt5bridge.sync import account_sync
+from tests.bonuses.conftest import RefusesCreditRemoval, make_campaign
 from tests.bonuses.conftest import make_account as make_bonus_account
-from tests.bonuses.conftest import make_campaign
 from tests.copytrading.conftest import make_account as make_copy_account
 from tests.copytrading.factories import pos, state
 from tests.integrations.fakes import WebhookReceiver
@@ -137,6 +137,14 @@ def cause_bonus_converted(account, endpoint, request) -> None:
     bonus_force_convert(actor="test", bonus=_granted(bonus_type=BonusType.CONVERTIBLE))
 
 
+def cause_bonus_operation_failed(account, endpoint, request) -> None:
+    """A bonus is cancelled and MT5 refuses to take its credit back on every attempt: it waits for a person."""
+    settings = request.getfixturevalue("settings")
+    settings.BONUS_OPERATION_RETRY_SECONDS = 0
+    settings.BONUS_OPERATION_MAX_ATTEMPTS = 1
+    bonus_cancel(actor="test", bonus=_granted(), gateway=RefusesCreditRemoval())
+
+
 def cause_copy_command_failed(account, endpoint, request) -> None:
     """A master opens a position; the slave's MT5 refuses the copy (retcode 10019, no money)."""
     owner = account.owner
@@ -159,6 +167,7 @@ CAUSES = {
     WebhookEvent.BONUS_GRANTED: cause_bonus_granted,
     WebhookEvent.BONUS_CANCELLED: cause_bonus_cancelled,
     WebhookEvent.BONUS_CONVERTED: cause_bonus_converted,
+    WebhookEvent.BONUS_OPERATION_FAILED: cause_bonus_operation_failed,
     WebhookEvent.COPY_COMMAND_FAILED: cause_copy_command_failed,
 }
 
