@@ -220,7 +220,7 @@ class MasterContext:
     def __init__(self, current: Any, figures_reader: FiguresReader):
         self.current = current
         self.figures_reader = figures_reader
-        self.figures = AccountFigures(current.balance, current.equity, current.margin_free)
+        self.figures = AccountFigures.of(current)
         self.now = current.received_at or timezone.now()
         self.magic = settings.COPY_MAGIC
         self._master_symbols: Any = None

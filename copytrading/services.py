@@ -437,7 +437,7 @@ def template_order_params(*, template: OrderTemplate, account: TradingAccount) -
                 rules=target.spec.volume,
                 master_volume=Decimal(0),
                 risk_percent=template.risk_percent,
-                slave=AccountFigures(account.balance, account.equity, account.margin_free),
+                slave=AccountFigures.of(account),
                 sl_distance=template.sl_points * point if point else None,
                 slave_contract_size=target.spec.contract_size,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
 
 from .choices import SizingMode
 
@@ -23,9 +24,17 @@ class SizingSkip(Exception):
 
 @dataclass(frozen=True)
 class AccountFigures:
+    """The three figures ratio and risk sizing divide by: a subset of the account's figures (accounts.figures),
+    under the same names."""
+
     balance: Decimal
     equity: Decimal
     margin_free: Decimal
+
+    @classmethod
+    def of(cls, row: Any) -> AccountFigures:
+        """The sizing figures of a `TradingAccount`, or of a heartbeat carrying the account's figure names."""
+        return cls(row.balance, row.equity, row.margin_free)
 
 
 @dataclass(frozen=True)

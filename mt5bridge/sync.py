@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.choices import GatewayKind, SyncOutcome, SyncStatus
+from accounts.figures import figures_from_mt5
 from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from accounts.vault import SecretUnreadable, decrypt
 from entitlements.gates import sync_history_start
@@ -111,27 +112,12 @@ def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gatewa
         deals_added = _store_deals(account, deals)
         _replace_positions(account, positions, started_at)
         _replace_orders(account, orders)
-        AccountSnapshot.objects.create(
-            account=account,
-            taken_at=started_at,
-            balance=info.balance,
-            credit=info.credit,
-            equity=info.equity,
-            margin=info.margin,
-            margin_free=info.margin_free,
-            margin_level=info.margin_level,
-            floating_profit=info.profit,
-        )
+        figures = figures_from_mt5(info)
+        AccountSnapshot.objects.create(account=account, taken_at=started_at, **figures)
         newest_deal = max((deal.time for deal in deals), default=None)
         duration_ms = int((time.perf_counter() - started) * 1000)
         TradingAccount.objects.filter(pk=account.pk).update(
-            balance=info.balance,
-            credit=info.credit,
-            equity=info.equity,
-            margin=info.margin,
-            margin_free=info.margin_free,
-            margin_level=info.margin_level,
-            floating_profit=info.profit,
+            **figures,
             leverage=info.leverage,
             currency=info.currency or account.currency,
             broker=info.company or account.broker,
