@@ -295,7 +295,9 @@ def test_read_only_writes_nothing_through_the_api(world):
 def test_read_only_holds_only_view_permissions_and_none_on_secrets():
     perms = [p for cap in MATRIX if cap.scope(Role.READ_ONLY) == Scope.ALL for p in cap.perms]
     assert perms and all(p.split(".", 1)[1].startswith("view_") for p in perms)
-    assert not any(app in p for p in perms for app in ("mt5bridge.", "accounts.", "auth.", "integrations.", "entitlements."))
+    assert not any(
+        app in p for p in perms for app in ("mt5bridge.", "accounts.", "auth.", "integrations.", "entitlements.")
+    )
 
 
 def test_only_super_admin_manages_users_roles_plans_and_system_configuration():
