@@ -15,15 +15,22 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
-from mt5bridge.ea.fast import EAFastPath  # noqa: E402
+
+# As MIDDLEWARE does for Django's stack: each ASGI_HTTP_MIDDLEWARE entry wraps the ones after it, so an app that
+# serves a path ahead of Django (the EA heartbeat, mt5bridge/ea/fast.py) is named in settings and this entry
+# point, at the bottom layer, imports no app.
+http_application = django_asgi_app
+for middleware in reversed(settings.ASGI_HTTP_MIDDLEWARE):
+    http_application = import_string(middleware)(http_application)
 
 application = ProtocolTypeRouter(
     {
-        # The EA heartbeat skips Django's middleware stack (mt5bridge/ea/fast.py); everything else is Django.
-        "http": EAFastPath(django_asgi_app),
+        "http": http_application,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -499,6 +499,8 @@ EA_GATE_CACHE_SECONDS = envint(
     "EA_GATE_CACHE_SECONDS", 300, minimum=0
 )  # gate answer per account; billing changes drop it at once
 EA_REDIS_MAX_CONNECTIONS = envint("EA_REDIS_MAX_CONNECTIONS", 500, minimum=2)
+# ASGI middleware ahead of Django's stack (config/asgi.py), outermost first, as MIDDLEWARE: the EA edge.
+ASGI_HTTP_MIDDLEWARE = ["mt5bridge.ea.fast.EAFastPath"]
 EA_FAST_PATH = envbool("EA_FAST_PATH", True)  # serve POST /api/ea/heartbeat before Django's middleware (ASGI)
 EA_FAST_PATH_THREADS = envint("EA_FAST_PATH_THREADS", 8, minimum=1)  # worker threads per process for that path
 
