@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, OuterRef, Subquery
 from django.utils.functional import cached_property
+from unfold.admin import ModelAdmin
 
 from config.errors import ServiceError
 
@@ -137,7 +138,7 @@ class TradingAccountAddForm(forms.ModelForm):
 
 
 @admin.register(TradingAccount)
-class TradingAccountAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class TradingAccountAdmin(RestrictedAdminMixin, ModelAdmin):
     list_display = [
         "__str__",
         "login",
@@ -259,7 +260,7 @@ class TradingAccountAdmin(RestrictedAdminMixin, admin.ModelAdmin):
         return request.user.has_perm("accounts.sync_tradingaccount")
 
 
-class AccountDataAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccountDataAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     """Synced MT5 data: read-only, cheap pagination for big tables."""
 
     owner_path = "account__owner"
@@ -354,7 +355,7 @@ class SyncRunAdmin(AccountDataAdmin):
 
 
 @admin.register(SecurityEvent)
-class SecurityEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SecurityEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """The security audit: each MT5 password given out or refused, who, which account, when, from which IP."""
 
     list_display = ["created_at", "action", "actor_label", "account_login", "ip_address", "detail"]

@@ -1,27 +1,37 @@
-"""The back office's admin site: Django's admin plus a second factor for staff (django-otp, accounts.two_factor)."""
+"""The back office's admin site: Django's admin in the django-unfold theme, plus a second factor for staff (django-otp)."""
 
 from __future__ import annotations
 
 from functools import update_wrapper
 
-from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticToken
+from unfold.sites import UnfoldAdminSite
+from unfold.widgets import BASE_INPUT_CLASSES
 
 from config.errors import ServiceError
 
-from . import two_factor
+from . import admin_nav, two_factor
 from .roles import SIGNED_IN
 
 
-class BackOfficeAdminSite(admin.AdminSite):
-    login_form = two_factor.StaffLoginForm
+class StaffLoginForm(two_factor.StaffLoginForm):
+    """The two-factor login form with the theme's input style."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("username", "password", "otp_token"):
+            self.fields[name].widget.attrs["class"] = " ".join(BASE_INPUT_CLASSES)
+
+
+class BackOfficeAdminSite(UnfoldAdminSite):
+    login_form = StaffLoginForm
     login_template = "admin/login_two_factor.html"
 
     def has_permission(self, request) -> bool:
@@ -45,6 +55,21 @@ class BackOfficeAdminSite(admin.AdminSite):
         if request.method == "GET" and two_factor.enrolment_required(request):
             return self._to_enrolment()
         return super().login(request, extra_context)
+
+    def get_app_list(self, request, app_label=None):
+        apps = super().get_app_list(request, app_label)
+        if admin_nav.hides_stripe(request):
+            apps = [app for app in apps if app["app_label"] != admin_nav.STRIPE_APP]
+        return apps
+
+    def app_index(self, request, app_label, extra_context=None):
+        if app_label == admin_nav.STRIPE_APP and admin_nav.hides_stripe(request):
+            raise Http404("No such application.")
+        return super().app_index(request, app_label, extra_context)
+
+    def search(self, request, extra_context=None):
+        # The theme's search over app and model names: it lists only what get_app_list lets this person see.
+        return super().search(request, extra_context)
 
     def get_urls(self):
         # Not behind admin_view: staff who must enrol do not have the admin's permission yet.
@@ -99,3 +124,4 @@ class BackOfficeAdminSite(admin.AdminSite):
 
 
 BackOfficeAdminSite.two_factor_view.capability = SIGNED_IN  # read by the permission test
+BackOfficeAdminSite.search.capability = SIGNED_IN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from accounts.admin import ReadOnlyAdminMixin, RestrictedAdminMixin
 
@@ -28,7 +29,7 @@ class RefusedFilter(admin.SimpleListFilter):
 
 
 @admin.register(CopyLink)
-class CopyLinkAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class CopyLinkAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_copylink"
     owner_path = "slave__owner"
     list_display = [
@@ -111,7 +112,7 @@ class CopyLinkAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CopiedPosition)
-class CopiedPositionAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CopiedPositionAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_copiedposition"
     owner_path = "slave_account__owner"
     list_display = [
@@ -134,7 +135,7 @@ class CopiedPositionAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelA
 
 
 @admin.register(CopyEvent)
-class CopyEventAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CopyEventAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_copyevent"
     owner_path = "slave_account__owner"
     list_display = ["created_at", "link", "intent", "status", "reason_code", "reason", "symbol", "master_ticket"]
@@ -145,7 +146,7 @@ class CopyEventAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
 
 
 @admin.register(Rule)
-class RuleAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class RuleAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_rule"
     owner_path = "account__owner"
     list_display = ["id", "account", "kind", "action", "active", "triggered", "threshold", "max_open_trades"]
@@ -159,7 +160,7 @@ class RuleAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RuleHit)
-class RuleHitAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RuleHitAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_rulehit"
     owner_path = "account__owner"
     list_display = ["created_at", "account", "kind", "action", "detail", "command_id"]
@@ -171,7 +172,7 @@ class RuleHitAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AccountCopyState)
-class AccountCopyStateAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class AccountCopyStateAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "copytrading.view_accountcopystate"
     owner_path = "account__owner"
     list_display = ["account", "mode", "mode_reason", "day", "day_start_equity", "updated_at"]
@@ -185,7 +186,7 @@ class AccountCopyStateAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderTemplate)
-class OrderTemplateAdmin(admin.ModelAdmin):
+class OrderTemplateAdmin(ModelAdmin):
     list_display = ["name", "owner", "symbol", "side", "volume", "risk_percent", "sl_points", "tp_points"]
     list_select_related = ["owner"]
     raw_id_fields = ["owner"]

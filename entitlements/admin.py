@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from accounts.models import TradingAccount
 from accounts.permissions import restrict
@@ -27,7 +28,7 @@ def _against(used: int, limit: int | None) -> str:
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(ModelAdmin):
     list_display = [
         "name",
         "slug",
@@ -85,7 +86,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanAssignment)
-class PlanAssignmentAdmin(admin.ModelAdmin):
+class PlanAssignmentAdmin(ModelAdmin):
     list_display = [
         "user",
         "effective_plan",
@@ -202,7 +203,7 @@ class PlanAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PlanChange)
-class PlanChangeAdmin(admin.ModelAdmin):
+class PlanChangeAdmin(ModelAdmin):
     list_display = [
         "created_at",
         "user",
@@ -233,7 +234,7 @@ class PlanChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(BillingPause)
-class BillingPauseAdmin(admin.ModelAdmin):
+class BillingPauseAdmin(ModelAdmin):
     list_display = ["account", "owner", "plan", "paused_at"]
     list_select_related = ["account__owner", "plan"]
     search_fields = ["account__login", "account__owner__email"]
@@ -255,7 +256,7 @@ class BillingPauseAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserUsage)
-class UserUsageAdmin(admin.ModelAdmin):
+class UserUsageAdmin(ModelAdmin):
     """Each user's plan and usage (accounts, copy links, API calls today) against the plan's limits."""
 
     list_display = ["email", "plan", "accounts_usage", "copy_links_usage", "history", "api_calls", "assignment_link"]

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
+from unfold.admin import ModelAdmin
 
 from accounts.admin import EstimatedCountPaginator, ReadOnlyAdminMixin, RestrictedAdminMixin, TradingAccountAdmin
 from accounts.permissions import capability_required
@@ -51,7 +52,7 @@ class SystemeSettingsForm(forms.ModelForm):
 
 
 @admin.register(SystemeSettings)
-class SystemeSettingsAdmin(admin.ModelAdmin):
+class SystemeSettingsAdmin(ModelAdmin):
     form = SystemeSettingsForm
     list_display = [
         "__str__",
@@ -142,7 +143,7 @@ class SystemeSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactSync)
-class ContactSyncAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class ContactSyncAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "integrations.view_contactsync"
     owner_path = "user"
     list_display = ["email", "user", "included", "contact_id", "last_synced_at", "last_error", "tag_list"]
@@ -171,7 +172,7 @@ class ContactSyncAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(admin.ModelAdmin):
+class AutomationRuleAdmin(ModelAdmin):
     list_display = ["name", "enabled", "condition", "threshold", "action", "tag", "firings_count", "last_fired"]
     list_filter = ["enabled", "condition", "action"]
     list_editable = ["enabled", "threshold"]
@@ -193,7 +194,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(RuleFiring)
-class RuleFiringAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RuleFiringAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     restrict_perm = "integrations.view_rulefiring"
     owner_path = "contact__user"
     list_display = ["fired_at", "rule", "contact", "account", "action", "tag", "result", "error"]
@@ -206,7 +207,7 @@ class RuleFiringAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 
 @admin.register(InboundWebhookEvent)
-class InboundWebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InboundWebhookEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     # Inbound events belong to no user; the model permission alone gates them (staff only).
     list_display = ["received_at", "event_type", "status", "note", "replays"]
     list_filter = ["status", "event_type"]
@@ -245,7 +246,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class WebhookEndpointAdmin(RestrictedAdminMixin, ModelAdmin):
     form = WebhookEndpointForm
     restrict_perm = "integrations.view_webhookendpoint"
     owner_path = "created_by"
@@ -334,7 +335,7 @@ class WebhookEndpointAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     restrict_perm = "integrations.view_webhookdelivery"
     owner_path = "endpoint__created_by"
     list_display = [
@@ -372,7 +373,7 @@ class WebhookDeliveryAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.Model
 
 
 @admin.register(PreflightResult)
-class PreflightResultAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PreflightResultAdmin(RestrictedAdminMixin, ReadOnlyAdminMixin, ModelAdmin):
     owner_path = "account__owner"
     list_display = [
         "created_at",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from accounts.admin import EstimatedCountPaginator, RestrictedAdminMixin
 from config.errors import ServiceError
@@ -13,7 +19,7 @@ from mt5bridge.ea.models import Command, EAConnection, EAToken
 
 
 @admin.register(EAToken)
-class EATokenAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class EATokenAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "mt5bridge.view_eatoken"
     owner_path = "account__owner"
     list_display = ("account", "hint", "created_at", "rotated_at", "revoked_at", "last_used_at")
@@ -50,12 +56,6 @@ class ConnectionStatusFilter(admin.SimpleListFilter):
         return [("online", "online"), ("stale", "stale"), ("offline", "offline")]
 
     def queryset(self, request, queryset):
-        from datetime import timedelta
-
-        from django.conf import settings
-        from django.db.models import Q
-        from django.utils import timezone
-
         now = timezone.now()
         online = now - timedelta(seconds=settings.EA_ONLINE_SECONDS)
         offline = now - timedelta(seconds=settings.EA_OFFLINE_SECONDS)
@@ -69,7 +69,7 @@ class ConnectionStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(EAConnection)
-class EAConnectionAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class EAConnectionAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "mt5bridge.view_eaconnection"
     owner_path = "account__owner"
     list_display = (
@@ -102,7 +102,7 @@ class EAConnectionAdmin(RestrictedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Command)
-class CommandAdmin(RestrictedAdminMixin, admin.ModelAdmin):
+class CommandAdmin(RestrictedAdminMixin, ModelAdmin):
     restrict_perm = "mt5bridge.view_command"
     owner_path = "account__owner"
     list_display = (

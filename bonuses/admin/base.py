@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin
 
 from mt5bridge import gateway as gw
 
 MAX_LOGIN = 2**63 - 1
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
 

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from accounts.admin import EstimatedCountPaginator
 from accounts.permissions import capability_required, restrict
@@ -29,6 +30,8 @@ from ..services.ending import bonus_cancel, bonus_force_convert, bonus_override_
 from ..services.manual import MANUAL_KEY, bonus_assign_manual
 from ..services.monitored import default_gateway
 from .base import MAX_LOGIN, admin_context, report_error
+from .dashboard import dashboard_context
+from .live import LiveMonitorMixin
 
 
 class AssignForm(forms.Form):
@@ -70,7 +73,7 @@ class LookupForm(forms.Form):
 
 
 @admin.register(Bonus)
-class BonusAdmin(admin.ModelAdmin):
+class BonusAdmin(LiveMonitorMixin, ModelAdmin):
     """The bonus monitor, with the back office's other pages hanging off it."""
 
     list_display = [
@@ -156,14 +159,14 @@ class BonusAdmin(admin.ModelAdmin):
             path("monitoring/", view(self.monitoring_view), name="bonuses_monitoring"),
             path("<int:pk>/override-leverage/", view(self.leverage_view), name="bonuses_override_leverage"),
         ]
-        return extra + super().get_urls()
+        return extra + self.live_urls() + super().get_urls()
 
     @capability_required("bonuses.view")
     def dashboard_view(self, request):
         return TemplateResponse(
             request,
             "admin/bonuses/dashboard.html",
-            admin_context(self, request, "Bonus dashboard", stats=selectors.dashboard()),
+            admin_context(self, request, "Bonus dashboard", **dashboard_context(request)),
         )
 
     @capability_required("bonuses.assign")

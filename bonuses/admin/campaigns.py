@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import path
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin
 
 from accounts.permissions import capability_required, restrict
 from config.errors import ServiceError
@@ -69,10 +70,11 @@ class CampaignForm(forms.ModelForm):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(ModelAdmin):
     """Campaign manager: list, create, edit, duplicate, archive, status changes, Scan MT5."""
 
     form = CampaignForm
+    list_before_template = "admin/bonuses/_nav.html"
     list_display = [
         "name",
         "bonus_type",

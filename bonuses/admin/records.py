@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from unfold.admin import ModelAdmin
 
 from accounts.admin import EstimatedCountPaginator
 from accounts.permissions import restrict
@@ -24,7 +25,8 @@ from .base import ReadOnlyAdmin, report_error
 
 
 @admin.register(MonitoredAccount)
-class MonitoredAccountAdmin(admin.ModelAdmin):
+class MonitoredAccountAdmin(ModelAdmin):
+    list_before_template = "admin/bonuses/_nav.html"
     list_display = [
         "login",
         "group",
@@ -66,6 +68,7 @@ class MonitoredAccountAdmin(admin.ModelAdmin):
 class AuditLogAdmin(ReadOnlyAdmin):
     """Read-only for everyone (the table itself refuses changes on PostgreSQL)."""
 
+    list_before_template = "admin/bonuses/_nav.html"
     list_display = ["created_at", "actor_label", "action", "login", "bonus_id", "campaign_id", "message"]
     list_filter = ["action"]
     search_fields = ["=login", "=bonus__id", "actor_label"]
@@ -92,6 +95,7 @@ class AuditLogAdmin(ReadOnlyAdmin):
 class BonusOperationAdmin(ReadOnlyAdmin):
     """MT5 postings; failed ones (retried BONUS_OPERATION_MAX_ATTEMPTS times) wait here for a person."""
 
+    list_before_template = "admin/bonuses/_nav.html"
     list_display = [
         "id",
         "bonus_id",
