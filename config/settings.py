@@ -439,8 +439,8 @@ LOGOUT_REDIRECT_URL = envstr("LOGOUT_REDIRECT_URL", "login")
 # The admin (django-unfold). BROKER_NAME names the product in its header and title (ADMIN_SITE_HEADER overrides
 # the whole header); the sidebar, its per-role entries and the dashboard are built in accounts.admin_nav and
 # bonuses.admin.dashboard. Alpine.js runs as its CSP build from node_modules (templates/unfold/layouts/skeleton.html).
-BROKER_NAME = envstr("BROKER_NAME", "MT5 back office")
-ADMIN_SITE_HEADER = envstr("ADMIN_SITE_HEADER", BROKER_NAME)
+BROKER_NAME = envstr("BROKER_NAME") or "MT5 back office"
+ADMIN_SITE_HEADER = envstr("ADMIN_SITE_HEADER") or BROKER_NAME
 UNFOLD = {
     "SITE_TITLE": ADMIN_SITE_HEADER,
     "SITE_HEADER": ADMIN_SITE_HEADER,
