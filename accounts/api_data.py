@@ -246,11 +246,16 @@ class AccountDataList(ListAPIView):
     ordering: tuple[str, ...] = ()
     pagination_class = NoCountLimitOffsetPagination
 
+    def account(self) -> TradingAccount:
+        """The account of the URL, as the requester may see it (404 otherwise); looked up once per request."""
+        if not hasattr(self, "_account"):
+            self._account = visible_account(self.request, self.kwargs["account_id"])
+        return self._account
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.model.objects.none()
-        account = visible_account(self.request, self.kwargs["account_id"])
-        return self.model.objects.filter(account=account).order_by(*self.ordering).values(*self.fields)
+        return self.model.objects.filter(account=self.account()).order_by(*self.ordering).values(*self.fields)
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
@@ -277,8 +282,7 @@ class AccountDealList(AccountDataList):
         deals = super().get_queryset()
         if getattr(self, "swagger_fake_view", False):
             return deals
-        account = visible_account(self.request, self.kwargs["account_id"])
-        return ports.within_history(deals, account.owner, viewer=self.request.user)  # the plan's history window
+        return ports.within_history(deals, self.account().owner, viewer=self.request.user)  # the plan's history window
 
 
 @extend_schema(tags=["account data"], responses={200: SnapshotSerializer(many=True), **ERRORS})

@@ -57,6 +57,18 @@ class Memo(Generic[V]):
                 return self._values[key]
         return None
 
+    def put(self, key: Hashable, value: V) -> None:
+        """Keep ``value`` for ``key`` (a value learnt on the way, not built here)."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._values.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

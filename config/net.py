@@ -14,6 +14,9 @@ import socket
 
 import httpx
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from config.caches import Memo
 
 # --- the client IP -----------------------------------------------------------------------------
 
@@ -51,6 +54,32 @@ def scope_client_ip(scope) -> str:
     # Repeated headers are joined in order, as Django does for request.META.
     forwarded = b",".join(value for name, value in scope.get("headers", ()) if name.lower() == b"x-forwarded-for")
     return client_ip_from(peer, forwarded.decode("latin-1") or None)
+
+
+# Host header answers, keyed by (ALLOWED_HOSTS, DEBUG, Host): a steady client costs one lookup.
+HOSTS_SEEN: Memo[bool] = Memo("config.net.hosts_seen", size=1024)
+
+
+def scope_host_allowed(scope) -> bool:
+    """``HttpRequest.get_host()``'s check for an ASGI HTTP scope, before Django builds a request: the Host (or, with
+    USE_X_FORWARDED_HOST, X-Forwarded-Host) against ``ALLOWED_HOSTS`` with ``validate_host``; with DEBUG and no
+    hosts, the local names. An HTTP/1.0 request without Host is judged by the server's name and port, as Django
+    does."""
+    headers = dict(scope.get("headers", ()))
+    raw = (settings.USE_X_FORWARDED_HOST and headers.get(b"x-forwarded-host")) or headers.get(b"host")
+    if raw is None:
+        name, port = scope.get("server") or ("unknown", None)
+        default = 443 if scope.get("scheme") == "https" else 80
+        raw = (name if port in (None, default) else f"{name}:{port}").encode("latin-1")
+    allowed, debug = settings.ALLOWED_HOSTS, settings.DEBUG
+
+    def check() -> bool:
+        domain, _ = split_domain_port(raw.decode("latin-1"))
+        return bool(domain) and validate_host(
+            domain, allowed or ([".localhost", "127.0.0.1", "[::1]"] if debug else [])
+        )
+
+    return HOSTS_SEEN.get_or_build((tuple(allowed), debug, raw), check)
 
 
 # --- outbound addresses ------------------------------------------------------------------------

@@ -278,8 +278,8 @@ def upload_servers_dat(path: Path | None, options: PreflightOptions, login: int,
         return result
     try:
         # Imported here: boto3 is optional (only the S3 upload needs it), and its absence is a warning, not a crash.
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
+        import boto3  # noqa: PLC0415  optional package (see above)
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415  comes with boto3
     except ImportError:
         result["error"] = "boto3 not installed"
         warnings.append("S3 upload skipped: boto3 is not installed")

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.choices import GatewayKind, SyncOutcome, SyncStatus
 from accounts.figures import figures_from_mt5
+from accounts.live import publish_account_update
 from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from accounts.vault import SecretUnreadable, decrypt
 from entitlements.gates import sync_history_start
@@ -145,8 +146,6 @@ def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gatewa
 
 
 def _announce(account_id) -> None:
-    from accounts.live import publish_account_update
-
     publish_account_update(account_id)
 
 

@@ -6,6 +6,7 @@ once, validate it with the protocol's strict parser and count requests with atom
 
 from __future__ import annotations
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
@@ -25,7 +26,7 @@ from accounts.roles import EA
 from config.errors import error_body
 from config.net import client_ip
 from mt5bridge import commands as cq
-from mt5bridge.ea import services
+from mt5bridge.ea import edge, pipeline, services
 from mt5bridge.ea.models import EAToken
 from mt5bridge.ea.protocol import MAX_POLL_COMMANDS, ProtocolError, decode_ack, parse_poll
 
@@ -139,7 +140,7 @@ class HeartbeatView(EAView):
     def post(self, request):
         body = self.read_body(request)
         try:
-            reply = services.heartbeat_process(client=request.user, body=body)
+            reply = pipeline.heartbeat_process(client=request.user, body=body)
         except ProtocolError as exc:
             return protocol_error(exc)
         return JsonResponse(reply)
@@ -167,12 +168,17 @@ class CommandsView(EAView):
             )
         except ProtocolError as exc:
             return protocol_error(exc)
-        client = request.user
-        allowed, reason = services.ea_poll_access(client)
-        commands = cq.commands_deliver(account_id=client.account_id, limit=limit) if allowed else []
+        account_id = request.user.account_id
+        allowed, reason = services.ea_poll_access(request.user)
+
+        def deliver() -> list[dict]:
+            return cq.commands_deliver(account_id=account_id, limit=limit)
+
+        commands = deliver() if allowed else []
         if allowed and not commands and wait:
-            commands = services.commands_wait(client=client, seconds=wait, limit=limit)
-        return JsonResponse(services.poll_reply(allowed=allowed, reason=reason, commands=commands))
+            # The ASGI edge's long poll, run from this thread (its deliveries come back to it): one mechanism.
+            commands = async_to_sync(edge.wait_for_commands)(account_id, wait, sync_to_async(deliver))
+        return JsonResponse(pipeline.poll_reply(allowed=allowed, reason=reason, commands=commands))
 
 
 class CommandAckView(EAView):

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from mt5bridge.ea.protocol import command_tag
+
 __all__ = ["EAToken", "EAConnection", "Command", "CommandStatus", "CommandKind"]
 
 
@@ -165,8 +167,6 @@ class Command(models.Model):
 
     @property
     def tag(self) -> str:
-        from mt5bridge.ea.protocol import command_tag
-
         return command_tag(self.id)
 
     @property

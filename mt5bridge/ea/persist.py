@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from django.db import connection as db_connection
 from django.db import transaction
 from psycopg.types.json import Jsonb
 
+from accounts.live import figures_payload, publish_account_update
 from accounts.models import AccountSnapshot, Order, Position, TradingAccount
 from config.db import server_binding_cursor
 from mt5bridge.ea import store
@@ -22,27 +24,51 @@ if TYPE_CHECKING:
     from mt5bridge.ea.services import EAClient
 
 
-def states_persist(beats: list) -> int:
-    """Cadence writes of unchanged states, deferred and batched by the EA fast path: ``beats`` are
-    (client, heartbeat, fingerprint, beat count, denied reason), each the account's latest. On PostgreSQL one
-    statement writes them all (account figures, connection rows, tokens' last use). Returns how many were written;
-    after a failure each write is due again on its account's next beat."""
-    if not beats:
+@dataclass(frozen=True)
+class StateWrite:
+    """One beat's state to write: who sent it, the beat, its fingerprint, the beat count, the gate's refusal ("" when
+    allowed) and whether the state changed since the last write (then positions, orders and a snapshot too)."""
+
+    client: EAClient
+    beat: Heartbeat
+    fingerprint: str
+    beats: int
+    denied: str
+    changed: bool = False
+
+
+def states_write(writes: list[StateWrite]) -> int:
+    """The one writer of EA states to PostgreSQL, for one beat (the pipeline) or a batch of cadence writes (the ASGI
+    edge's batch, each the account's latest): account figures and connection rows always; positions, orders and a
+    snapshot for a changed state. On PostgreSQL one statement writes the rows of all the accounts (column arrays),
+    plus one each for positions and orders of a changed state, in one transaction. Then the accounts' meta records
+    the write; after a failure each write is due again on its account's next beat. Returns how many were written."""
+    if not writes:
         return 0
-    if db_connection.vendor == "postgresql":
-        with transaction.atomic():
-            _persist_many_postgres(beats)
-    else:
-        for client, beat, fingerprint, count, denied in beats:
-            state_persist(client, beat, beat.state, fingerprint, changed=False, beats=count, denied=denied)
+    with transaction.atomic():
+        if db_connection.vendor == "postgresql":
+            for changed in (False, True):
+                rows = [w for w in writes if w.changed is changed]
+                if rows:
+                    _persist_many_postgres(rows, snapshots=changed)
+        else:
+            for w in writes:
+                _persist_rows_orm(w)
+        for w in writes:
+            if w.changed:
+                state, account_id = w.beat.state, w.client.account_id
+                replace_account_rows(
+                    Position, account_id, _position_rows(state, state.received_at), EA_POSITION_UPDATES
+                )
+                replace_account_rows(Order, account_id, _order_rows(state), EA_ORDER_UPDATES)
     r = store.client()
     if r is not None:
         pipe = r.pipeline(transaction=False)
-        for client, beat, fingerprint, _count, _denied in beats:
-            at = beat.state.received_at.timestamp()
-            pipe.hset(store.meta_key(client.account_id), mapping={"fp": fingerprint, "persisted": at})
+        for w in writes:
+            at = w.beat.state.received_at.timestamp()
+            pipe.hset(store.meta_key(w.client.account_id), mapping={"fp": w.fingerprint, "persisted": at})
         pipe.execute()
-    return len(beats)
+    return len(writes)
 
 
 _FIGURE_TYPES = {
@@ -56,7 +82,7 @@ _FIGURE_TYPES = {
 }
 
 
-def _persist_many_postgres(beats: list, *, snapshots: bool = False) -> None:
+def _persist_many_postgres(writes: list[StateWrite], *, snapshots: bool = False) -> None:
     """The account figures, the connection row (first_seen_at set once; a late write never replaces a newer
     state), the token's last use and, with ``snapshots``, an ``AccountSnapshot`` each, for one or many accounts:
     one statement of data-modifying CTEs over column arrays."""
@@ -65,10 +91,10 @@ def _persist_many_postgres(beats: list, *, snapshots: bool = False) -> None:
     conn_table = q(EAConnection._meta.db_table)
     token_table = q(EAToken._meta.db_table)
     ids, ats, figures, leverages, conns = [], [], {name: [] for name in _FIGURE_TYPES}, [], []
-    for client, beat, fingerprint, count, denied in beats:
-        state = beat.state
+    for w in writes:
+        state, beat = w.beat.state, w.beat
         row = state_figures(state)
-        ids.append(client.account_id)
+        ids.append(w.client.account_id)
         ats.append(state.received_at)
         for name in _FIGURE_TYPES:
             figures[name].append(row[name])
@@ -79,9 +105,9 @@ def _persist_many_postgres(beats: list, *, snapshots: bool = False) -> None:
                 beat.version,
                 Jsonb(beat.terminal),
                 Jsonb({"json": state_to_json(state)}),
-                fingerprint,
-                count,
-                denied,
+                w.fingerprint,
+                w.beats,
+                w.denied,
             )
         )
     columns = ["ea_version", "protocol_version", "terminal", "state", "state_fingerprint", "beats"]
@@ -150,29 +176,8 @@ EA_POSITION_UPDATES = ("volume", "sl", "tp", "profit", "comment", "updated_at")
 EA_ORDER_UPDATES = ("volume_current", "price_open", "sl", "tp", "comment")
 
 
-def state_persist(
-    client: EAClient, beat: Heartbeat, state: EAState, fingerprint: str, *, changed: bool, beats: int, denied: str
-) -> None:
-    """Write the state to PostgreSQL: account figures and connection always; positions/orders/snapshot on change.
-
-    On PostgreSQL that is one statement for the account, connection, token and snapshot rows and one each for
-    positions and orders (column arrays), in one transaction: a changed master beat waits for it before its reply.
-    """
-    at = state.received_at
-    with transaction.atomic():
-        if db_connection.vendor == "postgresql":
-            _persist_many_postgres([(client, beat, fingerprint, beats, denied)], snapshots=changed)
-        else:
-            _persist_rows_orm(client, beat, fingerprint, beats, denied, snapshot=changed)
-        if changed:
-            replace_account_rows(Position, client.account_id, _position_rows(state, at), EA_POSITION_UPDATES)
-            replace_account_rows(Order, client.account_id, _order_rows(state), EA_ORDER_UPDATES)
-
-
-def _persist_rows_orm(
-    client: EAClient, beat: Heartbeat, fingerprint: str, beats: int, denied: str, *, snapshot: bool
-) -> None:
-    state, account_id = beat.state, client.account_id
+def _persist_rows_orm(w: StateWrite) -> None:
+    beat, state, account_id = w.beat, w.beat.state, w.client.account_id
     at, figures = state.received_at, state_figures(state)
     TradingAccount.objects.filter(pk=account_id).update(**figures, updated_at=at)
     defaults = {
@@ -181,16 +186,16 @@ def _persist_rows_orm(
         "protocol_version": beat.version,
         "terminal": beat.terminal,
         "state": {"json": state_to_json(state)},
-        "state_fingerprint": fingerprint,
+        "state_fingerprint": w.fingerprint,
         "persisted_at": at,
-        "beats": beats,
-        "access_denied_reason": denied,
+        "beats": w.beats,
+        "access_denied_reason": w.denied,
     }
     conn, created = EAConnection.objects.update_or_create(account_id=account_id, defaults=defaults)
     if created:
         EAConnection.objects.filter(pk=conn.pk).update(first_seen_at=at)
     EAToken.objects.filter(account_id=account_id).update(last_used_at=at)  # on the persist cadence
-    if snapshot:
+    if w.changed:
         AccountSnapshot.objects.create(
             account_id=account_id, taken_at=at, **{k: v for k, v in figures.items() if k != "leverage"}
         )
@@ -238,3 +243,22 @@ def _order_rows(state: EAState) -> list[dict]:
         }
         for o in state.orders
     ]
+
+
+def state_publish(account_id: str, state: EAState) -> None:
+    """Push the state's figures and positions to the account's live dashboards. Built from the heartbeat itself, so
+    a push costs no database read."""
+    positions = [
+        {
+            "ticket": p.ticket,
+            "symbol": p.symbol,
+            "side": "buy" if p.type == 0 else "sell",
+            "volume": str(p.volume.normalize()),
+            "price_open": str(p.price_open.normalize()),
+            "price_current": None,  # the EA reports P/L, not the current price
+            "swap": None,
+            "profit": str(p.profit),
+        }
+        for p in sorted(state.positions, key=lambda p: p.time)
+    ]
+    publish_account_update(account_id, figures_payload(account_id, state_figures(state), positions))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,19 +14,9 @@ from django.utils import timezone
 
 from accounts.models import TradingAccount
 from config.errors import ServiceError
-from mt5bridge import commands as cq
-from mt5bridge import events
-from mt5bridge.ea import store
+from mt5bridge.ea import pipeline, store
 from mt5bridge.ea.models import EAConnection, EAToken, connection_status
-from mt5bridge.ea.persist import state_figures, state_persist
-from mt5bridge.ea.protocol import PROTOCOL_VERSION, Heartbeat, decode_heartbeat
-from mt5bridge.ea.state import (
-    EAState,
-    state_fingerprint,
-    state_floating_figures,
-    state_from_json,
-    state_to_json,
-)
+from mt5bridge.ea.state import EAState, state_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +176,7 @@ def bad_token_allows(ip: str) -> bool:
     return throttle_allows(store.bad_token_key(ip, window), settings.EA_BAD_TOKEN_PER_MINUTE, 60)
 
 
-# --- heartbeat ---
+# --- the gate's cached answers ---
 
 
 def ea_gates_forget(owner_id=None) -> None:
@@ -199,173 +188,6 @@ def ea_gates_forget(owner_id=None) -> None:
     r.incr(key)
     if owner_id is not None:
         r.expire(key, 30 * 86400)
-
-
-def _gate_cached(meta: dict, now: float, epoch: str) -> str | None:
-    """The cached gate answer ("" = allowed, else the reason) when it is still good, else None."""
-    gate = meta.get("gate")
-    if gate is None or meta.get("gate_epoch") != epoch:
-        return None
-    if now - float(meta.get("gate_at", 0)) >= settings.EA_GATE_CACHE_SECONDS:
-        return None
-    return gate
-
-
-def _access(client: EAClient, meta: dict, now: float, epoch: str) -> tuple[bool, str, bool]:
-    """(allowed, reason, refreshed): the billing gate, cached per account until billing or the owner's accounts
-    change (``epoch``) and at most EA_GATE_CACHE_SECONDS."""
-    gate = _gate_cached(meta, now, epoch)
-    if gate is not None:
-        return gate == "", gate, False
-    from entitlements.gates import ea_access
-
-    account = TradingAccount.objects.filter(pk=client.account_id).first()
-    if account is None or not account.is_active:
-        return False, "the trading account is not active", True
-    allowed, reason = ea_access(account)
-    return bool(allowed), ("" if allowed else (reason or "access denied")), True
-
-
-def heartbeat_process(*, client: EAClient, body: bytes, received_at: datetime | None = None) -> dict:
-    """Store a heartbeat and answer it with the commands due. Raises ProtocolError (→ 400) before storing anything."""
-    received_at = received_at or datetime.now(UTC)
-    beat = decode_heartbeat(body, account_id=client.account_id, login=client.login, received_at=received_at)
-    outcomes = cq.command_results_apply(account_id=client.account_id, results=beat.results) if beat.results else []
-    fingerprint = state_fingerprint(beat.state)
-    r = store.client()
-    if r is not None:
-        pipe = r.pipeline(transaction=False)
-        pipe.set(store.state_key(client.account_id), state_to_json(beat.state), get=True, ex=86400)
-        pipe.hgetall(store.meta_key(client.account_id))
-        pipe.hset(store.meta_key(client.account_id), mapping={"seen": received_at.timestamp()})
-        pipe.hincrby(store.meta_key(client.account_id), "beats", 1)
-        cq.queue_fetch(pipe, client.account_id)
-        for key in store.gate_epoch_keys(client.owner_id):
-            pipe.get(key)
-        previous_json, meta, _, beats, *queued, epoch_all, epoch_owner = pipe.execute()
-        epoch = store.gate_epoch((epoch_all, epoch_owner))
-    else:
-        conn = EAConnection.objects.filter(account_id=client.account_id).first()
-        meta = (
-            {"fp": conn.state_fingerprint, "persisted": conn.persisted_at.timestamp()}
-            if conn and conn.persisted_at
-            else {}
-        )
-        previous_json = conn.state["json"] if conn and conn.state.get("json") else None
-        beats = (conn.beats if conn else 0) + 1
-        queued, epoch = None, ""
-    return heartbeat_finish(client, beat, fingerprint, previous_json, meta, beats, queued, epoch, outcomes)
-
-
-def heartbeat_finish(
-    client: EAClient,
-    beat: Heartbeat,
-    fingerprint: str,
-    previous_json: str | None,
-    meta: dict,
-    beats: int,
-    queued,
-    epoch: str,
-    outcomes=(),
-) -> dict:
-    """Everything after the state swap in Redis (``previous_json``/``meta``/``queued``/``epoch`` are what it read): the
-    billing gate, the bridge listeners, the PostgreSQL write on change or cadence, the live push, the commands due."""
-    r = store.client()
-    state = beat.state
-    now = state.received_at.timestamp()
-    previous = state_from_json(previous_json) if previous_json else None
-    changed = meta.get("fp") != fingerprint
-    due = persist_due(meta, now)
-    allowed, reason, gate_refreshed = _access(client, meta, now, epoch)
-    # Listeners (copy trading, rules) hear only accepted beats: a refused master is never copied. They run before
-    # the state is written to PostgreSQL: they need only the frozen states, and a master's copies should not wait
-    # for a dozen writes (nor be lost if one fails after the Redis swap above).
-    if allowed:
-        events.ea_state_changed(previous, state)
-    if changed or due or r is None:
-        state_persist(client, beat, state, fingerprint, changed=changed, beats=beats, denied=reason)
-    if r is not None and (changed or due or gate_refreshed):
-        update = {"fp": fingerprint}
-        if changed or due:
-            update["persisted"] = now
-        if gate_refreshed:
-            update.update(gate=reason, gate_at=now, gate_epoch=epoch)
-        r.hset(store.meta_key(client.account_id), mapping=update)
-    if changed or (previous is not None and (previous.equity != state.equity or previous.margin != state.margin)):
-        _publish(client, state, meta, now, force=changed)
-    commands = (
-        cq.commands_deliver(account_id=client.account_id, limit=beat.max_commands, now=now, prefetched=queued)
-        if allowed
-        else []
-    )
-    reply = poll_reply(allowed=allowed, reason=reason, commands=commands)
-    if outcomes:
-        reply["acks"] = [{"id": o.id, "outcome": o.outcome} for o in outcomes]
-    return reply
-
-
-def persist_due(meta: dict, now: float) -> bool:
-    """Whether the state's cadence write to PostgreSQL (every EA_PERSIST_SECONDS) is due."""
-    return now - float(meta.get("persisted", 0)) >= settings.EA_PERSIST_SECONDS
-
-
-def heartbeat_quiet(
-    client: EAClient,
-    beat: Heartbeat,
-    fingerprint: str,
-    previous_json: str | None,
-    meta: dict,
-    queued,
-    watched: bool,
-    epoch: str,
-    *,
-    persist_deferred: bool = False,
-) -> tuple[bool, str] | None:
-    """The gate answer (allowed, reason) when ``heartbeat_finish`` would do nothing but answer "no commands",
-    known without I/O: nothing changed, no write due, the gate answer cached, no command queued or queue check due,
-    every bridge listener idle for the account, no live push due (and, unless the caller writes it later with
-    ``states_persist``, no cadence write due). None when ``heartbeat_finish`` has work to do."""
-    state = beat.state
-    now = state.received_at.timestamp()
-    if previous_json is None or meta.get("fp") != fingerprint or beat.results:
-        return None
-    if not persist_deferred and persist_due(meta, now):
-        return None
-    gate = _gate_cached(meta, now, epoch)
-    if gate is None:
-        return None
-    if gate == "" and (queued[0] or queued[1] or not events.all_idle(client.account_id)):
-        return None
-    if watched and now - float(meta.get("pub", 0)) >= settings.EA_LIVE_FLOAT_SECONDS:
-        if state_floating_figures(previous_json) != (state.equity, state.margin):
-            return None
-    return gate == "", gate
-
-
-def _publish(client: EAClient, state: EAState, meta: dict, now: float, *, force: bool) -> None:
-    """Live dashboards: on a change at once; when only floating figures moved, at most every EA_LIVE_FLOAT_SECONDS.
-    The payload is built from the heartbeat itself, so a push costs no database read."""
-    if not force and now - float(meta.get("pub", 0)) < settings.EA_LIVE_FLOAT_SECONDS:
-        return
-    r = store.client()
-    if r is not None:
-        r.hset(store.meta_key(client.account_id), "pub", now)
-    from accounts.live import figures_payload, publish_account_update
-
-    positions = [
-        {
-            "ticket": p.ticket,
-            "symbol": p.symbol,
-            "side": "buy" if p.type == 0 else "sell",
-            "volume": str(p.volume.normalize()),
-            "price_open": str(p.price_open.normalize()),
-            "price_current": None,  # the EA reports P/L, not the current price
-            "swap": None,
-            "profit": str(p.profit),
-        }
-        for p in sorted(state.positions, key=lambda p: p.time)
-    ]
-    publish_account_update(client.account_id, figures_payload(client.account_id, state_figures(state), positions))
 
 
 # --- reads shared by the API, the admin and the copy engine ---
@@ -399,7 +221,7 @@ def ea_connection_status(account_id) -> str:
 
 
 def ea_poll_access(client: EAClient) -> tuple[bool, str]:
-    """The billing gate for a command poll (same cache as the heartbeat's)."""
+    """The billing gate for a command poll (the heartbeat's cached answer, looked up and cached when old)."""
     r = store.client()
     now = store.now()
     meta, epoch = {}, ""
@@ -410,59 +232,14 @@ def ea_poll_access(client: EAClient) -> tuple[bool, str]:
             pipe.get(key)
         meta, *epochs = pipe.execute()
         epoch = store.gate_epoch(epochs)
-    allowed, reason, refreshed = _access(client, meta, now, epoch)
-    if refreshed and r is not None:
-        r.hset(store.meta_key(client.account_id), mapping={"gate": reason, "gate_at": now, "gate_epoch": epoch})
-    return allowed, reason
-
-
-def poll_reply(*, allowed: bool, reason: str, commands: list[dict]) -> dict:
-    """The answer to ``GET /api/ea/commands`` (the DRF view and the ASGI fast path send the same body); a heartbeat's
-    reply is the same with the acks of the results it carried."""
-    reply = {
-        "v": PROTOCOL_VERSION,
-        "status": "ok" if allowed else "denied",
-        "server_time": store.now(),
-        "next_beat_ms": settings.EA_BEAT_MS,
-        "commands": commands,
-    }
-    if not allowed:
-        reply["reason"] = reason
-    return reply
+    gate = pipeline.cached_gate(meta, now, epoch, pipeline.Timing.from_settings())
+    if gate is None:
+        gate = pipeline.gate_look_up(client.account_id)
+        if r is not None:
+            r.hset(store.meta_key(client.account_id), mapping={"gate": gate, "gate_at": now, "gate_epoch": epoch})
+    return gate == "", gate
 
 
 def ack_reply(outcomes) -> dict:
-    """The answer to ``POST /api/ea/command-ack`` (DRF view and fast path alike)."""
+    """The answer to ``POST /api/ea/command-ack`` (both edges)."""
     return {"acks": [{"id": o.id, "outcome": o.outcome} for o in outcomes]}
-
-
-def commands_wait(*, client: EAClient, seconds: float, limit: int) -> list[dict]:
-    """Long poll in a thread (the DRF view): wait for a command for this account or the end of ``seconds``.
-
-    The one wake-up mechanism of both edges: ``store.wake_channel``, published when commands are cached; this thread
-    reads it through a subscription of its own (the ASGI fast path shares one per process, ``wakeups``). Without
-    Redis the queue is read every 0.25 s."""
-    deadline = time.monotonic() + seconds
-    r = store.client()
-    if r is None:
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.25))
-            commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
-            if commands:
-                return commands
-        return []
-    pubsub = r.pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(store.wake_channel())
-        # Subscribed before this look: a command cached from now on wakes the wait.
-        commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
-        while not commands:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            message = pubsub.get_message(timeout=left)
-            if message is not None and message.get("data") == client.account_id:
-                commands = cq.commands_deliver(account_id=client.account_id, limit=limit)
-        return commands
-    finally:
-        pubsub.close()

@@ -12,6 +12,8 @@ import json
 import time
 from functools import cache
 
+import redis
+import redis.asyncio as aredis
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
@@ -21,8 +23,6 @@ def client():
     """One connection pool per process (decode_responses for plain str values)."""
     if not settings.REDIS_URL:
         return None
-    import redis
-
     return redis.Redis.from_url(
         settings.REDIS_URL, decode_responses=True, max_connections=settings.EA_REDIS_MAX_CONNECTIONS
     )
@@ -39,8 +39,6 @@ def async_client():
     """
     if not settings.REDIS_URL:
         return None
-    import redis.asyncio as aredis
-
     loop = asyncio.get_running_loop()
     for closed in [known for known in _async_clients if known.is_closed()]:
         del _async_clients[closed]
@@ -54,6 +52,7 @@ def async_client():
 def reset_clients() -> None:
     """Forget pooled connections (tests that change REDIS_URL, forked processes)."""
     client.cache_clear()
+    _beat_script.cache_clear()
     _async_clients.clear()
     _beat_batches.clear()
 
@@ -84,7 +83,7 @@ def delivered_key(account_id) -> str:
 
 def wake_channel() -> str:
     """Pub/sub channel announcing "account X has new commands" (message = the account id) to every waiting long
-    poll, on both edges (``wakeups`` on the ASGI path, ``services.commands_wait`` in the DRF view)."""
+    poll (``edge.wait_for_commands``, on both edges, through the event loop's one subscription in ``wakeups``)."""
     return f"{_p()}:wake"
 
 
@@ -157,14 +156,15 @@ def queues_replace(payloads_by_account: dict) -> None:
     pipe.execute()
 
 
-# --- a steady heartbeat in one round trip ---
+# --- the one state writer: a heartbeat's Redis work in one script ---
 
 # KEYS: token cache, throttle counter, state, meta, queue check, queue, live-watch counter, the two gate epochs.
-# ARGV: the token cache value the caller expects, throttle limit (0: the caller counted it), state JSON, now, queue
-# check period (s). Nothing is written unless the token still maps to the expected account (a revoked or rotated
-# token's key is deleted, so it never matches) and the throttle allows the beat.
+# ARGV: the token cache value the caller expects ("" = the caller has just authenticated: no check), throttle limit
+# (0: the caller counted it), state JSON, now, queue check period (s). Nothing is written unless the token still maps
+# to the expected account (a revoked or rotated token's key is deleted, so it never matches) and the throttle
+# allows the beat.
 BEAT_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 if tonumber(ARGV[2]) > 0 then
   local n = redis.call('INCR', KEYS[2])
   if n == 1 then redis.call('EXPIRE', KEYS[2], 2) end
@@ -266,20 +266,11 @@ def _pairs(flat: list) -> dict:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-async def beat_swap(
+def _swap_call(
     *, token_hash: str, expected: str, account_id: str, owner_id: int, state_json: str, at: float, throttle: int
-) -> tuple[str, dict | None]:
-    """One heartbeat's Redis work in one round trip (the EA fast path): token check, throttle (unless ``throttle``
-    is 0: counted before the body was read, ``throttle_hit``), state swap, meta
-    read and ``seen``/``beats`` update, the queue check flag and the queue, whether a dashboard watches, the gate
-    epoch.
+) -> tuple[list, list]:
+    from accounts.live import watch_key  # noqa: PLC0415  accounts.live imports channels; only beats need it
 
-    Returns ("stale", None) when the token no longer maps to ``expected`` (nothing written), ("throttled", None),
-    or ("ok", {"previous", "meta", "beats", "queued", "watched", "epoch"}) with ``queued`` as ``commands.queue_fetch`` reads it.
-    """
-    from accounts.live import watch_key
-
-    batch = _batch(async_client(), BEAT_SCRIPT)
     keys = [
         token_key(token_hash),
         throttle_key(account_id, int(at)),
@@ -290,7 +281,10 @@ async def beat_swap(
         watch_key(account_id),
         *gate_epoch_keys(owner_id),
     ]
-    answer = await batch.call(keys, [expected, throttle, state_json, at, settings.EA_QUEUE_RECONCILE_SECONDS])
+    return keys, [expected, throttle, state_json, at, settings.EA_QUEUE_RECONCILE_SECONDS]
+
+
+def _swapped(answer: list) -> tuple[str, dict | None]:
     if answer[0] == 0:
         return "stale", None
     if answer[0] == 1:
@@ -300,10 +294,35 @@ async def beat_swap(
         "previous": previous,
         "meta": _pairs(meta),
         "beats": int(beats),
-        "queued": [check, _pairs(queue)],
+        "check": bool(check),
+        "queued": _pairs(queue),
         "watched": bool(watched),
         "epoch": epoch,
     }
+
+
+async def beat_swap(**call) -> tuple[str, dict | None]:
+    """One heartbeat's Redis work in one round trip on the event loop, batched with the loop's other beats: token
+    check, throttle (unless ``throttle`` is 0: counted before the body was read, ``throttle_hit``), state swap, meta
+    read and ``seen``/``beats`` update, the queue check flag and the queue, whether a dashboard watches, the gate
+    epoch. Keywords: token_hash, expected, account_id, owner_id, state_json, at, throttle.
+
+    Returns ("stale", None) when the token no longer maps to ``expected`` (nothing written), ("throttled", None),
+    or ("ok", {"previous", "meta", "beats", "check", "queued", "watched", "epoch"})."""
+    keys, args = _swap_call(**call)
+    return _swapped(await _batch(async_client(), BEAT_SCRIPT).call(keys, args))
+
+
+@cache
+def _beat_script(r):
+    return r.register_script(BEAT_SCRIPT)
+
+
+def beat_swap_sync(**call) -> tuple[str, dict | None]:
+    """``beat_swap`` from a worker thread (the same script; redis-py's Script reloads it after a Redis restart)."""
+    keys, args = _swap_call(**call)
+    r = client()
+    return _swapped(_beat_script(r)(keys=keys, args=args, client=r))
 
 
 def now() -> float:

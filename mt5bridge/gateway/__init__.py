@@ -117,11 +117,11 @@ def get_gateway(kind: str | None = None, *, server: str = "") -> MT5Gateway:
     # MetaTrader5 package, which exists on Windows only.
     kind = kind or settings.MT5_SERVER_GATEWAYS.get(server) or settings.MT5_GATEWAY
     if kind == "simulated":
-        from .simulated import SimulatedGateway
+        from .simulated import SimulatedGateway  # noqa: PLC0415  chosen at run time (see above)
 
         return SimulatedGateway()
     if kind == "manager":
-        from .manager import ManagerGateway
+        from .manager import ManagerGateway  # noqa: PLC0415  chosen at run time (see above)
 
         return ManagerGateway(
             base_url=settings.MT5_MANAGER_URL,
@@ -132,7 +132,7 @@ def get_gateway(kind: str | None = None, *, server: str = "") -> MT5Gateway:
             server=server,
         )
     if kind == "terminal":
-        from .terminal import TerminalGateway, load_terminal_module
+        from .terminal import TerminalGateway, load_terminal_module  # noqa: PLC0415  chosen at run time
 
         return TerminalGateway(
             load_terminal_module(settings.MT5_TERMINAL_MODULE),

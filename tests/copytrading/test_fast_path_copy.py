@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from copytrading.services import copy_link_create
-from mt5bridge.ea import fast
+from mt5bridge.ea import edge
 from mt5bridge.ea.services import ea_token_issue
 from tests.mt5bridge.ea_helpers import in_server_loop
 
@@ -45,8 +45,8 @@ def test_a_master_trade_on_the_steady_path_reaches_the_slave(owner, master, slav
     copy_link_create(user=owner, master_id=master.pk, slave_id=slave.pk, max_delay_seconds=60)
     master_token, slave_token = ea_token_issue(account=master), ea_token_issue(account=slave)
     full = []
-    real_beat = fast.beat
-    monkeypatch.setattr(fast, "beat", lambda *args: full.append(args) or real_beat(*args))
+    real_beat = edge.beat
+    monkeypatch.setattr(edge, "beat", lambda *args: full.append(args) or real_beat(*args))
     beat(master_token, master.login)
     beat(slave_token, slave.login)
     beat(master_token, master.login)

@@ -233,10 +233,6 @@ def test_cancel_removes_an_open_command_and_retry_queues_a_new_one(
 
 
 def test_long_poll_returns_as_soon_as_a_command_is_queued(owned_account, ea_token, django_capture_on_commit_callbacks):
-    from mt5bridge.ea.services import EAClient, commands_wait
-
-    client = EAClient(str(owned_account.pk), owned_account.login, owned_account.owner_id)
-
     def later():
         time.sleep(0.3)
         store.queue_push({str(owned_account.pk): [cq.payload_of(command)]})
@@ -245,9 +241,9 @@ def test_long_poll_returns_as_soon_as_a_command_is_queued(owned_account, ea_toke
     store.client().set(store.reconcile_key(owned_account.pk), "1", ex=60)  # only the wake-up can find it
     threading.Thread(target=later).start()
     started = time.perf_counter()
-    commands = commands_wait(client=client, seconds=5, limit=10)
+    response = ea_client(ea_token).get("/api/ea/commands", {"wait": 5})
     elapsed = time.perf_counter() - started
-    assert [c["id"] for c in commands] == [str(command.id)]
+    assert [c["id"] for c in response.json()["commands"]] == [str(command.id)]
     assert 0.25 < elapsed < 2.0
 
 

@@ -1,4 +1,4 @@
-"""The heartbeat's lean ASGI path (mt5bridge/ea/fast.py) answers exactly like the DRF endpoint: same auth, limits,
+"""The EA's ASGI edge (mt5bridge/ea/fast.py over edge.py and the heartbeat pipeline) answers exactly like the DRF endpoint: same auth, limits,
 errors and replies; everything else still goes through Django."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from accounts.models import Position
-from mt5bridge.ea import fast, store
+from config import net
+from mt5bridge.ea import edge, pipeline, store
 from mt5bridge.ea.models import EAConnection
 from mt5bridge.ea.services import ea_token_issue, ea_token_revoke
 from mt5bridge.ea.state import state_from_json
@@ -113,9 +114,10 @@ def test_with_the_fast_path_off_django_serves_the_heartbeat(owned_account, ea_to
 
 @pytest.fixture
 def full_path_calls(monkeypatch):
-    """Counts the beats that went to a worker thread: the full path (``beat``) or the finishing part (``_finish``)."""
+    """Counts the beats that went to a worker thread: the whole pipeline (``beat``) or the running of a plan made on
+    the event loop (``_run``)."""
     calls = {"beat": 0, "finish": 0}
-    real_beat, real_finish = fast.beat, fast._finish
+    real_beat, real_finish = edge.beat, edge._run
 
     def counted_beat(*args):
         calls["beat"] += 1
@@ -125,8 +127,8 @@ def full_path_calls(monkeypatch):
         calls["finish"] += 1
         return real_finish(*args)
 
-    monkeypatch.setattr(fast, "beat", counted_beat)
-    monkeypatch.setattr(fast, "_finish", counted_finish)
+    monkeypatch.setattr(edge, "beat", counted_beat)
+    monkeypatch.setattr(edge, "_run", counted_finish)
     return calls
 
 
@@ -186,7 +188,7 @@ def test_a_token_of_an_account_deactivated_after_steady_beats_is_refused_and_not
     body = beat_body(owned_account.login)
     assert beat(ea_token, body).status_code == 200
     assert beat(ea_token, body).status_code == 200
-    assert fast.known_client(ea_token) is not None  # the steady path would answer the next beat
+    assert edge.known_client(ea_token) is not None  # the steady path would answer the next beat
     trading_account_update(account=owned_account, is_active=False)
     body["account"]["equity"] = "1.00"
     response = beat(ea_token, body)
@@ -357,10 +359,8 @@ def _throttle_full(account) -> None:
 @pytest.fixture
 def parses(monkeypatch):
     """Counts how often a heartbeat or ack body is parsed, on the steady path and on the full one."""
-    from mt5bridge.ea import services as ea_services
-
     calls = []
-    for module, name in ((fast, "decode_heartbeat"), (fast, "decode_ack"), (ea_services, "decode_heartbeat")):
+    for module, name in ((edge, "decode_heartbeat"), (edge, "decode_ack"), (pipeline, "decode_heartbeat")):
         real = getattr(module, name)
         monkeypatch.setattr(
             module, name, lambda raw, *a, _real=real, **kw: calls.append(len(raw)) or _real(raw, *a, **kw)
@@ -410,9 +410,9 @@ def test_allowed_hosts_with_a_port_and_wildcards_are_served(owned_account, ea_to
 def test_a_host_once_checked_is_remembered(owned_account, ea_token, monkeypatch):  # noqa: F811
     """The Host check costs a dictionary lookup per beat, not a pattern match."""
     checked = []
-    real = fast.validate_host
-    monkeypatch.setattr(fast, "validate_host", lambda host, allowed: checked.append(host) or real(host, allowed))
-    fast._hosts_seen.clear()
+    real = net.validate_host
+    monkeypatch.setattr(net, "validate_host", lambda host, allowed: checked.append(host) or real(host, allowed))
+    net.HOSTS_SEEN.clear()
     body = beat_body(owned_account.login)
     for _ in range(3):
         assert beat(ea_token, body).status_code == 200

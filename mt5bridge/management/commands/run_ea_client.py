@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import TradingAccount
 from mt5bridge.ea.services import ea_token_issue
+from mt5bridge.ea_client import ReferenceEA
 
 
 class Command(BaseCommand):
@@ -29,8 +30,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from mt5bridge.ea_client import ReferenceEA
-
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per beat drowns the demo's output
 
         accounts = []
