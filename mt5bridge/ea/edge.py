@@ -170,15 +170,22 @@ async def beat_on_loop(pool, token: str | None, body: bytes) -> tuple[int, dict,
         batch(pool).write(persist.StateWrite(client, beat_, fingerprint, ctx.beats, plan.reason))
     if plan.check_queue:
         batch(pool).check(client.account_id)
+    if plan.refresh_gate:
+        batch(pool).refresh(client)
     return 200, pipeline.poll_reply(allowed=plan.allowed, reason=plan.reason, commands=[]), []
 
 
 class _Batch:
     """Deferred periodic work of one event loop's beats, done together in a worker thread every BATCH_SECONDS: the
-    cadence writes (``persist.states_write``, the account's latest beat wins) and the queue checks (one query)."""
+    cadence writes (``persist.states_write``, the account's latest beat wins), the queue checks (one query) and the
+    gate's refreshes (``pipeline.gates_refresh``)."""
 
     def __init__(self, pool):
-        self.pool, self.checks, self.writes, self.scheduled = pool, set(), {}, False
+        self.pool, self.checks, self.writes, self.refreshes, self.scheduled = pool, set(), {}, {}, False
+
+    def refresh(self, client: services.EAClient) -> None:
+        self.refreshes[client.account_id] = client
+        self._schedule()
 
     def write(self, item: persist.StateWrite) -> None:
         self.writes[item.client.account_id] = item
@@ -194,16 +201,21 @@ class _Batch:
             asyncio.get_running_loop().call_later(BATCH_SECONDS, self._flush)
 
     def _flush(self) -> None:
-        writes, checks = list(self.writes.values()), self.checks
-        self.writes, self.checks, self.scheduled = {}, set(), False
-        asyncio.get_running_loop().run_in_executor(self.pool, _batch_work, writes, checks)
+        work = [
+            (persist.states_write, list(self.writes.values())),
+            (cq.queues_reconcile, self.checks),
+            (pipeline.gates_refresh, list(self.refreshes.values())),
+        ]
+        self.writes, self.checks, self.refreshes, self.scheduled = {}, set(), {}, False
+        asyncio.get_running_loop().run_in_executor(self.pool, _batch_work, work)
 
 
-def _batch_work(writes, checks) -> None:
-    # After a failure each is due again: a write on the account's next beat, a check after EA_QUEUE_RECONCILE_SECONDS.
+def _batch_work(batches) -> None:
+    # After a failure each is due again: a write on the account's next beat, a check after EA_QUEUE_RECONCILE_SECONDS,
+    # a gate refresh on the next beat (its answer is still old).
     close_old_connections()
     try:
-        for work, items in ((persist.states_write, writes), (cq.queues_reconcile, checks)):
+        for work, items in batches:
             if items:
                 try:
                     work(items)

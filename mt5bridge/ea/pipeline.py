@@ -71,7 +71,8 @@ class BeatPlan:
 
     allowed: bool = True
     reason: str = ""
-    look_up_gate: bool = False  # the cached gate answer is missing or old: ask the gate, then plan again
+    look_up_gate: bool = False  # no gate answer holds (none cached, or billing changed since): ask, then plan again
+    refresh_gate: bool = False  # the cached answer holds but is old: use it, and ask the gate again beside the beat
     apply_results: bool = False  # the beat carried command results
     notify: bool = False  # the bridge listeners (copy trading, rules) hear the state
     persist: str = ""  # "" | "cadence" (figures, connection row) | "change" (and positions, orders, a snapshot)
@@ -82,7 +83,17 @@ class BeatPlan:
 
     @property
     def effects(self) -> tuple[str, ...]:
-        flags = ("look_up_gate", "apply_results", "notify", "persist", "publish", "deliver", "check_queue", "remember")
+        flags = (
+            "look_up_gate",
+            "refresh_gate",
+            "apply_results",
+            "notify",
+            "persist",
+            "publish",
+            "deliver",
+            "check_queue",
+            "remember",
+        )
         return tuple(name for name in flags if getattr(self, name))
 
     @property
@@ -92,28 +103,38 @@ class BeatPlan:
 
     @property
     def deferrable(self) -> bool:
-        """Only periodic work that may be batched with other beats' (a cadence write, an empty queue's check)."""
-        return set(self.effects) <= {"check_queue", "persist"} and self.persist != "change"
+        """Only periodic work that may be batched with other beats' (a cadence write, an empty queue's check, the
+        gate's periodic refresh)."""
+        return set(self.effects) <= {"check_queue", "persist", "refresh_gate"} and self.persist != "change"
 
 
-def cached_gate(meta: dict, now: float, epoch: str, timing: Timing) -> str | None:
+def cached_gate(meta: dict, now: float, epoch: str, timing: Timing, *, aged: bool = False) -> str | None:
     """The cached gate answer ("" = allowed, else the reason) while it holds: computed under the same gate epoch
-    (billing and the owner's accounts unchanged) and less than ``gate_cache_seconds`` ago; else None."""
+    (nothing in billing or the owner's accounts changed since: every such change bumps the epoch) and, unless
+    ``aged``, less than ``gate_cache_seconds`` ago; else None."""
     gate = meta.get("gate")
     if gate is None or meta.get("gate_epoch") != epoch:
         return None
-    if now - float(meta.get("gate_at", 0)) >= timing.gate_cache_seconds:
+    if not aged and gate_aged(meta, now, timing):
         return None
     return gate
+
+
+def gate_aged(meta: dict, now: float, timing: Timing) -> bool:
+    """Whether the cached gate answer is older than ``gate_cache_seconds`` (the safety net behind the epoch)."""
+    return now - float(meta.get("gate_at", 0)) >= timing.gate_cache_seconds
 
 
 def plan_beat(beat: Heartbeat, fingerprint: str, ctx: BeatContext, timing: Timing) -> BeatPlan:
     """The effects of one beat, from the beat and its context alone (no I/O)."""
     state = beat.state
     now = state.received_at.timestamp()
-    gate = ctx.gate if ctx.gate is not None else cached_gate(ctx.meta, now, ctx.epoch, timing)
+    # An old answer under the same epoch still holds (any change to billing or the owner's accounts bumps the
+    # epoch), so the beat uses it and the refresh happens beside it, not in its way.
+    gate = ctx.gate if ctx.gate is not None else cached_gate(ctx.meta, now, ctx.epoch, timing, aged=True)
     if gate is None:
         return BeatPlan(look_up_gate=True)
+    refresh_gate = ctx.gate is None and gate_aged(ctx.meta, now, timing)
     allowed = gate == ""
     first = ctx.previous_json is None
     changed = ctx.meta.get("fp") != fingerprint
@@ -130,6 +151,7 @@ def plan_beat(beat: Heartbeat, fingerprint: str, ctx: BeatContext, timing: Timin
     return BeatPlan(
         allowed=allowed,
         reason=gate,
+        refresh_gate=refresh_gate,
         apply_results=bool(beat.results),
         # Listeners hear only accepted beats: a refused master is never copied.
         notify=allowed and (first or changed or not ctx.listeners_idle),
@@ -153,6 +175,28 @@ def gate_look_up(account_id: str) -> str:
     return "" if allowed else (reason or "access denied")
 
 
+def gates_refresh(clients) -> int:
+    """The periodic refresh of cached gate answers (an edge's batch of ``refresh_gate`` effects): each client's
+    answer looked up again and cached under the epoch read before the look-up (a change in between bumps the epoch,
+    so the stored answer is then not used). Returns how many were refreshed."""
+    r = store.client()
+    if r is None or not clients:
+        return 0
+    pipe = r.pipeline(transaction=False)
+    for client in clients:
+        for key in store.gate_epoch_keys(client.owner_id):
+            pipe.get(key)
+    values = pipe.execute()
+    now = store.now()
+    pipe = r.pipeline(transaction=False)
+    for i, client in enumerate(clients):
+        epoch = store.gate_epoch(values[2 * i : 2 * i + 2])
+        update = {"gate": gate_look_up(client.account_id), "gate_at": now, "gate_epoch": epoch}
+        pipe.hset(store.meta_key(client.account_id), mapping=update)
+    pipe.execute()
+    return len(clients)
+
+
 def run_plan(client, beat: Heartbeat, fingerprint: str, ctx: BeatContext, plan: BeatPlan) -> dict:
     """Do a plan's effects, in this order, and return the reply.
 
@@ -160,7 +204,7 @@ def run_plan(client, beat: Heartbeat, fingerprint: str, ctx: BeatContext, plan: 
     for the write (nor be lost if it fails after the swap). The meta is stored after the write, so a failed write is
     due again on the next beat."""
     account_id = client.account_id
-    if plan.look_up_gate:
+    if plan.look_up_gate or plan.refresh_gate:
         ctx = replace(ctx, gate=gate_look_up(account_id))
         plan = plan_beat(beat, fingerprint, ctx, Timing.from_settings())
     outcomes = cq.command_results_apply(account_id=account_id, results=beat.results) if plan.apply_results else []

@@ -495,3 +495,31 @@ def test_behind_a_proxy_each_client_has_its_own_wrong_token_budget(owned_account
     assert first == [401, 401, 429]  # a made-up left part of the header does not reset the budget
     other = raw_asgi("/api/ea/heartbeat", {**wrong, "x-forwarded-for": "203.0.113.2"}, client=proxy)[0]
     assert other == 401
+
+
+def test_an_old_gate_answer_is_refreshed_beside_the_beat_not_in_its_way(owned_account, ea_token, full_path_calls):  # noqa: F811
+    """The gate's time limit is a safety net behind its epoch: a steady beat whose cached answer is merely old is
+    answered on the event loop with it, and the answer is looked up again in the batch."""
+    import time
+
+    body = beat_body(owned_account.login)
+    beat(ea_token, body)
+    store.client().hset(store.meta_key(owned_account.pk), "gate_at", 0)  # the cached answer is old
+    assert beat(ea_token, body).json()["status"] == "ok"
+    assert full_path_calls == {"beat": 1, "finish": 0}
+    deadline = time.monotonic() + 5
+    while float(_meta(owned_account)["gate_at"]) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert float(_meta(owned_account)["gate_at"]) > 0
+
+
+def test_a_billing_change_is_looked_up_before_the_beat_is_answered(owned_account, ea_token, monkeypatch):  # noqa: F811
+    from entitlements import gates
+    from mt5bridge.ea.services import ea_gates_forget
+
+    body = beat_body(owned_account.login)
+    assert beat(ea_token, body).json()["status"] == "ok"
+    monkeypatch.setattr(gates, "ea_access", lambda account: (False, "plan_required: no copy trading"))
+    ea_gates_forget(owned_account.owner_id)  # what a plan change does
+    reply = beat(ea_token, body).json()
+    assert reply["status"] == "denied" and reply["reason"].startswith("plan_required")

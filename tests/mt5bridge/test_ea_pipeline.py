@@ -61,7 +61,12 @@ def _results():
 
 # Each departure from the steady beat, and the effects it must bring (at least these).
 DEPARTURES = {
-    "no cached gate": (BEAT, replace(STEADY, meta={**STEADY.meta, "gate_at": "0"}), {"look_up_gate"}),
+    "no cached gate": (
+        BEAT,
+        replace(STEADY, meta={k: v for k, v in STEADY.meta.items() if k != "gate"}),
+        {"look_up_gate"},
+    ),
+    "cached gate aged": (BEAT, replace(STEADY, meta={**STEADY.meta, "gate_at": "0"}), {"refresh_gate"}),
     "gate epoch moved": (BEAT, replace(STEADY, epoch="1:0"), {"look_up_gate"}),
     "gate just looked up": (BEAT, replace(STEADY, gate=""), {"remember"}),
     "state changed": (_moved_position(), STEADY, {"notify", "persist", "publish"}),
@@ -103,6 +108,9 @@ def test_a_denied_beat_is_stored_but_reaches_no_listener_and_gets_no_command():
 def test_only_periodic_work_may_be_deferred():
     assert plan(BEAT, replace(STEADY, meta={**STEADY.meta, "persisted": "0"})).deferrable
     assert plan(BEAT, replace(STEADY, queue_check=True)).deferrable
+    aged = plan(BEAT, replace(STEADY, meta={**STEADY.meta, "gate_at": "0"}))
+    assert aged.deferrable and aged.allowed  # the old answer serves this beat; the refresh happens beside it
+    assert not plan(BEAT, replace(STEADY, epoch="1:0")).deferrable  # billing changed: no answer holds
     assert not plan(_moved_position(), STEADY).deferrable  # a change is written before the reply
     assert not plan(BEAT, replace(STEADY, queued={"c1": "{}"})).deferrable
     assert not plan(_results(), STEADY).deferrable
