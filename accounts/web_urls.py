@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import web
+from . import web, web_charts
 
 auth = [
     path(
@@ -59,5 +59,6 @@ urlpatterns = [
     path("accounts/<uuid:account_id>/sync/", web.account_sync, name="web-account-sync"),
     path("accounts/<uuid:account_id>/deals/", web.account_deals, name="web-account-deals"),
     path("accounts/<uuid:account_id>/analytics/", web.account_analytics, name="web-account-analytics"),
+    path("accounts/<uuid:account_id>/chart/", web_charts.account_chart, name="web-account-chart"),
     path("accounts/<uuid:account_id>/import/", web.account_import, name="web-account-import"),
 ]

@@ -15,7 +15,8 @@ from django.db import connection
 from accounts import ports
 from accounts.models import AccountSnapshot, Deal, TradingAccount
 
-from .statistics import compute_statistics, period_bounds
+from .curves import account_curves, chart_series, ledger, window
+from .statistics import compute_statistics, period_bounds, sort_deals
 from .tables import CREDIT, DealTable, SnapshotTable
 
 # One statement reads everything the statistics need, so deals, snapshots and the opening balance
@@ -177,3 +178,24 @@ def statistics_for_account(account, *, date_from: date | None = None, date_to: d
     result["date_from"] = date_from.isoformat() if date_from else None
     result["date_to"] = date_to.isoformat() if date_to else None
     return ports.analytics_view(result, account.owner_id, viewer=viewer)
+
+
+def chart_for_account(account, *, start: datetime | None = None, end: datetime | None = None, viewer=None) -> dict:
+    """The equity & balance, growth and drawdown rows of ``account`` over [start, end] (both optional).
+
+    The curves are built from the whole history the owner's plan shows (the balance needs every deal since
+    the first deposit), then cut to the range, with the state carried to its edges; growth and drawdown
+    start afresh at the range's start.
+    """
+    floor = ports.history_start(account.owner_id, viewer=viewer)
+    deals, snapshots, opening = statistics_history(account, start=floor)
+    d = sort_deals(deals)
+    curves = account_curves(d, ledger(d, opening), snapshots, opening)
+    cut = window(curves, start.timestamp() if start else None, end.timestamp() if end else None)
+    return {
+        "account_id": str(account.pk),
+        "currency": account.currency,
+        "start": start.isoformat().replace("+00:00", "Z") if start else None,
+        "end": end.isoformat().replace("+00:00", "Z") if end else None,
+        **chart_series(cut),
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tables import DAY, DISTRIBUTION_BINS, MAX_POINTS, SnapshotTable, iso, lots, money, pct, pip_count, ratio
+from .tables import DAY, DISTRIBUTION_BINS, SnapshotTable, iso, lots, money, pct, pip_count, ratio
 
 
 def _dd(values: np.ndarray, relative: bool) -> tuple[float, int, int, np.ndarray]:
@@ -79,41 +79,6 @@ def equity_drawdown(snaps: SnapshotTable, deal_times: np.ndarray, flows: np.ndar
 
 
 # --- Series -------------------------------------------------------------------------------
-
-
-def _thin(n: int) -> np.ndarray:
-    """Indices of at most MAX_POINTS evenly spread points, always keeping the last."""
-    if n <= MAX_POINTS:
-        return np.arange(n)
-    return np.unique(np.r_[np.linspace(0, n - 1, MAX_POINTS - 1).astype(np.int64), n - 1])
-
-
-def equity_series(snaps: SnapshotTable, deal_times: np.ndarray, balance_after: np.ndarray) -> list:
-    # Python scalars (tolist) format several times faster than numpy ones, with the same result.
-    if len(snaps):
-        order = np.argsort(snaps.time, kind="stable")
-        idx = order[_thin(len(order))]
-        points = zip(snaps.time[idx].tolist(), snaps.equity[idx].tolist(), snaps.balance[idx].tolist(), strict=True)
-        return [[iso(t), money(equity), money(balance)] for t, equity, balance in points]
-    # No snapshots: the balance curve from deals stands in for equity.
-    idx = _thin(len(deal_times))
-    balance_points = zip(deal_times[idx].tolist(), map(money, balance_after[idx].tolist()), strict=True)
-    return [[iso(t), balance, balance] for t, balance in balance_points]
-
-
-def drawdown_series(snaps: SnapshotTable, deal_times: np.ndarray, index: np.ndarray, flows: np.ndarray) -> list:
-    if len(snaps) >= 2:
-        st, _, _, idx = _equity_curves(snaps, deal_times, flows)
-        _, _, _, fall = _dd(idx, relative=True)
-        times = st
-    elif len(deal_times):
-        _, _, _, fall = _dd(np.r_[1.0, index], relative=True)
-        fall = fall[1:]
-        times = deal_times
-    else:
-        return []
-    idx = _thin(len(times))
-    return [[iso(t), pct(f)] for t, f in zip(times[idx].tolist(), fall[idx].tolist(), strict=True)]
 
 
 def _month_keys(times: np.ndarray) -> np.ndarray:

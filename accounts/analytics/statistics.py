@@ -13,22 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from .curves import account_curves, chart_series, ledger
 from .series import (
     balance_drawdown,
     breakdown,
     calendar,
     distribution,
-    drawdown_series,
     equity_drawdown,
-    equity_series,
     monthly_returns,
 )
 from .tables import (
     BALANCE,
     BONUS,
-    CANCELED_TYPES,
     COMMISSION_TYPES,
-    CREDIT,
     DAY,
     DAYS_PER_MONTH,
     GUARDED,
@@ -60,27 +57,12 @@ def compute_statistics(
     overrides the quote digits derived from deal prices, per symbol.
     """
     snapshots = snapshots if snapshots is not None else empty_snapshots()
-    order = np.lexsort((deals.ticket, deals.time))
-    d = _take(deals, order)
+    d = sort_deals(deals)
     n = len(d)
     kind = d.deal_type
-    cash = d.profit + d.commission + d.swap + d.fee
-    is_flow = (kind == BALANCE) | (kind == BONUS)
-    is_credit = kind == CREDIT
-    is_pl = ~is_flow & ~is_credit & ~np.isin(kind, CANCELED_TYPES)
-
-    # Balance after every deal; credit lives outside the balance.
-    delta = np.where(is_credit, 0, cash)
-    balance_after = opening_balance + np.cumsum(delta)
-    balance_before = balance_after - delta
-
-    # Time-weighted return: chain balance growth over P/L deals only, so cash flows do not count.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        growth = np.where(
-            is_pl & (balance_before > 0), balance_after / np.where(balance_before > 0, balance_before, 1), 1.0
-        )
-    growth = np.clip(growth, 0.0, None)
-    index = np.cumprod(growth) if n else np.ones(0)
+    led = ledger(d, opening_balance)
+    cash, is_flow, is_credit, is_pl = led.cash, led.is_flow, led.is_credit, led.is_pl
+    balance_after, balance_before, index = led.balance_after, led.balance_before, led.index
     gain = float(index[-1] - 1.0) if n else 0.0
 
     pl_cents = np.where(is_pl, cash, 0)
@@ -140,8 +122,8 @@ def compute_statistics(
             summary[name] = None
 
     series = {
-        "equity": equity_series(snapshots, d.time, balance_after),
-        "drawdown": drawdown_series(snapshots, d.time, index, np.where(is_flow, cash, 0)),
+        # Equity & balance, growth and drawdown over the whole period (accounts.analytics.curves).
+        **chart_series(account_curves(d, led, snapshots, opening_balance)),
         "monthly_returns": monthly_returns(d.time, index, pl_cents, t),
         "by_symbol": breakdown(t, t["symbol"], [d.symbols[i] for i in range(len(d.symbols))], "symbol"),
         "by_magic": breakdown(t, t["magic"], None, "magic"),
@@ -156,6 +138,11 @@ def compute_statistics(
         "min_trades": min_trades,
         "trades_count": tn,
     }
+
+
+def sort_deals(deals: DealTable) -> DealTable:
+    """``deals`` in time order (ticket order within a second), as every computation here reads them."""
+    return _take(deals, np.lexsort((deals.ticket, deals.time)))
 
 
 def _take(d: DealTable, order: np.ndarray) -> DealTable:

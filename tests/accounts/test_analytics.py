@@ -429,8 +429,11 @@ def test_equity_drawdown_uses_equity_without_credit_and_ignores_withdrawals():
     assert s["max_drawdown_equity_pct"] == pytest.approx(10.0)
     assert s["max_drawdown_equity_peak_at"] == "2026-03-02T00:00:00Z"
     assert s["max_drawdown_equity_trough_at"] == "2026-03-04T00:00:00Z"
-    assert result["series"]["equity"][0] == ["2026-03-01T01:00:00Z", "1500.00", "1000.00"]
-    assert [p[1] for p in result["series"]["drawdown"]] == [0.0, 0.0, 0.0, 10.0]
+    # The curves start at the first deposit (equity estimated there), then the snapshots measure it.
+    assert result["series"]["equity"][0][0] == "2026-03-01T00:00:00Z" and result["series"]["equity"][0][3] is True
+    assert result["series"]["equity"][1] == ["2026-03-01T01:00:00Z", "1500.00", "1000.00", False]
+    # The withdrawal's point (estimated: floating 200 interpolated) is flow-neutral: no drawdown there.
+    assert [p[1] for p in result["series"]["drawdown"]] == [0.0, 0.0, 0.0, 0.0, 0.0, 10.0]
 
 
 def test_profit_distribution_bins_every_trade():
