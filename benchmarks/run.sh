@@ -2,7 +2,7 @@
 # Run the benchmarks against this machine's PostgreSQL and Redis (each benchmark uses its own database).
 # Usage: benchmarks/run.sh [NAME ...]   (default: all). Results: stdout and benchmarks/results/*.json;
 # the figures of record are in docs/benchmarks.md.
-# Names: sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_to_ea ws_fanout
+# Names: sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_beat_cpu ea_to_ea ws_fanout
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
@@ -48,6 +48,7 @@ for name in "${names[@]}"; do
     bonus_monitor) $PY benchmarks/bonus_monitor.py ;;
     copy_latency) $PY benchmarks/copy_latency.py ;;
     ea_heartbeat) $PY benchmarks/ea_heartbeat.py ;;
+    ea_beat_cpu) $PY benchmarks/ea_beat_cpu.py ;;
     ea_to_ea) $PY benchmarks/ea_to_ea.py ;;
     ws_fanout) $PY benchmarks/ws_fanout.py ;;
     *) echo "unknown benchmark $name" >&2; exit 2 ;;

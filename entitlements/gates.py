@@ -12,6 +12,7 @@ Limits: accounts, history_days, copy_links, slaves_per_master.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -96,24 +97,60 @@ def ea_access(account) -> tuple[bool, str]:
     Refused for a paused account, for an account beyond the owner's account limit (the
     oldest active accounts are the ones within it) and for a plan without copy trading.
     """
-    if not account.is_active:
-        return False, "account_paused: this account is paused; choose it as active on the billing page."
     plan = plan_for_user(account.owner_id)
+    refusal = _ea_refusal(account, plan)
+    if refusal != "":  # decided without counting
+        return refusal is None, refusal or ""
+    older = TradingAccount.objects.filter(
+        owner_id=account.owner_id, is_active=True, created_at__lt=account.created_at
+    ).count()
+    return _ea_within_limit(plan, older)
+
+
+def ea_access_many(accounts) -> list[tuple[bool, str]]:
+    """``ea_access`` of many accounts with one query for all their owners' account limits (the EA edge's periodic
+    refresh of cached answers)."""
+    plans = {owner_id: plan_for_user(owner_id) for owner_id in {a.owner_id for a in accounts}}
+    limited = [owner_id for owner_id, plan in plans.items() if plan.limit_accounts is not None]
+    created: dict = {owner_id: [] for owner_id in limited}
+    if limited:
+        rows = TradingAccount.objects.filter(owner_id__in=limited, is_active=True).values_list("owner_id", "created_at")
+        for owner_id, at in rows:
+            created[owner_id].append(at)
+        for times in created.values():
+            times.sort()
+    answers = []
+    for account in accounts:
+        plan = plans[account.owner_id]
+        refusal = _ea_refusal(account, plan)
+        if refusal != "":
+            answers.append((refusal is None, refusal or ""))
+        else:
+            answers.append(_ea_within_limit(plan, bisect_left(created[account.owner_id], account.created_at)))
+    return answers
+
+
+def _ea_refusal(account, plan) -> str | None:
+    """The refusal that needs no count (paused account, no copy trading); "" when the account limit must be
+    counted; None when allowed without one."""
+    if not account.is_active:
+        return "account_paused: this account is paused; choose it as active on the billing page."
     if not plan.copy_trading:
         unlock = plan_unlocking_feature("copy_trading")
-        return False, (
+        return (
             f"plan_required: the {plan.name} plan has no copy trading or remote control"
             f"{f'; upgrade to {unlock.name}' if unlock else ''}."
         )
+    return None if plan.limit_accounts is None else ""
+
+
+def _ea_within_limit(plan, older: int) -> tuple[bool, str]:
+    """The answer for an account with ``older`` active accounts of its owner created before it."""
     allowed = plan.limit_accounts
-    if allowed is not None:
-        older = TradingAccount.objects.filter(
-            owner_id=account.owner_id, is_active=True, created_at__lt=account.created_at
-        ).count()
-        if older >= allowed:
-            unlock = plan_unlocking_limit("accounts", older + 1)
-            return False, (
-                f"plan_limit: the {plan.name} plan allows {allowed} MT5 accounts and this one is over it"
-                f"{f'; upgrade to {unlock.name}' if unlock else ''}."
-            )
+    if allowed is not None and older >= allowed:
+        unlock = plan_unlocking_limit("accounts", older + 1)
+        return False, (
+            f"plan_limit: the {plan.name} plan allows {allowed} MT5 accounts and this one is over it"
+            f"{f'; upgrade to {unlock.name}' if unlock else ''}."
+        )
     return True, ""

@@ -175,6 +175,15 @@ def gate_look_up(account_id: str) -> str:
     return "" if allowed else (reason or "access denied")
 
 
+def gates_look_up(account_ids: list[str]) -> dict[str, str]:
+    """``gate_look_up`` of many accounts in a few queries (one for the accounts, one for their owners' limits)."""
+    accounts = list(TradingAccount.objects.filter(pk__in=account_ids, is_active=True))
+    answers = dict.fromkeys(account_ids, "the trading account is not active")
+    for account, (allowed, reason) in zip(accounts, gates.ea_access_many(accounts), strict=True):
+        answers[str(account.pk)] = "" if allowed else (reason or "access denied")
+    return answers
+
+
 def gates_refresh(clients) -> int:
     """The periodic refresh of cached gate answers (an edge's batch of ``refresh_gate`` effects): each client's
     answer looked up again and cached under the epoch read before the look-up (a change in between bumps the epoch,
@@ -188,10 +197,11 @@ def gates_refresh(clients) -> int:
             pipe.get(key)
     values = pipe.execute()
     now = store.now()
+    answers = gates_look_up([client.account_id for client in clients])
     pipe = r.pipeline(transaction=False)
     for i, client in enumerate(clients):
         epoch = store.gate_epoch(values[2 * i : 2 * i + 2])
-        update = {"gate": gate_look_up(client.account_id), "gate_at": now, "gate_epoch": epoch}
+        update = {"gate": answers[client.account_id], "gate_at": now, "gate_epoch": epoch}
         pipe.hset(store.meta_key(client.account_id), mapping=update)
     pipe.execute()
     return len(clients)

@@ -171,3 +171,14 @@ def test_ea_access_for_an_account_over_the_limit_is_refused_and_the_oldest_keep_
 def test_ea_access_for_a_paused_account_is_refused(owner, local_mode):
     allowed, reason = gates.ea_access(make_account(owner, active=False))
     assert not allowed and reason.startswith("account_paused")
+
+
+def test_ea_access_many_answers_as_ea_access_does_for_each_account(owner, stripe_mode, django_user_model):
+    """The EA edge refreshes cached answers in bulk: the same answer per account, in a few queries."""
+    on_plan(owner, "basic")  # 3 accounts
+    mixed = [make_account(owner) for _ in range(4)] + [make_account(owner, active=False)]
+    free_owner = django_user_model.objects.create_user(email="free-owner@example.com", password="x" * 12)
+    mixed.append(make_account(free_owner))  # no copy trading on Free
+    expected = [gates.ea_access(a) for a in mixed]
+    assert [allowed for allowed, _ in expected] == [True, True, True, False, False, False]
+    assert gates.ea_access_many(mixed) == expected
