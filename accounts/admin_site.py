@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from functools import update_wrapper
 
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticToken
+from unfold import fields as unfold_fields
 from unfold.sites import UnfoldAdminSite
 from unfold.widgets import BASE_INPUT_CLASSES
 
@@ -19,6 +22,17 @@ from config.errors import ServiceError
 
 from . import admin_nav, two_factor
 from .roles import SIGNED_IN
+
+
+def json_without_inline_styles(data, encoder=None):
+    """A read-only JSON field as indented text. The theme colours it with pygments' inline style attributes, which the
+    Content-Security-Policy refuses (style-src has no 'unsafe-inline'), so it is shown plain."""
+    return format_html(
+        '<pre class="whitespace-pre-wrap break-words">{}</pre>', json.dumps(data, sort_keys=True, indent=4, cls=encoder)
+    )
+
+
+unfold_fields.prettify_json = json_without_inline_styles
 
 
 class StaffLoginForm(two_factor.StaffLoginForm):
@@ -32,6 +46,7 @@ class StaffLoginForm(two_factor.StaffLoginForm):
 
 class BackOfficeAdminSite(UnfoldAdminSite):
     login_form = StaffLoginForm
+    index_title = "Dashboard"  # the home page is the bonus dashboard (bonuses.admin.dashboard)
     login_template = "admin/login_two_factor.html"
 
     def has_permission(self, request) -> bool:

@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
 from ..services.manual import MANUAL_KEY, bonus_assign_manual
-from ..services.monitored import default_gateway
+from . import account360
 from .base import MAX_LOGIN, admin_context, report_error
 from .dashboard import dashboard_context
 from .live import LiveMonitorMixin
@@ -68,10 +68,6 @@ class LeverageForm(forms.Form):
     leverage = forms.IntegerField(min_value=1, max_value=1000)
 
 
-class LookupForm(forms.Form):
-    login = forms.IntegerField(min_value=1, max_value=MAX_LOGIN, label="MT5 login")
-
-
 @admin.register(Bonus)
 class BonusAdmin(LiveMonitorMixin, ModelAdmin):
     """The bonus monitor, with the back office's other pages hanging off it."""
@@ -101,8 +97,21 @@ class BonusAdmin(LiveMonitorMixin, ModelAdmin):
     def get_queryset(self, request):
         return restrict(request.user, "bonuses.view_bonus", super().get_queryset(request))
 
+    # The campaign and the staff member are shown as text: a link to their admin pages would refuse the roles that
+    # may view bonuses but not campaigns (Support Agent) or people (everyone but Super Admin).
+    exclude = ["campaign", "assigned_by"]
+    LINKLESS = {"campaign": "campaign_name", "assigned_by": "assigned_by_name"}
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Bonus._meta.concrete_fields]
+        return [self.LINKLESS.get(f.name, f.name) for f in Bonus._meta.concrete_fields]
+
+    @admin.display(description="Campaign")
+    def campaign_name(self, obj) -> str:
+        return obj.campaign.name
+
+    @admin.display(description="Assigned by")
+    def assigned_by_name(self, obj) -> str:
+        return obj.assigned_by.email if obj.assigned_by_id else ""
 
     def has_add_permission(self, request):
         return False  # bonuses are given through "Assign bonus" (eligibility check) or triggers
@@ -231,15 +240,12 @@ class BonusAdmin(LiveMonitorMixin, ModelAdmin):
 
     @capability_required("accounts.lookup")
     def lookup_view(self, request):
-        form = LookupForm(request.GET or None)
-        found = None
-        if form.is_valid():
-            try:
-                found = selectors.account_lookup(login=form.cleaned_data["login"], gateway=default_gateway())
-            except (ServiceError, gw.GatewayError) as exc:
-                report_error(self, request, exc)
+        """Account 360 (bonuses.admin.account360): search by MT5 login, email or name, then the whole account."""
+        context = account360.lookup_context(request)
+        if context["error"]:
+            self.message_user(request, context["error"], messages.ERROR)
         return TemplateResponse(
-            request, "admin/bonuses/lookup.html", admin_context(self, request, "Account lookup", form=form, found=found)
+            request, "admin/bonuses/account360.html", admin_context(self, request, "Account lookup", **context)
         )
 
     @capability_required("reports.view")

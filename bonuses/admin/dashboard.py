@@ -220,7 +220,12 @@ def dashboard_context(request) -> dict:
     """The figures and charts of the bonus dashboard, or nothing for a person who may not view bonuses."""
     if not has_capability(request.user, "bonuses.view"):
         return {"bonus_dashboard": False}
-    return {"bonus_dashboard": True, "stats": selectors.dashboard(), **charts()}
+    return {
+        "bonus_dashboard": True,
+        "stats": selectors.dashboard(),
+        "link_campaigns": has_capability(request.user, "campaigns.view"),  # no link to a page the role cannot open
+        **charts(),
+    }
 
 
 def dashboard_callback(request, context: dict) -> dict:
