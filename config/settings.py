@@ -15,6 +15,7 @@ from pathlib import Path
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config.admin_theme import unfold_settings
 from config.env import (
     ENV,
     envbool,
@@ -450,24 +451,11 @@ STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
 LOGIN_URL = envstr("LOGIN_URL", "login")
 LOGIN_REDIRECT_URL = envstr("LOGIN_REDIRECT_URL", "dashboard")
 LOGOUT_REDIRECT_URL = envstr("LOGOUT_REDIRECT_URL", "login")
-# The admin (django-unfold). BROKER_NAME names the product in its header and title (ADMIN_SITE_HEADER overrides
-# the whole header); the sidebar, its per-role entries and the dashboard are built in accounts.admin_nav and
-# bonuses.admin.dashboard. Alpine.js runs as its CSP build from node_modules (templates/unfold/layouts/skeleton.html).
+# The admin (django-unfold): BROKER_NAME names the product in its header and page titles, ADMIN_SITE_HEADER
+# (when set) is the whole header; the rest of the theme's settings are in config/admin_theme.py.
 BROKER_NAME = envstr("BROKER_NAME") or "MT5 back office"
 ADMIN_SITE_HEADER = envstr("ADMIN_SITE_HEADER") or BROKER_NAME
-UNFOLD = {
-    "SITE_TITLE": ADMIN_SITE_HEADER,
-    "SITE_HEADER": ADMIN_SITE_HEADER,
-    "SITE_SUBHEADER": "Back office",
-    "SITE_SYMBOL": "monitoring",
-    "SHOW_VIEW_ON_SITE": False,
-    "DASHBOARD_CALLBACK": "bonuses.admin.dashboard.dashboard_callback",
-    "SIDEBAR": {
-        "show_search": False,
-        "show_all_applications": "accounts.admin_nav.show_all_applications",
-        "navigation": "accounts.admin_nav.navigation",
-    },
-}
+UNFOLD = unfold_settings(ADMIN_SITE_HEADER)
 # MT5 statement import: a request larger than the upload limit is refused before its body is read, and a
 # report may make the importer build at most this many rows and cells, however many it declares or expands
 # (XLSX dimension, HTML colspan); an XLSX may unzip to at most STATEMENT_MAX_UNZIPPED_BYTES.
