@@ -13,6 +13,7 @@ from accounts.choices import Role
 from accounts.models import TradingAccount, User
 from accounts.services import trading_account_create
 from mt5bridge import gateway as gw
+from mt5bridge.simulated.demo_flows import clients_ensure
 from mt5bridge.simulated.seeding import create_account, generate_history
 from mt5bridge.sync import account_sync
 
@@ -91,6 +92,7 @@ class Command(BaseCommand):
         created = 0
         for spec in ACCOUNTS:
             created += self._account(people[spec.owner], spec)
+        clients_ensure()  # the bonus demo's broker clients (run_demo_flows moves their money)
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {len(people)} people, {len(ACCOUNTS)} MT5 accounts ({created} new).")
         )
