@@ -10,7 +10,6 @@ repeat a trade), and it remembers the outcome of every command id it has handled
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from decimal import Decimal
 
 import httpx
 
+from config.resilience import Resilient
 from mt5bridge import gateway as gw
 
 logger = logging.getLogger(__name__)
@@ -362,22 +362,33 @@ class ReferenceEA:
             self.unreported.pop(ack["id"], None)
 
     def run(self, *, stop: threading.Event, interval: float = 1.0, long_poll: int = 0) -> None:
-        """Beat every ``interval`` s (or long-poll between beats) until ``stop``; back off on errors like the EA."""
-        next_beat = 0.0
+        """Beat every ``interval`` s (or long-poll between beats) until ``stop``; back off on errors like the EA.
+
+        The server unreachable, the simulated MT5's database or Redis gone, the gateway down: each outage is
+        logged once and waited out with backoff (config/resilience.py). A command whose execution was cut short
+        runs again when it is delivered again, and its comment finds the trade if it was made (no second trade).
+        """
+        guard = Resilient(
+            f"EA {self.login}",
+            transient=(httpx.HTTPError, ValueError, gw.GatewayUnavailable),
+            max_delay=MAX_BACKOFF,
+            log=logger,
+        )
+        state = {"next_beat": 0.0}
+
+        def step() -> None:
+            if time.monotonic() >= state["next_beat"]:
+                self.beat()
+                state["next_beat"] = time.monotonic() + interval
+                if self.unreported:
+                    self.ack()
+            if long_poll:
+                self.poll(wait=long_poll)
+
         while not stop.is_set():
-            try:
-                if time.monotonic() >= next_beat:
-                    self.beat()
-                    next_beat = time.monotonic() + interval
-                    if self.unreported:
-                        self.ack()
-                if long_poll:
-                    self.poll(wait=long_poll)
-                else:
-                    stop.wait(max(0.0, next_beat - time.monotonic()))
-                self.failures = 0
-            except (httpx.HTTPError, ValueError) as exc:
-                self.failures += 1
-                delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self.failures, 6)) * (0.5 + random.random() / 2)
-                logger.warning("EA %s: %s; retrying in %.1f s", self.login, exc, delay)
-                stop.wait(delay)
+            ok, _ = guard.call(step)
+            self.failures = guard.failures
+            if not ok:
+                stop.wait(guard.next_wait(0.0))
+            elif not long_poll:
+                stop.wait(max(0.0, state["next_beat"] - time.monotonic()))

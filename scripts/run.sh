@@ -28,7 +28,7 @@ if [ "$EMBEDDED" = 0 ]; then
     export REDIS_URL="redis://127.0.0.1:6379/0"
   fi
 fi
-export PORT WEB_PORT="$PORT"  # honcho gives each process its own PORT; these two share WEB_PORT
+export PORT WEB_PORT="$PORT"  # the processes of Procfile.dev share WEB_PORT
 
 # The local demo runs with DEBUG on, and with a secret key and an encryption key made for this machine and kept
 # in var/ (never committed): the development values in config/settings.py are public. Variables already set win.
@@ -93,6 +93,6 @@ $(cat var/demo-logins.txt)
   Billing: ${BILLING_MODE}
   (signed events on this machine: docs/billing.md).
 
-  Ctrl-C stops everything.
+  A process that exits is restarted and the others go on (docs/reliability.md). Ctrl-C stops everything.
 TXT
-exec .venv/bin/honcho -f Procfile.dev start
+exec .venv/bin/python scripts/supervise.py Procfile.dev

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from config.resilience import Resilient
+from mt5bridge.gateway import GatewayUnavailable
 from mt5bridge.live_prices import live_prices_pass
 
 
@@ -28,18 +30,18 @@ class Command(BaseCommand):
         self.running = True
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        # A database, Redis or gateway outage is waited out and logged once (config/resilience.py).
+        guard = Resilient("live prices", transient=(GatewayUnavailable,))
         while self.running:
             started = time.monotonic()
             close_old_connections()
-            try:
-                published = live_prices_pass()
-                if published and options.get("verbosity", 1) > 1:
-                    self.stdout.write(f"published {published} accounts")
-            except Exception as exc:  # keep the loop alive through a database hiccup
-                self.stderr.write(f"live prices pass failed: {exc}")
+            ok, published = guard.call(live_prices_pass)
+            if ok and published and options.get("verbosity", 1) > 1:
+                self.stdout.write(f"published {published} accounts")
             if once:
                 return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            wait = guard.next_wait(interval) - (time.monotonic() - started if guard.healthy else 0.0)
+            time.sleep(max(0.0, wait))
 
     def _stop(self, *_):
         self.running = False

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import TradingAccount
 from accounts.vault import decrypt
+from config.resilience import Resilient
 from mt5bridge import gateway as gw
 
 DEMO_MAGIC = 20260
@@ -42,13 +43,17 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         rng = random.Random()
+        # A database or gateway outage skips a decision instead of ending the demo (config/resilience.py): the
+        # outage is logged once, the next decision waits with backoff, and the recovery is logged once.
+        guard = Resilient("demo trader", transient=(gw.GatewayUnavailable,))
         while not stop.is_set():
             for account in accounts:
-                message = self.decide(gateway, account.login, options, rng)
-                self.stdout.write(f"{account.login}: {message}")
+                ok, message = guard.call(self.decide, gateway, account.login, options, rng)
+                if ok:
+                    self.stdout.write(f"{account.login}: {message}")
             if options["once"]:
                 return
-            stop.wait(options["every"])
+            stop.wait(guard.next_wait(options["every"]))
 
     def decide(self, gateway: gw.MT5Gateway, login: int, options: dict, rng: random.Random) -> str:
         mine = sorted((p for p in gateway.positions(login) if p.magic == DEMO_MAGIC), key=lambda p: p.time)

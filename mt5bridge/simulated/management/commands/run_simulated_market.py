@@ -12,6 +12,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from config.resilience import Resilient
 from mt5bridge.simulated.engine import process_market
 
 
@@ -26,18 +27,17 @@ class Command(BaseCommand):
         self.running = True
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        guard = Resilient("simulated market")  # a database outage is waited out, logged once (config/resilience.py)
         while self.running:
             started = time.monotonic()
             close_old_connections()
-            try:
-                run = process_market()
-                if run.accounts_settled:
-                    self.stdout.write(f"settled {run.accounts_settled} of {run.accounts_checked} accounts")
-            except Exception as exc:  # keep the market alive through a database hiccup
-                self.stderr.write(f"market pass failed: {exc}")
+            ok, run = guard.call(process_market)
+            if ok and run.accounts_settled:
+                self.stdout.write(f"settled {run.accounts_settled} of {run.accounts_checked} accounts")
             if once:
                 return
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            wait = guard.next_wait(interval) - (time.monotonic() - started if guard.healthy else 0.0)
+            time.sleep(max(0.0, wait))
 
     def _stop(self, *_):
         self.running = False
