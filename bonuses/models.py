@@ -100,6 +100,11 @@ class MonitoredAccount(models.Model):
     deals_checked_at = models.DateTimeField(null=True, blank=True)
     snapshot_at = models.DateTimeField(null=True, blank=True)
     discovered_at = models.DateTimeField(auto_now_add=True)
+    # Queued postings (BONUS_OPERATIONS_QUEUED): the monitor bumps review_seq when the balance moved, the
+    # account's worker task reads the deals and sets reviewed_seq. Kept in PostgreSQL, so a lost queue
+    # message (Redis restarted empty) is found again by the monitor's sweep instead of missing a deposit.
+    review_seq = models.BigIntegerField(default=0)
+    reviewed_seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["login"]
@@ -238,12 +243,22 @@ class AccountEvent(models.Model):
 
 
 class MonitorShard(models.Model):
-    """The lease and latest figures of one monitor shard (claimed with a conditional UPDATE)."""
+    """The lease and latest figures of one monitor shard (claimed with a conditional UPDATE).
+
+    A live monitor claims its own shard and any shard of the same split whose lease ran out (its process
+    died): the dead shard's accounts are watched again within a lease, and never by two holders at once.
+    """
 
     shard = models.PositiveIntegerField()
     shards = models.PositiveIntegerField()
     holder = models.CharField(max_length=120, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Bumped each time the holder changes (a takeover or a hand-back): the lease's fencing token.
+    epoch = models.BigIntegerField(default=0)
+    # The process started for this shard ("home"), while another holds it: when the home process last asked
+    # for it back. The holder hands an adopted shard back once its home is alive again.
+    home = models.CharField(max_length=120, blank=True)
+    home_seen_at = models.DateTimeField(null=True, blank=True)
     last_cycle_at = models.DateTimeField(null=True, blank=True)
     last_duration_ms = models.FloatField(default=0)
     last_accounts = models.PositiveIntegerField(default=0)

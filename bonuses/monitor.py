@@ -9,82 +9,39 @@ steady state is one gateway call, two small UPDATEs (lease and figures) and a lo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Mod
 from django.utils import timezone
 
+from config.resilience import Resilient
 from mt5bridge import gateway as gw
 
 from .choices import AuditAction, CampaignStatus, MonitorStatus, OperationStatus, Trigger
+from .leases import ShardLeases
 from .models import AuditLog, BonusOperation, Campaign, MonitorCycle, MonitoredAccount, MonitorShard
 from .services.audit import MONITOR, audit_write
-from .services.detection import (
-    account_deposit_detected,
-    account_drawdown_protect,
-    account_trades_detected,
-    account_withdrawal_detected,
-)
+from .services.detection import account_deals_review, account_drawdown_protect
 from .services.monitored import default_gateway
-from .services.operations import operations_resume
+from .services.operations import operations_resume, postings_deferred
+from .services.queued import Dispatcher, accounts_with_work, postings_queued
 from .services.triggers import trigger_registration
+from .snapshots import CycleResult, Snapshot, snapshots_write
 
 logger = logging.getLogger(__name__)
 
 _FIRST_LOOK = timedelta(seconds=60)  # an account loaded without a baseline time looks back this far
 _STATUS_RELOAD_SECONDS = 1.0
-_TRADES = (gw.DealType.BUY, gw.DealType.SELL)
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    balance: Decimal | None
-    credit: Decimal | None
-    errors: int
-    deals_checked_at: datetime | None
-    registration: datetime | None = None
-    # Below its credit when last looked at: drawdown protection acts once per event, not once per cycle.
-    drawdown: bool = False
-
-
-@dataclass
-class CycleResult:
-    """What one pass did (also written to MonitorCycle / MonitorShard)."""
-
-    started_at: datetime
-    duration_ms: float = 0.0
-    accounts: int = 0
-    discovered: int = 0
-    deposits: int = 0
-    withdrawals: int = 0
-    drawdowns: int = 0
-    conversions: int = 0
-    errors: int = 0
-    paused: int = 0
-    skipped: bool = False
-    error: str = ""
-    failed_logins: list[int] = field(default_factory=list)
-
-    @property
-    def eventful(self) -> bool:
-        return bool(
-            self.discovered
-            or self.deposits
-            or self.withdrawals
-            or self.drawdowns
-            or self.conversions
-            or self.errors
-            or self.paused
-        )
+_SWEEP_SECONDS = 1.0  # queued mode: how often the accounts with work left are looked for
+_RESEND_SECONDS = 5.0  # queued mode: an account's task is sent again when its work is still there after this
 
 
 def default_worker_name() -> str:
@@ -94,14 +51,33 @@ def default_worker_name() -> str:
 class Monitor:
     """One shard's monitor state and its cycle. ``gateway`` defaults to the bonus engine's gateway."""
 
-    def __init__(self, *, shard: int = 0, shards: int = 1, gateway=None, worker: str | None = None):
+    def __init__(
+        self,
+        *,
+        shard: int = 0,
+        shards: int = 1,
+        gateway=None,
+        worker: str | None = None,
+        queued: bool | None = None,
+        dispatcher: Dispatcher | None = None,
+        trace: str | None = None,
+    ):
         if shards < 1 or not 0 <= shard < shards:
             raise ValueError(f"shard must be in 0..{shards - 1}")
         self.shard, self.shards = shard, shards
         self.gateway = gateway or default_gateway()
         self.worker = worker or default_worker_name()
+        self.leases = ShardLeases(shard=shard, shards=shards, worker=self.worker)
+        # Queued: deal reading and MT5 postings go to the account queue (services/queued.py).
+        self.queued = postings_queued() if queued is None else queued
+        self.dispatcher = dispatcher or (Dispatcher() if self.queued else None)
+        self._handoff: set[int] = set()
+        self._sent_at: dict[int, float] = {}
+        self._next_sweep = 0.0
+        self._gateway_down = False
+        self.trace = trace  # a file that gets one JSON line per cycle: held shards and the cycle's window
         self.max_errors = settings.BONUS_MONITOR_MAX_ERRORS
-        self.snapshots: dict[int, _Snapshot] = {}
+        self.snapshots: dict[int, Snapshot] = {}
         self.active: list[int] = []
         self.paused: set[int] = set()
         self.max_id = 0
@@ -113,30 +89,35 @@ class Monitor:
 
     # --- accounts of this shard ---
 
-    def _shard_rows(self):
+    @property
+    def slots(self) -> set[int]:
+        """The shards this process holds now: its own and any it took over."""
+        return self.leases.held
+
+    def _shard_rows(self, slots: set[int] | None = None):
         rows = MonitoredAccount.objects.all()
         if self.shards > 1:
-            rows = rows.annotate(_shard=Mod("login", self.shards)).filter(_shard=self.shard)
+            rows = rows.annotate(_shard=Mod("login", self.shards)).filter(_shard__in=sorted(slots or self.slots))
         return rows
 
     def mine(self, login: int) -> bool:
-        return login % self.shards == self.shard
+        return login % self.shards in self.slots
 
-    def load_new(self) -> int:
-        """Pick up accounts registered since the last look (by id: one indexed query)."""
-        rows = (
-            self._shard_rows()
-            .filter(id__gt=self.max_id)
-            .values_list(
-                "id", "login", "status", "balance", "credit", "consecutive_errors", "deals_checked_at", "registration"
-            )
+    def load_new(self, slots: set[int] | None = None) -> int:
+        """Pick up accounts registered since the last look (by id: one indexed query), or all of new ``slots``."""
+        rows = self._shard_rows(slots)
+        if slots is None:
+            rows = rows.filter(id__gt=self.max_id)
+        rows = rows.values_list(
+            "id", "login", "status", "balance", "credit", "consecutive_errors", "deals_checked_at", "registration"
         )
         added = 0
         for pk, login, status, balance, credit, errors, checked, registration in rows:
-            self.max_id = max(self.max_id, pk)
+            if slots is None:  # a shard taken over is read whole; the id mark stays the own shards'
+                self.max_id = max(self.max_id, pk)
             if login in self.snapshots:
                 continue
-            self.snapshots[login] = _Snapshot(balance, credit, errors, checked, registration)
+            self.snapshots[login] = Snapshot(balance, credit, errors, checked, registration)
             if status == MonitorStatus.PAUSED:
                 self.paused.add(login)
             else:
@@ -193,18 +174,36 @@ class Monitor:
     # --- lease ---
 
     def claim(self) -> bool:
-        """Hold this shard for the next few seconds (conditional UPDATE: another live holder wins)."""
-        now = timezone.now()
-        lease = now + timedelta(seconds=settings.BONUS_MONITOR_LEASE_SECONDS)
-        MonitorShard.objects.get_or_create(shard=self.shard, shards=self.shards)
-        return bool(
-            MonitorShard.objects.filter(shard=self.shard, shards=self.shards)
-            .filter(Q(holder=self.worker) | Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(holder=self.worker, lease_until=lease)
-        )
+        """Renew the leases of this process (its shard, shards it took over); False when it holds none."""
+        change = self.leases.renew()
+        if change.lost:
+            self._forget(change.lost)
+        if change.gained and self.snapshots:
+            self.load_new(change.gained)
+        if change.gained or change.lost:
+            logger.info(
+                "bonus monitor %s: now holds shards %s of %s (gained %s, handed over %s)",
+                self.worker,
+                sorted(self.slots),
+                self.shards,
+                sorted(change.gained),
+                sorted(change.lost),
+            )
+        return bool(self.slots)
+
+    def _forget(self, slots: set[int]) -> None:
+        gone = {login for login in self.snapshots if login % self.shards in slots}
+        for login in gone:
+            del self.snapshots[login]
+            self._sent_at.pop(login, None)
+        self.paused -= gone
+        self._dirty -= gone
+        self._handoff -= gone
+        self.active = [login for login in self.active if login not in gone]
 
     def release(self) -> None:
-        MonitorShard.objects.filter(shard=self.shard, shards=self.shards, holder=self.worker).update(lease_until=None)
+        self.leases.release()
+        self._forget(set(range(self.shards)))
 
     # --- the cycle ---
 
@@ -215,6 +214,8 @@ class Monitor:
             result.skipped = True
             return result
         clock = time.monotonic()
+        window = (time.time(), sorted(self.slots))
+        deferred = postings_deferred.set(self.dispatcher.send) if self.queued else None
         try:
             self.load_new()
             if clock >= self._next_status_reload:
@@ -228,9 +229,17 @@ class Monitor:
                     result.error = f"discovery: {exc}"[:255]
             self._scan(result)
         finally:
+            if deferred is not None:
+                postings_deferred.reset(deferred)
             result.duration_ms = (time.perf_counter() - started) * 1000
             self._record(result)
+            if self.trace:
+                self._trace(*window)
         return result
+
+    def _trace(self, began: float, slots: list[int]) -> None:
+        with open(self.trace, "a") as out:
+            out.write(json.dumps({"worker": self.worker, "slots": slots, "start": began, "end": time.time()}) + "\n")
 
     def _scan(self, result: CycleResult) -> None:
         logins = self.active
@@ -240,8 +249,14 @@ class Monitor:
         try:
             infos = self.gateway.accounts_info(logins)
         except gw.GatewayError as exc:
+            if not self._gateway_down:
+                logger.warning("bonus monitor %s: MT5 gateway outage: %s", self.worker, exc)
+                self._gateway_down = True
             self._all_failed(logins, str(exc), result)
             return
+        if self._gateway_down:
+            logger.warning("bonus monitor %s: MT5 gateway answers again", self.worker)
+            self._gateway_down = False
         self._infos = infos
         changed = []
         first = []
@@ -263,9 +278,43 @@ class Monitor:
         for login in first:
             self._first_sight(login, infos[login], result)
         for login in changed:
-            self._process(login, infos[login], result)
-        self._resume_pending(result)
-        self._flush()
+            if self.queued and infos[login].balance != snapshots[login].balance:
+                self._hand_off(login, infos[login])
+            else:
+                self._process(login, infos[login], result)
+        if self.queued:
+            self._flush()
+            self._send_work()
+        else:
+            self._resume_pending(result)
+            self._flush()
+
+    def _hand_off(self, login: int, info: gw.AccountInfo) -> None:
+        """Queued mode: the balance moved; the account task reads its deals (and then checks drawdown).
+
+        The snapshot follows MT5 now, so the next cycles compare against it; the request to read the
+        deals is written with the snapshot (``review_seq``), in PostgreSQL, before the task is sent.
+        """
+        snap = self.snapshots[login]
+        snap.balance, snap.credit = info.balance, info.credit
+        snap.drawdown = info.credit > 0 and info.equity <= info.credit
+        self._dirty.add(login)
+        self._handoff.add(login)
+
+    def _send_work(self) -> None:
+        """Send the accounts handed off this cycle, and (every second) those whose work is still left."""
+        clock = time.monotonic()
+        due = set(self._handoff)
+        self._handoff.clear()
+        if clock >= self._next_sweep:
+            self._next_sweep = clock + _SWEEP_SECONDS
+            waiting = {login for login in accounts_with_work() if self.mine(login) and login not in self.paused}
+            due |= {login for login in waiting if clock - self._sent_at.get(login, -1e9) >= _RESEND_SECONDS}
+            for login in set(self._sent_at) - waiting - due:
+                del self._sent_at[login]
+        for login in sorted(due):
+            self._sent_at[login] = clock
+            self.dispatcher.send(login)
 
     def _first_sight(self, login: int, info: gw.AccountInfo, result: CycleResult) -> None:
         """The baseline of an account seen for the first time, and what it did between registration and now.
@@ -283,6 +332,9 @@ class Monitor:
             self._dirty.add(login)
             return
         snap.deals_checked_at = max(snap.registration, now - timedelta(days=settings.BONUS_DEPOSIT_LOOKBACK_DAYS))
+        if self.queued:
+            self._hand_off(login, info)
+            return
         self._process(login, info, result, first=True)
 
     def _process(self, login: int, info: gw.AccountInfo, result: CycleResult, *, first: bool = False) -> None:
@@ -308,30 +360,14 @@ class Monitor:
         if snap.errors:
             self._succeeded(login, snap)
 
-    def _deals(self, login: int, info: gw.AccountInfo, snap: _Snapshot, result: CycleResult) -> None:
-        # Inclusive of the last deal's instant; deals seen twice are recognised by their ticket.
+    def _deals(self, login: int, info: gw.AccountInfo, snap: Snapshot, result: CycleResult) -> None:
         since = snap.deals_checked_at or timezone.now() - _FIRST_LOOK
-        deals = self.gateway.deals(login, since, timezone.now() + timedelta(days=1))
-        own = [d for d in deals if d.type == gw.DealType.BALANCE and not d.comment.startswith("BONUS ")]
-        withdrawals = [d for d in own if d.profit < 0]
-        for deal in own:
-            if deal.profit > 0:
-                if account_deposit_detected(login=login, deal=deal, gateway=self.gateway):
-                    result.deposits += 1
-            else:
-                later = sum((-w.profit for w in withdrawals if w.ticket > deal.ticket), Decimal(0))
-                if (
-                    account_withdrawal_detected(
-                        login=login, deal=deal, balance_after=info.balance + later, gateway=self.gateway
-                    )
-                    is not None
-                ):
-                    result.withdrawals += 1
-        trades = [d for d in deals if d.type in _TRADES]
-        if trades:
-            result.conversions += account_trades_detected(login=login, deals=trades, gateway=self.gateway)
-        if deals:
-            snap.deals_checked_at = max(d.time for d in deals)
+        seen = account_deals_review(login=login, balance=info.balance, since=since, gateway=self.gateway)
+        result.deposits += seen.deposits
+        result.withdrawals += seen.withdrawals
+        result.conversions += seen.conversions
+        if seen.latest is not None:
+            snap.deals_checked_at = seen.latest
 
     def _resume_pending(self, result: CycleResult) -> None:
         # Only the postings whose backoff has run out (BONUS_OPERATION_RETRY_*): one indexed query a cycle.
@@ -351,7 +387,7 @@ class Monitor:
 
     # --- errors ---
 
-    def _failed(self, login: int, snap: _Snapshot, error: str, result: CycleResult) -> None:
+    def _failed(self, login: int, snap: Snapshot, error: str, result: CycleResult) -> None:
         result.errors += 1
         result.failed_logins.append(login)
         snap.errors += 1
@@ -373,7 +409,7 @@ class Monitor:
             self.paused.add(login)
             self.active = [x for x in self.active if x != login]
 
-    def _succeeded(self, login: int, snap: _Snapshot) -> None:
+    def _succeeded(self, login: int, snap: Snapshot) -> None:
         snap.errors = 0
         MonitoredAccount.objects.filter(login=login).update(consecutive_errors=0, last_error="")
 
@@ -436,35 +472,7 @@ class Monitor:
                 )
             )
         self._dirty.clear()
-        if connection.vendor == "postgresql":
-            # One statement over arrays: bulk_update's CASE per row costs seconds for a 10,000-account baseline.
-            table = connection.ops.quote_name(MonitoredAccount._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} m SET balance = v.balance, credit = v.credit, equity = v.equity, "
-                    "leverage = v.leverage, deals_checked_at = v.checked, snapshot_at = %s "
-                    "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::integer[], "
-                    "%s::timestamptz[]) AS v(login, balance, credit, equity, leverage, checked) "
-                    "WHERE m.login = v.login",
-                    [
-                        now,
-                        [r.login for r in rows],
-                        [r.balance for r in rows],
-                        [r.credit for r in rows],
-                        [r.equity for r in rows],
-                        [r.leverage for r in rows],
-                        [r.deals_checked_at for r in rows],
-                    ],
-                )
-            return
-        by_login = dict(MonitoredAccount.objects.filter(login__in=[r.login for r in rows]).values_list("login", "id"))
-        for row in rows:
-            row.pk = by_login.get(row.login)
-        MonitoredAccount.objects.bulk_update(
-            [r for r in rows if r.pk],
-            ["balance", "credit", "equity", "leverage", "deals_checked_at", "snapshot_at"],
-            batch_size=1000,
-        )
+        snapshots_write(rows, handoff=self._handoff, now=now)
 
     def _record(self, result: CycleResult) -> None:
         if result.skipped:
@@ -506,23 +514,39 @@ class Monitor:
     def run(self, *, stop, interval: float | None = None, max_cycles: int | None = None) -> int:
         """Cycle every ``interval`` seconds until ``stop`` (a threading.Event) is set; returns cycles run."""
         interval = settings.BONUS_MONITOR_INTERVAL if interval is None else interval
+        # PostgreSQL or Redis gone, a connection terminated: logged once, retried with backoff, recovery logged
+        # once (config.resilience). The loop outlives any bug in one cycle too; the log says what broke.
+        guard = Resilient(f"bonus monitor {self.worker}", transient=(gw.GatewayUnavailable,), max_delay=5.0, log=logger)
         cycles = 0
         try:
             while not stop.is_set() and (max_cycles is None or cycles < max_cycles):
                 began = time.monotonic()
-                try:
-                    self.cycle()
-                except Exception:  # the loop outlives any bug in one cycle; the log says what broke
-                    logger.exception("bonus monitor cycle failed")
-                    connection.close()  # a broken connection would fail every later cycle too
+                ok, _ = guard.call(self.cycle)
+                if not ok:
+                    self.reset()
                 cycles += 1
-                stop.wait(max(0.0, interval - (time.monotonic() - began)))
+                wait = guard.next_wait(interval)
+                stop.wait(max(0.0, wait - (time.monotonic() - began) if guard.healthy else wait))
         finally:
             try:
                 self.release()
             except Exception:  # noqa: BLE001 — shutting down: the lease expires by itself
                 logger.warning("could not release the monitor lease")
+            if self.dispatcher is not None:
+                self.dispatcher.close()
         return cycles
+
+    def reset(self) -> None:
+        """Forget what is in memory after a failed cycle: the next one starts from what PostgreSQL holds.
+
+        A cycle cut short may have moved a snapshot without writing it (or the review it asked for);
+        reading the rows again finds those changes again, so nothing seen is lost with the cycle.
+        """
+        self.snapshots.clear()
+        self.active, self.paused, self.max_id = [], set(), 0
+        self._dirty.clear()
+        self._handoff.clear()
+        self._infos = {}
 
 
 def fallback_cycle() -> CycleResult | None:

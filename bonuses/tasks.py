@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError, connection
 
 from mt5bridge.gateway import GatewayUnavailable
 
 from .monitor import fallback_cycle, prune_history
 from .services.ending import bonuses_expire
 from .services.operations import operations_resume
+from .services.queued import ACCOUNT_WORK_TASK, AccountBusy, account_work
 
 
 @shared_task(name="bonuses.tasks.monitor_fallback_cycle", acks_late=True, expires=10, ignore_result=True)
@@ -35,3 +37,19 @@ def expire_bonuses() -> int:
 )
 def resume_operations() -> int:
     return operations_resume()
+
+
+@shared_task(name=ACCOUNT_WORK_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def account_work_task(self, login: int) -> int:
+    """One account's queued bonus work (services/queued.py): deals read, postings sent in order; returns posted.
+
+    Another task of the same account running: this one runs again in a moment. MT5 or the database
+    unreachable: again with backoff; the monitor's sweep also resends an account whose work is left.
+    """
+    try:
+        return account_work(login=login).posted
+    except AccountBusy as exc:
+        raise self.retry(countdown=0.2, max_retries=50, exc=exc) from None
+    except (GatewayUnavailable, OperationalError, InterfaceError) as exc:
+        connection.close()
+        raise self.retry(countdown=min(30, 0.5 * 2 ** min(self.request.retries, 6)), max_retries=20, exc=exc) from None

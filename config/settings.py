@@ -549,7 +549,12 @@ BONUS_MT5_SERVER = envstr("BONUS_MT5_SERVER")  # empty: every server the gateway
 BONUS_MONITOR_INTERVAL = envfloat("BONUS_MONITOR_INTERVAL", 0.3, minimum=0.05)
 BONUS_MONITOR_MAX_ERRORS = envint("BONUS_MONITOR_MAX_ERRORS", 5, minimum=1)
 BONUS_MONITOR_DISCOVERY_SECONDS = envfloat("BONUS_MONITOR_DISCOVERY_SECONDS", 30.0, minimum=1.0)
-BONUS_MONITOR_LEASE_SECONDS = envfloat("BONUS_MONITOR_LEASE_SECONDS", 5.0, minimum=1.0)
+# A shard's lease: a live monitor takes over a dead shard's accounts within about this long plus one cycle.
+BONUS_MONITOR_LEASE_SECONDS = envfloat("BONUS_MONITOR_LEASE_SECONDS", 3.0, minimum=1.0)
+# The monitor's MT5 postings (and the deal reading behind a deposit) on a Celery queue, one account at a time:
+# "auto" = queued when Celery has a broker and is not eager, otherwise run inside the monitor's cycle.
+BONUS_OPERATIONS_QUEUED = envchoice("BONUS_OPERATIONS_QUEUED", "auto", ("auto", "true", "false"))
+BONUS_OPERATIONS_QUEUE = envstr("BONUS_OPERATIONS_QUEUE", "bonus_ops")
 BONUS_MONITOR_HISTORY_SECONDS = envfloat("BONUS_MONITOR_HISTORY_SECONDS", 60.0, minimum=1.0)
 BONUS_MONITOR_KEEP_DAYS = envint("BONUS_MONITOR_KEEP_DAYS", 7, minimum=1)
 BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from mt5bridge import gateway as gw
 
@@ -201,3 +204,49 @@ def account_trades_detected(*, login: int, deals: list[gw.Deal], actor=MONITOR, 
                 operations += bonus_convert(actor=actor, bonus=bonus, amount=step, gateway=gateway)
     operations_run(operations, actor=actor, gateway=gateway)
     return len(operations) // 2
+
+
+_TRADES = (gw.DealType.BUY, gw.DealType.SELL)
+
+
+@dataclass
+class DealsReviewed:
+    """What one read of an account's deal history found (counted into the monitor's cycle figures)."""
+
+    deposits: int = 0
+    withdrawals: int = 0
+    conversions: int = 0
+    latest: datetime | None = None  # the newest deal's time: the next read starts there
+
+
+def account_deals_review(
+    *, login: int, balance: Decimal, since: datetime, actor=MONITOR, gateway=None
+) -> DealsReviewed:
+    """Read the deals since ``since`` and act on each once: deposits, withdrawals, closed trades.
+
+    Inclusive of the last deal's instant; a deal seen twice is recognised by its ticket
+    (``AccountEvent``). ``balance`` is the balance MT5 reports now: a withdrawal's share is taken
+    of the balance it left, counting the withdrawals after it.
+    """
+    gateway = gateway or default_gateway()
+    seen = DealsReviewed()
+    deals = gateway.deals(login, since, timezone.now() + timedelta(days=1))
+    own = [d for d in deals if d.type == gw.DealType.BALANCE and not d.comment.startswith("BONUS ")]
+    withdrawals = [d for d in own if d.profit < 0]
+    for deal in own:
+        if deal.profit > 0:
+            if account_deposit_detected(login=login, deal=deal, actor=actor, gateway=gateway):
+                seen.deposits += 1
+        else:
+            later = sum((-w.profit for w in withdrawals if w.ticket > deal.ticket), Decimal(0))
+            found = account_withdrawal_detected(
+                login=login, deal=deal, balance_after=balance + later, actor=actor, gateway=gateway
+            )
+            if found is not None:
+                seen.withdrawals += 1
+    trades = [d for d in deals if d.type in _TRADES]
+    if trades:
+        seen.conversions = account_trades_detected(login=login, deals=trades, actor=actor, gateway=gateway)
+    if deals:
+        seen.latest = max(d.time for d in deals)
+    return seen

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -388,7 +390,19 @@ def operations_resume(
     return done
 
 
+# Set by a monitor whose postings go through the account queue (services/queued.py): operations_run hands
+# the account to it instead of calling MT5 inside the 0.3 s cycle. The rows are already committed.
+postings_deferred: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "bonus_postings_deferred", default=None
+)
+
+
 def operations_run(operations: list[BonusOperation], *, actor, gateway) -> None:
+    defer = postings_deferred.get()
+    if defer is not None:
+        for login in dict.fromkeys(op.login for op in operations):
+            defer(login)
+        return
     for operation in operations:
         if not operation_execute(operation=operation, actor=actor, gateway=gateway):
             # An operation still pending blocks the ones after it (a leverage after its credit).
