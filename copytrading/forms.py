@@ -25,17 +25,50 @@ def _symbols(text: str) -> list[str]:
     return [s.strip() for s in text.replace("\n", ",").split(",") if s.strip()][:500]
 
 
+RATIO_MODES = (SizingMode.BALANCE_RATIO, SizingMode.EQUITY_RATIO, SizingMode.FREE_MARGIN_RATIO)
+# The fields each sizing mode reads (copytrading.sizing.raw_volume); the others do not apply to it.
+MODE_FIELDS: dict[str, tuple[str, ...]] = {
+    SizingMode.MULTIPLIER: ("multiplier",),
+    SizingMode.FIXED: ("fixed_volume",),
+    **{mode: ("multiplier",) for mode in RATIO_MODES},
+    SizingMode.RISK_PERCENT: ("risk_percent", "no_sl", "default_sl_points"),
+}
+SIZING_FIELDS = ("multiplier", "fixed_volume", "risk_percent", "no_sl", "default_sl_points")
+
+
 class CopyLinkForm(forms.Form):
     master = forms.ChoiceField(help_text="Your account, or a master shared with you.")
     slave = forms.ChoiceField(help_text="One of your accounts: it receives the copies.")
-    sizing_mode = forms.ChoiceField(choices=SizingMode.choices)
-    multiplier = forms.DecimalField(max_digits=12, decimal_places=4, min_value=Decimal("0.0001"), initial=1)
-    fixed_volume = forms.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0.0001"), initial="0.01")
-    risk_percent = forms.DecimalField(
-        max_digits=6, decimal_places=3, min_value=Decimal("0.001"), max_value=Decimal("100"), initial=1
+    sizing_mode = forms.ChoiceField(choices=SizingMode.choices, help_text="How the slave's volume is worked out.")
+    multiplier = forms.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        initial=1,
+        required=False,
+        help_text="Master lots x this (ratio modes: x the accounts' ratio x this).",
     )
-    no_sl = forms.ChoiceField(choices=NoStopLoss.choices, label="Trades without SL (risk mode)")
-    default_sl_points = forms.IntegerField(min_value=0, initial=0)
+    fixed_volume = forms.DecimalField(
+        max_digits=14,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        initial="0.01",
+        required=False,
+        help_text="Every copy opens this many lots.",
+    )
+    risk_percent = forms.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        max_value=Decimal("100"),
+        initial=1,
+        required=False,
+        help_text="Percent of the slave's equity a stop at the master's SL loses.",
+    )
+    no_sl = forms.ChoiceField(choices=NoStopLoss.choices, label="Trades without SL", required=False)
+    default_sl_points = forms.IntegerField(
+        min_value=0, initial=0, required=False, help_text="The SL distance assumed for a master trade without one."
+    )
     min_volume = forms.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0"), required=False)
     max_volume = forms.DecimalField(max_digits=14, decimal_places=4, min_value=Decimal("0"), required=False)
     symbols_include = forms.CharField(required=False, help_text="Comma-separated master symbols; empty = all.")
@@ -52,13 +85,52 @@ class CopyLinkForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["master"].choices = [(str(a.pk), str(a)) for a in masters]
         self.fields["slave"].choices = [(str(a.pk), str(a)) for a in slaves]
+        # The page shows a sizing field only under the modes that read it (templates/copytrading/_link_form.html).
+        for name in SIZING_FIELDS:
+            self.fields[name].sizing_modes = " ".join(m for m, names in MODE_FIELDS.items() if name in names)
+
+    def clean(self):
+        data = super().clean()
+        mode = data.get("sizing_mode")
+        if not mode:
+            return data
+        used = set(MODE_FIELDS[mode])
+        if data.get("no_sl") != NoStopLoss.DEFAULT:
+            used.discard("default_sl_points")
+        for name in SIZING_FIELDS:
+            if name not in used:
+                # Not read by this mode: whatever was typed there is neither checked nor stored.
+                self._errors.pop(name, None)
+                data[name] = self.fields[name].initial if name != "no_sl" else NoStopLoss.SKIP
+            elif data.get(name) in (None, ""):
+                if name not in self._errors:
+                    label = dict(SizingMode.choices)[mode]
+                    self.add_error(name, f"Required with the sizing mode “{label}”.")
+        if mode == SizingMode.RISK_PERCENT and data.get("no_sl") == NoStopLoss.DEFAULT:
+            if data.get("default_sl_points") == 0 and "default_sl_points" not in self._errors:
+                self.add_error("default_sl_points", "Give the SL distance to assume, or skip trades without SL.")
+        return data
 
     def link_values(self) -> dict:
         values = dict(self.cleaned_data)
         values.pop("master"), values.pop("slave")
+        for name in ("multiplier", "fixed_volume", "risk_percent"):
+            values[name] = Decimal(str(values[name]))
         values["symbols_include"] = _symbols(values["symbols_include"])
         values["symbols_exclude"] = _symbols(values["symbols_exclude"])
         return values
+
+
+class SampleTradeForm(forms.Form):
+    """The master trade the link form's preview sizes."""
+
+    sample_symbol = forms.CharField(max_length=32, initial="EURUSD", label="Master symbol")
+    sample_volume = forms.DecimalField(
+        max_digits=14, decimal_places=4, min_value=Decimal("0.0001"), initial="1.00", label="Master lots"
+    )
+    sample_sl_points = forms.IntegerField(
+        min_value=0, max_value=10_000_000, initial=0, label="Master SL (points, 0: none)"
+    )
 
 
 class RuleForm(forms.Form):

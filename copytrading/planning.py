@@ -289,6 +289,24 @@ def _size(ctx: MasterContext, link: CopyLink, links: list[CopyLink], intent: d.I
     )
 
 
+def sample_size(
+    ctx: MasterContext, link: CopyLink, *, symbol: str, volume: Decimal, sl_points: int = 0
+) -> tuple[Resolved, Decimal]:
+    """The slave symbol and volume the engine would send for a sample master buy (the link form's preview).
+
+    The engine's own mapping and sizing; ``link`` may be unsaved. The stop loss is ``sl_points`` of the slave
+    symbol's points away (0: none). Raises `SizingSkip` when the engine would skip the trade.
+    """
+    target = _resolve_cached(ctx, link, symbol)
+    if target is None:
+        raise SizingSkip("symbol_not_found", f"{symbol} has no counterpart on the slave's server")
+    distance = Decimal(sl_points) * (target.spec.point or ZERO)
+    price = distance * 2 + 1  # any price: sizing reads the distance only
+    sl = price - distance if distance else ZERO
+    intent = d.Intent(kind=d.OPEN, ticket=0, symbol=symbol, type=BUY, volume=volume, price=price, sl=sl)
+    return target, _size(ctx, link, [link], intent, target)
+
+
 def _plan_open(
     plan: Plan,
     ctx: MasterContext,

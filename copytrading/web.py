@@ -22,7 +22,7 @@ from .api.links import link_for_change, links_visible_to
 from .api.orders import TerminalOrderSerializer, commands_visible_to, templates_of
 from .api.rules import rules_visible_to
 from .choices import AccountMode
-from .forms import CopyLinkForm, RuleForm, TemplateForm, TerminalOrderForm
+from .forms import CopyLinkForm, RuleForm, SampleTradeForm, TemplateForm, TerminalOrderForm
 from .models import AccountCopyState, CopiedPosition, CopyEvent, Rule, RuleHit
 
 
@@ -61,6 +61,7 @@ def links(request: HttpRequest) -> HttpResponse:
         {
             "links": links_visible_to(request.user).order_by("id"),
             "form": form,
+            "sample_form": SampleTradeForm(),
             "slaves": slaves,
             "modes": AccountMode.choices,
         },
