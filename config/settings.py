@@ -257,21 +257,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# Riding out a broker outage (docs/reliability.md): connect with retries at start-up and forever after a loss;
-# a task that was running when the broker connection dropped is cancelled and, being acked late, delivered again.
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # A task taken by a worker that died (SIGKILL, a lost machine) goes back to the queue after the visibility
-    # timeout; it must outlast the longest task and the furthest countdown, or a task runs twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1),
-        "socket_timeout": 10,
-        "socket_connect_timeout": 5,
-        "retry_on_timeout": True,
-        "health_check_interval": 10,
-    }
+# A task taken by a worker that died goes back to the queue after this long (Redis broker; config/celery.py): it must
+# outlast the longest task and the furthest countdown, or a task runs twice (docs/reliability.md).
+BROKER_VISIBILITY_TIMEOUT = envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
 
 # --- Channels -------------------------------------------------------------------------
 
