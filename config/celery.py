@@ -19,6 +19,9 @@ app.conf.worker_cancel_long_running_tasks_on_connection_loss = True
 if app.conf.broker_url and app.conf.broker_url.startswith(("redis://", "rediss://")):
     app.conf.broker_transport_options = {
         "visibility_timeout": settings.BROKER_VISIBILITY_TIMEOUT,
+        # Each worker looks for such tasks every 10 s (kombu's default looks every 100 s).
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
         "socket_timeout": 10,
         "socket_connect_timeout": 5,
         "retry_on_timeout": True,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 from tests.faults.harness import System
 
 
 def source_db_url() -> str:
     """The migrated test database of this pytest run: its schema and data are copied into the throwaway one."""
-    db = settings.DATABASES["default"]
+    db = connections["default"].settings_dict  # NAME is the test database's once pytest-django set it up
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 

@@ -17,7 +17,7 @@ How to use it (a pytest fixture does all of this; see tests/faults/conftest.py):
   pytest-django) copied in by pg_dump | pg_restore: far quicker than migrating. Faults: ``terminate_backends()``
   (what a failover does to every connection), ``restart()``, ``stop()``/``start()``.
 - :class:`Redis`: a redis-server of its own, nothing saved. Faults: ``kill_clients()`` (CLIENT KILL TYPE normal and
-  pubsub), ``stall(seconds)`` (DEBUG SLEEP on a connection of its own, in a thread), ``restart()`` (empty).
+  pubsub), ``stall(seconds)`` (DEBUG SLEEP on a connection of its own; returns when it ends), ``restart()`` (empty).
 - :class:`System`: the environment every role gets (DATABASE_URL, REDIS_URL, DEBUG), ``start_role`` (a process in a
   session of its own, its output in ``<tmp>/<name>.log``), ``kill_role`` (SIGKILL of the whole group), ``alive``,
   ``seed``, ``burst`` (tests/faults/burst.py), ``query``, ``wait_until``.
@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,7 +52,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 _port_base = os.environ.get("FAULTS_PORT_BASE")
-_ports = itertools.count(int(_port_base)) if _port_base else None
+# Parallel test workers (pytest-xdist: gw0, gw1 ...) take 20 ports each from the base.
+_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_ports = itertools.count(int(_port_base) + 20 * _worker) if _port_base else None
 
 
 def free_port() -> int:
@@ -92,7 +95,9 @@ class Postgres:
     """A throwaway PostgreSQL cluster on 127.0.0.1."""
 
     def __init__(self, tmp: Path, port: int | None = None):
-        self.dir = tmp / "pg"
+        # A folder of its own under the system's temporary folder: the postgres user must reach it (pytest's
+        # temporary folders are private to the user running the tests).
+        self.dir = Path(tempfile.mkdtemp(prefix="faults-pg-")) / "data"
         self.port = port or free_port()
         self.dbname = "faults"
 
@@ -100,10 +105,10 @@ class Postgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/{self.dbname}"
 
     def init(self, source_db_url: str) -> None:
-        self.dir.mkdir(parents=True)
+        self.dir.parent.chmod(0o755)
+        self.dir.mkdir()
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
-            self.dir.parent.chmod(0o755)
         subprocess.run(
             _as_postgres([_pg_bin("initdb"), "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
             check=True,
@@ -146,6 +151,10 @@ class Postgres:
         self.stop()
         self.start()
 
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.dir.parent, ignore_errors=True)
+
     def terminate_backends(self) -> int:
         """pg_terminate_backend on every connection to the app's database but this one; how many."""
         with psycopg.connect(self.url(), autocommit=True) as conn:
@@ -172,6 +181,7 @@ class Redis:
 
     def start(self) -> None:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv += ["--enable-debug-command", "local"]  # DEBUG SLEEP, the stall fault
         self.proc = subprocess.Popen(argv, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
         wait_until(lambda: self.client().ping(), timeout=10, what="redis-server to answer")
 
@@ -191,11 +201,65 @@ class Redis:
             killed += int(client.execute_command("CLIENT", "KILL", "TYPE", kind, "SKIPME", "yes") or 0)
         return killed
 
-    def stall(self, seconds: float) -> threading.Thread:
-        """DEBUG SLEEP on a connection of its own: every client waits ``seconds``. Returns the running thread."""
-        thread = threading.Thread(target=lambda: self.client().execute_command("DEBUG", "SLEEP", seconds), daemon=True)
-        thread.start()
-        return thread
+    def stall(self, seconds: float) -> None:
+        """DEBUG SLEEP on a connection of its own: every client waits ``seconds``; returns when the stall ends."""
+        redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=seconds + 30).execute_command(
+            "DEBUG", "SLEEP", seconds
+        )
+
+
+class FailoverProxy:
+    """A TCP proxy in front of several web nodes, as a load balancer is: each connection goes to the first node
+    that accepts it, so a dead node is skipped. Runs in threads of the test process."""
+
+    def __init__(self, backends: list[int], port: int | None = None):
+        self.backends = backends
+        self.port = port or free_port()
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        for port in self.backends:
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
+                break
+            except OSError:
+                continue
+        else:
+            client.close()
+            return
+        upstream.settimeout(None)
+        for src, dst in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.close()
 
 
 class System:
@@ -229,7 +293,7 @@ class System:
         finally:
             system.stop_all()
             system.redis.stop()
-            system.pg.stop("immediate")
+            system.pg.remove()
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DJANGO_", "DATABASE_", "REDIS_"))}

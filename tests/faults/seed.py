@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
 from django.contrib.auth.models import Group  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 
 from accounts.choices import Role  # noqa: E402
 from accounts.models import User  # noqa: E402
@@ -35,6 +36,7 @@ def _account(owner: User, login: int, name: str, balance: str):
 
 
 def main(slaves: int) -> dict:
+    call_command("setup_periodic_tasks", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115 - beat's jobs
     owner = User.objects.create_user(email="faults@example.com", password=PASSWORD)
     owner.groups.add(*Group.objects.filter(name=Role.TRADER))
     master = _account(owner, 7700000, "fault master", "1000000")
