@@ -148,8 +148,7 @@ def test_a_deposit_burst_under_faults_credits_every_bonus_once(fault_system_fact
     assert bonuses == {login: 1 for login in logins}  # 0 missed, none twice
     credits = dict(
         system.query(
-            "SELECT account_id, count(*) FROM mt5bridge_simdeal WHERE type = %s AND account_id = ANY(%s) "
-            "GROUP BY account_id",
+            "SELECT login, count(*) FROM mt5bridge_simdeal WHERE type = %s AND login = ANY(%s) GROUP BY login",
             (CREDIT, logins),
         )
     )
