@@ -4,7 +4,10 @@ Run: `.venv/bin/python benchmarks/bonus_monitor.py` (PostgreSQL + Redis on 127.0
 mt5bo_bench_bonuses, created and migrated when missing). Accounts are written to the simulated
 server in bulk (10 % hold an open BTCUSD position, so their equity moves every second); then:
 - steady state, 1 shard: BENCH_CYCLES cycles where nothing happens (the 0.3 s budget's case);
-- busy cycle, 1 shard: 1 % of the accounts deposit between two cycles (deals read, bonuses posted);
+- busy cycles, 1 shard: 100 accounts deposit before each of BENCH_BUSY_CYCLES cycles, with the postings
+  on the bonus_ops queue (BONUS_OPERATIONS_QUEUED) served by a Celery worker started here (BENCH_WORKERS
+  processes); the cycle's p50/p99, and the time from each deposit to its credit posted (the operation's
+  done_at); one busy cycle with the postings inline (the behaviour without a broker) for comparison;
 - 2 shards: two processes each cycling its half at the same time.
 Each monitor runs in its own process so its peak RSS is its own. Results: stdout and
 benchmarks/results/bonus_monitor.json.
@@ -32,7 +35,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "10000"))
-CYCLES = int(os.environ.get("BENCH_CYCLES", "30"))
+CYCLES = int(os.environ.get("BENCH_CYCLES", "100"))
+BUSY_CYCLES = int(os.environ.get("BENCH_BUSY_CYCLES", "10"))
+DEPOSITS = int(os.environ.get("BENCH_DEPOSITS", "100"))
+WORKERS = os.environ.get("BENCH_WORKERS", "2")
 FIRST_LOGIN = 5_000_000
 SERVER = "MetaSim-Demo"
 
@@ -104,8 +110,52 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))], 1)
+
+
+def _busy(monitor, deposits: int) -> dict:
+    """BUSY_CYCLES cycles with ``deposits`` new deposits before each; postings on the queue; then the waits."""
+    from django.utils import timezone
+
+    from bonuses.choices import OperationKind, OperationStatus
+    from bonuses.models import BonusOperation
+    from mt5bridge.simulated import deposit
+
+    logins = list(monitor.snapshots)
+    deposited_at: dict[int, object] = {}
+    durations = []
+    for i in range(BUSY_CYCLES):
+        for login in logins[i * deposits : (i + 1) * deposits]:
+            deposit(login, Decimal("200"), comment="bench deposit")
+            deposited_at[login] = timezone.now()
+        result = monitor.cycle()
+        durations.append(result.duration_ms)
+        time.sleep(max(0.0, 0.3 - result.duration_ms / 1000))
+    deadline = time.monotonic() + 600
+    credits = BonusOperation.objects.filter(login__in=list(deposited_at), kind=OperationKind.CREDIT_IN)
+    while time.monotonic() < deadline:
+        monitor.cycle()  # the sweep resends what the queue lost; drawdown goes on
+        if credits.filter(status=OperationStatus.DONE).count() >= len(deposited_at):
+            break
+        time.sleep(0.3)
+    waits = [
+        (done_at - deposited_at[login]).total_seconds()
+        for login, done_at in credits.filter(status=OperationStatus.DONE).values_list("login", "done_at")
+    ]
+    return {
+        "cycles": len(durations), "deposits_per_cycle": deposits,
+        "cycle_p50_ms": _percentile(durations, 0.5), "cycle_p99_ms": _percentile(durations, 0.99),
+        "cycle_max_ms": round(max(durations), 1), "credits_posted": len(waits), "deposits": len(deposited_at),
+        "deposit_to_credit_p50_s": _percentile(waits, 0.5) if waits else None,
+        "deposit_to_credit_p99_s": _percentile(waits, 0.99) if waits else None,
+        "deposit_to_credit_max_s": round(max(waits), 2) if waits else None,
+    }  # fmt: skip
+
+
 def run_monitor(shard: int, shards: int, cycles: int, deposits: int, start_at: float, queue) -> None:
-    """One monitor process: baseline cycle, warm-up, then timed steady cycles (and a busy one if asked)."""
+    """One monitor process: baseline cycle, warm-up, then timed steady cycles (and the busy ones if asked)."""
     _setup_django()
     from django.conf import settings
 
@@ -113,7 +163,7 @@ def run_monitor(shard: int, shards: int, cycles: int, deposits: int, start_at: f
     from mt5bridge.simulated import deposit
 
     settings.BONUS_MONITOR_DISCOVERY_SECONDS = 10**9  # accounts are already registered
-    monitor = Monitor(shard=shard, shards=shards, worker=f"bench-{shard}-{shards}")
+    monitor = Monitor(shard=shard, shards=shards, worker=f"bench-{shard}-{shards}", queued=bool(deposits))
     monitor._next_discovery = time.monotonic() + 10**9
     baseline = monitor.cycle().duration_ms
     monitor.cycle()  # warm: the gateway's row cache and the monitor's snapshots are in memory
@@ -124,17 +174,23 @@ def run_monitor(shard: int, shards: int, cycles: int, deposits: int, start_at: f
         result = monitor.cycle()
         steady.append(result.duration_ms)
         time.sleep(max(0.0, 0.3 - result.duration_ms / 1000))
-    busy = None
+    busy = inline = None
+    steady_all = sorted(steady)
     if deposits:
-        for login in list(monitor.snapshots)[:deposits]:
+        busy = _busy(monitor, deposits)
+        # The same burst with the postings inside the cycle (no broker), on accounts not used above.
+        monitor.queued = False
+        for login in list(monitor.snapshots)[-deposits:]:
             deposit(login, Decimal("200"), comment="bench deposit")
         result = monitor.cycle()
-        busy = {"duration_ms": round(result.duration_ms, 1), "deposits": result.deposits}
+        inline = {"duration_ms": round(result.duration_ms, 1), "deposits": result.deposits}
     queue.put({
         "shard": shard, "shards": shards, "accounts": len(monitor.active), "baseline_cycle_ms": round(baseline, 1),
         "steady_median_ms": round(statistics.median(steady), 1),
         "steady_p95_ms": round(sorted(steady)[int(len(steady) * 0.95) - 1], 1),
-        "steady_max_ms": round(max(steady), 1), "busy": busy, "peak_rss_mb": round(_rss_mb(), 1),
+        "steady_p99_ms": _percentile(steady_all, 0.99),
+        "steady_max_ms": round(max(steady), 1), "busy": busy, "busy_inline": inline,
+        "peak_rss_mb": round(_rss_mb(), 1),
     })  # fmt: skip
 
 
@@ -146,7 +202,7 @@ def _run(shards: int, deposits: int) -> list[dict]:
              for i in range(shards)]  # fmt: skip
     for p in procs:
         p.start()
-    results = [queue.get(timeout=600) for _ in procs]
+    results = [queue.get(timeout=1800) for _ in procs]
     for p in procs:
         p.join()
     return sorted(results, key=lambda r: r["shard"])
@@ -161,7 +217,16 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    one = _run(1, deposits=ACCOUNTS // 100)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "bonus_ops", "-c", WORKERS,
+         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env={**os.environ, "BONUS_OPERATIONS_QUEUED": "true"},
+    )  # fmt: skip
+    try:
+        one = _run(1, deposits=DEPOSITS)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
     print("1 shard:", json.dumps(one, indent=1), flush=True)
     prepare()
     connections.close_all()
