@@ -554,7 +554,8 @@ def fallback_cycle() -> CycleResult | None:
     alive = MonitorShard.objects.filter(lease_until__gt=timezone.now()).exclude(holder__startswith="celery:").exists()
     if alive:
         return None
-    monitor = Monitor(shard=0, shards=1, worker=f"celery:{default_worker_name()}")
+    # Already inside a Celery worker: the postings run here, in order, with no queue of its own to drain.
+    monitor = Monitor(shard=0, shards=1, worker=f"celery:{default_worker_name()}", queued=False)
     monitor._next_discovery = time.monotonic() + 3600  # discovery belongs to the workers and Scan MT5
     result = monitor.cycle()
     monitor.release()
