@@ -409,8 +409,18 @@ AnalyticsSerializer = inline_serializer(
         "series": inline_serializer(
             "AnalyticsSeries",
             {
-                "equity": serializers.ListField(child=serializers.ListField(), help_text="[time, equity, balance]"),
-                "drawdown": serializers.ListField(child=serializers.ListField(), help_text="[time, % below peak]"),
+                "equity": serializers.ListField(
+                    child=serializers.ListField(),
+                    help_text="[time, equity, balance, estimated]: balance from the deals since the first deposit, "
+                    "equity measured at snapshots and estimated (true) between them.",
+                ),
+                "growth": serializers.ListField(
+                    child=serializers.ListField(),
+                    help_text="[time, gain %, equity gain %]: time-weighted return, deposits and withdrawals neutral.",
+                ),
+                "drawdown": serializers.ListField(
+                    child=serializers.ListField(), help_text="[time, % below peak] of the equity index, whole period."
+                ),
                 # Advanced analytics: present only when the owner's plan has them (see "advanced").
                 "monthly_returns": serializers.ListField(child=serializers.DictField(), required=False),
                 "by_symbol": serializers.ListField(child=serializers.DictField(), required=False),
