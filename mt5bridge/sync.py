@@ -8,7 +8,6 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -21,6 +20,7 @@ from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, Tra
 from accounts.vault import SecretUnreadable, decrypt
 from entitlements.gates import sync_history_start
 from mt5bridge import gateway as gw
+from mt5bridge import sql
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _store_deals(account: TradingAccount, deals: list[gw.Deal]) -> int:
         return 0
     rows = [_deal_columns(deal) for deal in deals]
     if connection.vendor == "postgresql":
-        return _write_rows_postgres(Deal, account.pk, rows)
+        return sql.account_rows_write(Deal, account.pk, rows)
     known = set(
         Deal.objects.filter(account=account, ticket__in=[r["ticket"] for r in rows]).values_list("ticket", flat=True)
     )
@@ -271,7 +271,7 @@ def replace_account_rows(model, account_id, rows: list[dict], updates: tuple[str
     (``updates`` are the columns an existing ticket takes from its new row). Sync and EA heartbeats share it."""
     rows = list({row["ticket"]: row for row in rows}.values())  # one row per ticket, the last reported wins
     if connection.vendor == "postgresql":
-        _write_rows_postgres(model, account_id, rows, updates=updates, replace=True)
+        sql.account_rows_write(model, account_id, rows, updates=updates, replace=True)
         return
     model.objects.filter(account_id=account_id).exclude(ticket__in=[r["ticket"] for r in rows]).delete()
     if rows:
@@ -281,57 +281,6 @@ def replace_account_rows(model, account_id, rows: list[dict], updates: tuple[str
             unique_fields=["account", "ticket"],
             update_fields=list(updates),
         )
-
-
-def _write_rows_postgres(model, account_id, rows: list[dict], *, updates=(), replace=False) -> int:
-    """One statement over column arrays (``unnest``), keyed on (account, ticket); returns rows inserted or updated.
-
-    No model instances and no pre-read: with ``replace`` the account's rows whose ticket is not in ``rows``
-    are deleted in the same statement; without ``updates`` existing tickets are left as they are.
-    """
-    q = connection.ops.quote_name
-    table = q(model._meta.db_table)
-    if not rows:
-        if replace:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_id])
-        return 0
-    connection.ensure_connection()
-    names = list(rows[0])
-    fields = [model._meta.get_field(name) for name in names]
-    columns = ", ".join(q(field.column) for field in fields)
-    # Numbers and times travel as one comma-joined text per column (str() in C; psycopg's array dumper is
-    # Python, one call per element); text columns, which may hold commas, as real arrays.
-    texts = [field.get_internal_type() in ("CharField", "TextField") for field in fields]
-    arrays = ", ".join(
-        f"%b::{field.db_type(connection)}[]" if text else f"string_to_array(%s, ',', '')::{field.db_type(connection)}[]"
-        for field, text in zip(fields, texts, strict=True)
-    )
-    params: list = []
-    sql = ""
-    if replace:
-        sql = f"WITH gone AS (DELETE FROM {table} WHERE account_id = %s AND NOT (ticket = ANY(%b::bigint[]))) "
-        params += [account_id, [row["ticket"] for row in rows]]
-    if updates:
-        assignments = ", ".join(
-            f"{q(model._meta.get_field(n).column)} = EXCLUDED.{q(model._meta.get_field(n).column)}" for n in updates
-        )
-        conflict = f"DO UPDATE SET {assignments}"
-    else:
-        conflict = "DO NOTHING"
-    sql += (
-        f"INSERT INTO {table} (account_id, {columns}) SELECT %s, * FROM unnest({arrays}) "
-        f"ON CONFLICT (account_id, ticket) {conflict} RETURNING 1"
-    )
-    params.append(account_id)
-    for name, text in zip(names, texts, strict=True):
-        values = [row[name] for row in rows]
-        params.append(values if text else ",".join("" if v is None else str(v) for v in values))
-    # Server-side binding: the arrays travel as parameters. Django's client-side cursor would spell each
-    # element into the SQL text, which costs more than the rest of the sync together for 200 deals.
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return len(cursor.fetchall())
 
 
 def accounts_due_for_sync(now: datetime | None = None):

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from accounts.live import figures_payload, publish_account_update
 from accounts.models import AccountSnapshot, Order, Position, TradingAccount
-from config.db import server_binding_cursor
+from mt5bridge import sql
 from mt5bridge.ea import store
 from mt5bridge.ea.models import EAConnection, EAToken
 from mt5bridge.ea.state import EAState, state_to_json
@@ -71,32 +71,15 @@ def states_write(writes: list[StateWrite]) -> int:
     return len(writes)
 
 
-_FIGURE_TYPES = {
-    "balance": "numeric",
-    "credit": "numeric",
-    "equity": "numeric",
-    "margin": "numeric",
-    "margin_free": "numeric",
-    "floating_profit": "numeric",
-    "margin_level": "numeric",
-}
-
-
 def _persist_many_postgres(writes: list[StateWrite], *, snapshots: bool = False) -> None:
-    """The account figures, the connection row (first_seen_at set once; a late write never replaces a newer
-    state), the token's last use and, with ``snapshots``, an ``AccountSnapshot`` each, for one or many accounts:
-    one statement of data-modifying CTEs over column arrays."""
-    q = db_connection.ops.quote_name
-    account_table = q(TradingAccount._meta.db_table)
-    conn_table = q(EAConnection._meta.db_table)
-    token_table = q(EAToken._meta.db_table)
-    ids, ats, figures, leverages, conns = [], [], {name: [] for name in _FIGURE_TYPES}, [], []
+    """The rows of ``mt5bridge.sql.ea_states_upsert``, one per write, as column arrays."""
+    ids, ats, figures, leverages, conns = [], [], {name: [] for name in sql.STATE_FIGURES}, [], []
     for w in writes:
         state, beat = w.beat.state, w.beat
         row = state_figures(state)
         ids.append(w.client.account_id)
         ats.append(state.received_at)
-        for name in _FIGURE_TYPES:
+        for name in sql.STATE_FIGURES:
             figures[name].append(row[name])
         leverages.append(row.get("leverage"))
         conns.append(
@@ -110,51 +93,8 @@ def _persist_many_postgres(writes: list[StateWrite], *, snapshots: bool = False)
                 w.denied,
             )
         )
-    columns = ["ea_version", "protocol_version", "terminal", "state", "state_fingerprint", "beats"]
-    columns.append("access_denied_reason")
-    types = ["text", "integer", "jsonb", "jsonb", "text", "bigint", "text"]
-    figure_names = list(_FIGURE_TYPES)
-    sql = (
-        "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], "
-        + ", ".join(f"%s::{t}[]" for t in _FIGURE_TYPES.values())
-        + ", %s::integer[], "
-        + ", ".join(f"%s::{t}[]" for t in types)
-        + ") AS v(id, at, "
-        + ", ".join(figure_names)
-        + ", leverage, "
-        + ", ".join(columns)
-        + f")), account AS (UPDATE {account_table} a SET "
-        + ", ".join(f"{q(n)} = v.{n}" for n in figure_names)
-        + ", leverage = COALESCE(v.leverage, a.leverage), updated_at = v.at FROM v WHERE a.id = v.id), "
-        f"conn AS (INSERT INTO {conn_table} (account_id, first_seen_at, last_seen_at, persisted_at, "
-        + ", ".join(q(c) for c in columns)
-        + ") SELECT id, at, at, at, "
-        + ", ".join(columns)
-        + " FROM v ON CONFLICT (account_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, "
-        "persisted_at = EXCLUDED.persisted_at, "
-        + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in columns)
-        + f" WHERE {conn_table}.persisted_at IS NULL OR {conn_table}.persisted_at <= EXCLUDED.persisted_at), "
-        f"token AS (UPDATE {token_table} t SET last_used_at = v.at FROM v WHERE t.account_id = v.id)"
-    )
-    if snapshots:
-        snapshot_table = q(AccountSnapshot._meta.db_table)
-        sql += (
-            f", snapshot AS (INSERT INTO {snapshot_table} (account_id, taken_at, "
-            + ", ".join(q(n) for n in figure_names)
-            + ") SELECT id, at, "
-            + ", ".join(figure_names)
-            + " FROM v)"
-        )
-    sql += " SELECT 1"
-    params = [
-        ids,
-        ats,
-        *(figures[n] for n in figure_names),
-        leverages,
-        *(list(col) for col in zip(*conns, strict=True)),
-    ]
-    with server_binding_cursor() as cursor:
-        cursor.execute(sql, params)
+    arrays = [ids, ats, *figures.values(), leverages, *(list(col) for col in zip(*conns, strict=True))]
+    sql.ea_states_upsert(arrays, snapshots=snapshots)
 
 
 def state_figures(state: EAState) -> dict:
