@@ -40,7 +40,8 @@ DEBUG=false SECRET_KEY="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" ALLOWE
 
 echo "==> pytest"
 set +e
-$PY -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" "$@"
+# loadgroup: tests marked xdist_group run on one worker (a fault-suite module shares one set of processes).
+$PY -m pytest -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

@@ -77,6 +77,14 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return argv
 
 
+def report(line: str) -> None:
+    """A measured figure: printed, and appended to the file named by FAULTS_REPORT (docs/reliability.md's runs)."""
+    print(f"\n{line}")
+    if os.environ.get("FAULTS_REPORT"):
+        with open(os.environ["FAULTS_REPORT"], "a") as fh:
+            fh.write(line + "\n")
+
+
 def wait_until(check: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "") -> float:
     """Poll ``check`` until it returns a true value; the seconds it took. Errors count as "not yet"."""
     started = time.monotonic()

@@ -12,9 +12,9 @@ import pytest
 from celery import Celery
 
 from tests.faults.copies import copy_ledger
-from tests.faults.harness import FailoverProxy, System, wait_until
+from tests.faults.harness import FailoverProxy, System, report, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db]
+pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db, pytest.mark.xdist_group("faults-nodes")]
 
 TASKS = 12
 VISIBILITY_TIMEOUT = 4  # seconds before a task taken by a dead worker is delivered again (CELERY_VISIBILITY_TIMEOUT)
@@ -76,7 +76,7 @@ def test_sigkill_of_one_web_node_and_one_worker_node_leaves_the_system_working(f
         copies_after = time.monotonic() - killed_at
         wait_until(lambda: redis.hlen("faults:probe") == TASKS, timeout=90, what="every task on the surviving worker")
         tasks_after = time.monotonic() - killed_at
-        print(f"\nRECOVERY nodes: copies {copies_after:.1f} s, tasks {tasks_after:.1f} s after the SIGKILL")
+        report(f"RECOVERY nodes: copies {copies_after:.1f} s, tasks {tasks_after:.1f} s after the SIGKILL")
     finally:
         proxy.stop()
 
