@@ -14,7 +14,7 @@ from unfold.admin import ModelAdmin
 
 from config.errors import ServiceError
 
-from . import services
+from . import services, sql
 from .choices import SyncStatus
 from .figures import FIGURES
 from .models import AccountSnapshot, Deal, Order, Position, SecurityEvent, SyncRun, TradingAccount, User
@@ -28,13 +28,9 @@ class EstimatedCountPaginator(Paginator):
     def count(self):
         query = self.object_list.query
         if connection.vendor == "postgresql" and not query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [self.object_list.model._meta.db_table]
-                )
-                row = cursor.fetchone()
-                if row and row[0] > 10000:
-                    return row[0]
+            estimate = sql.table_row_estimate(self.object_list.model._meta.db_table)
+            if estimate is not None and estimate > 10000:
+                return estimate
         return super().count
 
 

@@ -11,9 +11,11 @@ from django.db.models import BigIntegerField, Count, DecimalField, F, OuterRef, 
 from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
+from . import sql
 from .analytics.tables import BALANCE, BONUS, CANCELED_TYPES, CREDIT, money
 from .choices import SyncStatus
 from .figures import FIGURES
+from .freshness import data_ages
 from .models import AccountSnapshot, Deal, Position, SyncRun, TradingAccount
 from .permissions import restrict
 from .selectors import sync_success_rate
@@ -126,31 +128,6 @@ def _summary_rows_orm(visible, day_start: datetime, month_start: datetime) -> tu
 
 _SUMMARY_SUMS = ("realized_month", "flows_month", "realized_day", "flows_day")
 
-# One statement: the visible accounts, the floating P/L of the last snapshot before today and before the
-# month (index probes on (account, taken_at)), and this month's deal sums per account (index range on
-# (account, time)). Building the same through the ORM costs more CPU than the database spends on it.
-_SUMMARY_SQL = """
-SELECT {columns},
-  (SELECT s.floating_profit FROM accounts_accountsnapshot s
-    WHERE s.account_id = a.id AND s.taken_at < %(day)s ORDER BY s.taken_at DESC LIMIT 1),
-  (SELECT s.floating_profit FROM accounts_accountsnapshot s
-    WHERE s.account_id = a.id AND s.taken_at < %(month)s ORDER BY s.taken_at DESC LIMIT 1),
-  COALESCE(d.realized_month, 0), COALESCE(d.flows_month, 0), COALESCE(d.realized_day, 0), COALESCE(d.flows_day, 0)
-FROM accounts_tradingaccount a
-LEFT JOIN LATERAL (
-  SELECT
-    SUM(x.profit + x.commission + x.swap + x.fee) FILTER (WHERE x.deal_type <> ALL(%(not_pl)s)) AS realized_month,
-    SUM(x.profit + x.commission + x.swap + x.fee) FILTER (WHERE x.deal_type = ANY(%(flow)s)) AS flows_month,
-    SUM(x.profit + x.commission + x.swap + x.fee)
-      FILTER (WHERE x.deal_type <> ALL(%(not_pl)s) AND x.time >= %(day)s) AS realized_day,
-    SUM(x.profit + x.commission + x.swap + x.fee)
-      FILTER (WHERE x.deal_type = ANY(%(flow)s) AND x.time >= %(day)s) AS flows_day
-  FROM accounts_deal x WHERE x.account_id = a.id AND x.time >= %(month)s
-) d ON true
-WHERE a.id IN ({visible})
-ORDER BY a.name, a.login
-"""
-
 
 def _summary_rows_postgres(visible, day_start: datetime, month_start: datetime) -> tuple[list[dict], dict]:
     """What `_summary_rows_orm` returns, in one round trip (the permission path's query is its subquery)."""
@@ -166,9 +143,7 @@ def _summary_rows_postgres(visible, day_start: datetime, month_start: datetime) 
         "flow": list(FLOW_TYPES),
         **named,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_SUMMARY_SQL.format(columns=columns, visible=visible_sql), params)
-        fetched = cursor.fetchall()
+    fetched = sql.dashboard_summary_rows(columns, visible_sql, params)
     width = len(ACCOUNT_FIELDS)
     accounts, sums = [], {}
     for row in fetched:
@@ -193,8 +168,10 @@ def dashboard_summary(user, *, now: datetime | None = None) -> dict[str, Any]:
     else:
         accounts, sums = _summary_rows_orm(visible, day_start, month_start)
     rows, totals = [], {}
+    ages = data_ages(accounts, now=now)
     for a in accounts:
         s = sums.get(a["id"], {})
+        age = ages[a["id"]]
         floating = a["floating_profit"]
         day_gain, day_base = _gain(
             balance=a["balance"],
@@ -232,6 +209,11 @@ def dashboard_summary(user, *, now: datetime | None = None) -> dict[str, Any]:
                 "month_gain": str(month_gain),
                 "month_gain_pct": _gain_pct(month_gain, month_base),
                 "last_sync_at": a["last_sync_at"].isoformat() if a["last_sync_at"] else None,
+                # Never shown as current once old (accounts/freshness.py): the page says "stale since".
+                "data_as_of": age.as_of.isoformat() if age.as_of else None,
+                "stale": age.stale,
+                "stale_since": age.stale_since.isoformat() if age.stale_since else None,
+                "stale_label": age.label,
                 "is_active": a["is_active"],
                 "sync_status": status,
                 "sync_status_display": STATUS_LABELS.get(status, status),

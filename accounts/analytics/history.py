@@ -12,14 +12,14 @@ from decimal import Decimal
 import numpy as np
 from django.db import connection
 
-from accounts import ports
+from accounts import ports, sql
 from accounts.models import AccountSnapshot, Deal, TradingAccount
 
 from .curves import account_curves, chart_series, ledger, window
 from .statistics import compute_statistics, period_bounds, sort_deals
 from .tables import CREDIT, DealTable, SnapshotTable
 
-# One statement reads everything the statistics need, so deals, snapshots and the opening balance
+# One statement (`accounts.sql.statistics_history_row`) reads everything the statistics need, so deals, snapshots and the opening balance
 # come from the same database snapshot, and each group of columns comes back as one string that
 # numpy parses without a Python object per value. Most of the time is PostgreSQL's work per value,
 # hence (measured in docs/benchmarks-analytics.md):
@@ -31,31 +31,6 @@ from .tables import CREDIT, DealTable, SnapshotTable
 #   `float(Decimal)` rounds);
 # - the account's symbols come from skipping through the (account, symbol, time) index; each deal
 #   carries its symbol's position in that list.
-_HISTORY_SQL = """
-WITH RECURSIVE symbols(symbol) AS (
-  (SELECT symbol FROM accounts_deal WHERE account_id = %(account)s ORDER BY symbol LIMIT 1)
-  UNION ALL
-  SELECT (SELECT d.symbol FROM accounts_deal d WHERE d.account_id = %(account)s AND d.symbol > s.symbol
-          ORDER BY d.symbol LIMIT 1)
-  FROM symbols s WHERE s.symbol IS NOT NULL
-), names AS (
-  SELECT coalesce(array_agg(symbol ORDER BY symbol), '{{}}') AS list FROM symbols WHERE symbol IS NOT NULL
-)
-SELECT
-  (SELECT list FROM names),
-  (SELECT coalesce(sum(profit + commission + swap + fee), 0) FROM accounts_deal
-   WHERE account_id = %(account)s AND time < %(start)s AND deal_type <> %(credit)s),
-  deals.*, snaps.*
-FROM (
-  SELECT count(*), string_agg(timestamptz_send(time), ''), string_agg(float8send(price::float8), ''),
-    string_agg(concat_ws(',', ticket, deal_type, entry, position_id, magic,
-                         array_position((SELECT list FROM names), symbol), volume, profit, commission, swap, fee), ',')
-  FROM accounts_deal WHERE {deal_window}
-) deals, (
-  SELECT count(*), string_agg(timestamptz_send(taken_at), ''), string_agg(concat_ws(',', balance, equity, credit), ',')
-  FROM accounts_accountsnapshot WHERE {snapshot_window}
-) snaps
-"""
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
 _DEAL_FIELDS = (
     "time",
@@ -86,11 +61,8 @@ def statistics_history(
     """
     if connection.vendor != "postgresql":
         return statistics_history_portable(account, start=start, end=end)
-    params = {"account": account.pk, "start": start, "end": end, "credit": CREDIT}
-    sql = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names, opening, n, times, prices, deal_text, s_n, s_times, snapshot_text = cursor.fetchone()
+    row = sql.statistics_history_row(account.pk, start=start, end=end, credit=CREDIT)
+    names, opening, n, times, prices, deal_text, s_n, s_times, snapshot_text = row
     d = _integer_columns(deal_text, n, _DEAL_TEXT_COLUMNS)
     s = _integer_columns(snapshot_text, s_n, _SNAPSHOT_TEXT_COLUMNS)
     deals = DealTable(
@@ -111,15 +83,6 @@ def statistics_history(
     )
     snapshots = SnapshotTable(time=_pg_epoch(s_times), balance=s[0], equity=s[1], credit=s[2])
     return deals, snapshots, int(opening.scaleb(2))
-
-
-def _window(column: str, start: datetime | None, end: datetime | None) -> str:
-    clauses = ["account_id = %(account)s"]
-    if start:
-        clauses.append(f"{column} >= %(start)s")
-    if end:
-        clauses.append(f"{column} < %(end)s")
-    return " AND ".join(clauses)
 
 
 def _pg_epoch(raw: bytes | None) -> np.ndarray:
