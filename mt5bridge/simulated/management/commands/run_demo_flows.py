@@ -7,6 +7,8 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from config.resilience import Resilient
+from mt5bridge import gateway as gw
 from mt5bridge.simulated.demo_flows import DemoFlows, clients_ensure
 
 
@@ -24,9 +26,12 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        # A database or gateway outage skips a step, logged once (config/resilience.py), instead of ending the demo.
+        guard = Resilient("demo flows", transient=(gw.GatewayUnavailable,))
         while not stop.is_set():
-            for line in flows.step():
+            ok, lines = guard.call(flows.step)
+            for line in lines if ok else []:
                 self.stdout.write(line)
             if steps and flows.steps >= steps:
                 return
-            stop.wait(every)
+            stop.wait(guard.next_wait(every))
