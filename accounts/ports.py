@@ -7,7 +7,10 @@ live above accounts, so the app that owns each fills its slot here from its ``Ap
 - `provide_mt5` (mt5bridge): check credentials by logging in, queue a sync;
 - `provide_account_limit` (entitlements): refuse one account more than the owner's plan allows;
 - `provide_history` (entitlements): how far back a viewer may read an owner's deal history, and which parts of
-  the statistics the owner's plan shows (advanced analytics).
+  the statistics the owner's plan shows (advanced analytics);
+- `provide_support_panel` (any app above): a read-only panel of one account for the support agent's account 360
+  page (copy trading fills "copy": links both ways, recent copy failures, rule hits), so the page can show an
+  app's rows without importing that app.
 
 A slot nobody filled: using the MT5 one raises ``ImproperlyConfigured`` (an account cannot be checked
 without MT5); the account limit then allows everything (no plans, no limit).
@@ -114,3 +117,21 @@ def within_history(deals, owner: User | int, *, viewer=None):
 
 def analytics_view(statistics: dict, owner: User | int, *, viewer=None) -> dict:
     return statistics if _analytics_view is None else _analytics_view(statistics, owner, viewer=viewer)
+
+
+#: ``build(account)``: a dict of plain values (and model rows) about ``account`` for the support agent's page.
+SupportPanel = Callable[["TradingAccount"], dict]
+_support_panels: dict[str, SupportPanel] = {}
+
+
+def provide_support_panel(name: str, build: SupportPanel) -> None:
+    """Register (or replace) the panel ``name``; the app that owns the rows calls it from ``ready()``."""
+    _support_panels[name] = build
+
+
+def support_panels(account: TradingAccount) -> dict[str, dict]:
+    """Every registered panel of ``account``, by name (an app not installed simply has no panel).
+
+    The caller has already checked the viewer may see the account (the account 360 page's capability)."""
+    return {name: build(account) for name, build in _support_panels.items()}
+

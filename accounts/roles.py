@@ -10,8 +10,8 @@ A capability is granted to a role with a scope:
 
 The bonus roles follow the bonus back office's table: Super Admin has full access (users, roles,
 plans, system configuration); Campaign Manager creates and edits campaigns and views the bonus
-monitor; Support Agent looks up accounts, views bonuses read-only and assigns them manually;
-Read-Only views campaigns, the monitor and reports, and changes nothing. A broker who wants a
+monitor; Support Agent looks up accounts (the account 360 page: copy links read-only too), views
+bonuses read-only and assigns them manually; Read-Only views campaigns, the monitor and reports, and changes nothing. A broker who wants a
 wider role creates a Django group of their own; the defaults never widen.
 """
 
@@ -119,7 +119,7 @@ MATRIX: tuple[Capability, ...] = (
                {TR: OWN}),
     # --- Copy trading ------------------------------------------------------------------------
     Capability("copy.view", "View copy links, copied positions, copy events, rules, templates and terminal orders",
-               {SA: ALL, TR: OWN},
+               {SA: ALL, SUP: ALL, TR: OWN},
                tuple(f"copytrading.view_{m}" for m in ("copylink", "copiedposition", "copyevent",
                                                         "accountcopystate", "rule", "rulehit", "ordertemplate"))),
     Capability("copy.manage", "Create, change and remove copy links, rules and templates; trade from the web terminal",

@@ -28,3 +28,10 @@ class CopytradingConfig(AppConfig):
             return {"copy_links": CopyLink.objects.filter(created_by=user).count()}
 
         usage_counted.connect(copy_links_used, weak=False, dispatch_uid="copytrading.usage.copy_links")
+
+        # The support agent's account 360 page (bonuses admin) shows copy links through accounts' port.
+        from accounts.ports import provide_support_panel
+
+        from .support import copy_panel
+
+        provide_support_panel("copy", copy_panel)
