@@ -19,8 +19,10 @@ from unfold.sites import UnfoldAdminSite
 from unfold.widgets import BASE_INPUT_CLASSES
 
 from config.errors import ServiceError
+from config.health import readiness_report_sync
 
 from . import admin_nav, two_factor
+from .permissions import capability_required
 from .roles import SIGNED_IN
 
 
@@ -89,7 +91,15 @@ class BackOfficeAdminSite(UnfoldAdminSite):
     def get_urls(self):
         # Not behind admin_view: staff who must enrol do not have the admin's permission yet.
         enrol = path("two-factor/", never_cache(csrf_protect(self.two_factor_view)), name="two_factor")
-        return [enrol, *super().get_urls()]
+        health = path("system-health/", self.admin_view(self.system_health_view), name="system-health")
+        return [enrol, health, *super().get_urls()]
+
+    @capability_required("system.health")
+    def system_health_view(self, request):
+        """The readiness report (config/health.py) on one page: each dependency, its status and what it said."""
+        report = readiness_report_sync()
+        context = {**self.each_context(request), "title": "System health", "report": report}
+        return TemplateResponse(request, "admin/system_health.html", context, status=200)
 
     def _to_enrolment(self):
         return HttpResponseRedirect(reverse("admin:two_factor", current_app=self.name))

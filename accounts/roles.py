@@ -141,6 +141,8 @@ MATRIX: tuple[Capability, ...] = (
     Capability("system.config", "Integrations (Systeme.io, webhooks, pre-flight defaults) and periodic tasks",
                {SA: ALL},
                ("integrations.*", "django_celery_beat.*")),
+    Capability("system.health", "System health: PostgreSQL, Redis, Celery workers and beat, bonus monitor shards",
+               {SA: ALL, CM: ALL, SUP: ALL, RO: ALL}),
 )
 # fmt: on
 

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init
 from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -27,3 +28,11 @@ if app.conf.broker_url and app.conf.broker_url.startswith(("redis://", "rediss:/
         "retry_on_timeout": True,
         "health_check_interval": 10,
     }
+
+
+@beat_init.connect
+def _stamp_beat_dispatches(sender=None, **_kwargs):
+    """The beat process records each dispatch, for the readiness check (config/health.py)."""
+    from config.health import beat_watch  # noqa: PLC0415  (Django is set up once beat starts)
+
+    beat_watch()

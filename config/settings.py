@@ -145,6 +145,7 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "backoffice@localhost")
 
 # Production hardening follows DEBUG so `check --deploy` is clean when DEBUG is false.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health/"]  # probes of the load balancer or orchestrator speak plain HTTP to the process
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
@@ -419,6 +420,9 @@ MT5_SIM_SEED = envint("MT5_SIM_SEED", 20261122)
 
 SYNC_INTERVAL_MINUTES = envint("SYNC_INTERVAL_MINUTES", 15, minimum=1)
 SYNC_MAX_CONSECUTIVE_ERRORS = envint("SYNC_MAX_CONSECUTIVE_ERRORS", 5, minimum=1)
+# An account whose newest data (its last sync or its EA's last heartbeat) is older than this is shown "stale since"
+# that time in the web app, the API (data_age) and the admin (accounts/freshness.py). Default: two sync intervals.
+ACCOUNT_STALE_SECONDS = envint("ACCOUNT_STALE_SECONDS", 2 * SYNC_INTERVAL_MINUTES * 60, minimum=1)
 
 # --- Integrations ---------------------------------------------------------------------
 
@@ -572,6 +576,23 @@ if DATABASE_POOL_MAX and DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": DATABASE_POOL_MAX,
         "timeout": 10,
     }
+
+# --- Health (config/health.py, docs/deploy.md) ---------------------------------------------
+# /health/live/ answers while the process runs; /health/ready/ runs these checks (django-health-check) and answers
+# 503 when one fails. The admin's "System health" page shows the same report.
+HEALTH_CHECKS = {
+    "database": "config.health.Database",
+    "redis": "config.health.Redis",
+    "celery_workers": "config.health.CeleryWorkers",
+    "celery_beat": "config.health.CeleryBeat",
+    "bonus_monitor": "bonuses.health.MonitorShards",
+}
+HEALTH_REDIS_TIMEOUT = envfloat("HEALTH_REDIS_TIMEOUT", 2.0, minimum=0.1)  # connect and answer within (seconds)
+HEALTH_CELERY_TIMEOUT = envfloat("HEALTH_CELERY_TIMEOUT", 1.0, minimum=0.1)  # workers answer a ping within (seconds)
+# Beat dispatches something every few seconds (the bonus monitor's fallback cycle): older than this, it is down.
+HEALTH_BEAT_MAX_AGE_SECONDS = envint("HEALTH_BEAT_MAX_AGE_SECONDS", 180, minimum=1)
+# A bonus monitor shard whose last cycle is older than this is down (a cycle runs every BONUS_MONITOR_INTERVAL).
+HEALTH_MONITOR_MAX_AGE_SECONDS = envfloat("HEALTH_MONITOR_MAX_AGE_SECONDS", 15.0, minimum=1.0)
 
 # --- Published development secrets (keep this section last) ----------------------------
 # With DEBUG off, no setting may hold a development value published in this repository (a _DEV_* constant above):
