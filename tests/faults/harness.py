@@ -412,6 +412,23 @@ class System:
             ],
         )
 
+    def wait_for_eas(self, logins: list[int], *, timeout: float = 120) -> None:
+        """Until the web process has taken a beat of each login's EA: a master's first beat is its baseline (what
+        it holds then is not copied), so a burst must start after it."""
+        wait_until(
+            lambda: (
+                self.query(
+                    "SELECT count(*) FROM mt5bridge_eaconnection e JOIN accounts_tradingaccount a ON a.id = e.account_id "
+                    "WHERE a.login = ANY(%s) AND e.first_seen_at IS NOT NULL",
+                    (list(logins),),
+                )[0][0]
+                == len(set(logins))
+            ),
+            timeout=timeout,
+            interval=0.25,
+            what="the first beat of every EA",
+        )
+
     def query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
         """Rows of ``sql`` on the system's database (a new connection each time: faults break old ones)."""
         with psycopg.connect(self.pg.url(), autocommit=True, connect_timeout=5) as conn:

@@ -46,13 +46,14 @@ def test_sigkill_of_one_web_node_and_one_worker_node_leaves_the_system_working(f
     proxy = FailoverProxy([a, b])
     try:
         for name in ("web-a", "web-b"):
-            wait_until(lambda name=name: system.web_answers(name), timeout=90, what=f"{name} to answer")
+            wait_until(lambda name=name: system.web_answers(name), timeout=180, what=f"{name} to answer")
         logins = [str(info["master"]), *map(str, info["slaves"])]
         tokens = [arg for login in logins for arg in ("--token", info["tokens"][login])]
         system.start_role(
             "eas", system.manage("run_ea_client", *logins, "--url", proxy.url(), "--interval", "0.3", *tokens)
         )
 
+        system.wait_for_eas([info["master"], *info["slaves"]])
         app = Celery(broker=system.redis.url())
         for number in range(TASKS):
             app.send_task("faults.probe", args=[number, 1.0], queue="default")

@@ -16,7 +16,7 @@ from mt5bridge.ea_client import ReferenceEA
 from tests.faults.harness import wait_until
 from tests.personas import sim_login  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.django_db]  # the guard closes broken database connections
 
 
 def test_an_outage_is_logged_once_and_its_recovery_once(caplog):
