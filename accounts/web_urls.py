@@ -3,12 +3,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import web, web_charts
+from . import web, web_charts, web_settings
 
 auth = [
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="accounts/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=web_settings.TraderLoginForm,
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -45,6 +49,8 @@ auth = [
         name="password_change",
     ),
     path("profile/", web.profile, name="profile"),
+    path("profile/api-tokens/", web_settings.api_tokens, name="profile-api-tokens"),
+    path("profile/two-factor/", web_settings.two_factor_settings, name="profile-two-factor"),
 ]
 
 urlpatterns = [
