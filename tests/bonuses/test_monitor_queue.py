@@ -146,9 +146,11 @@ def test_two_tasks_of_one_account_never_run_at_once():
             cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"bonus-account:{login}"])
         with pytest.raises(AccountBusy):
             account_work(login=login, gateway=gw.get_gateway("simulated"))
+        with other.cursor() as cursor:  # the other task ends
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"bonus-account:{login}"])
     finally:
         other.close()
-    account_work(login=login, gateway=gw.get_gateway("simulated"))  # free again once the holder is gone
+    account_work(login=login, gateway=gw.get_gateway("simulated"))  # free again once the holder is done
 
 
 def test_a_drawdown_is_protected_inside_the_cycle_and_its_credit_removal_queued():
