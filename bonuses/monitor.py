@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 _FIRST_LOOK = timedelta(seconds=60)  # an account loaded without a baseline time looks back this far
 _STATUS_RELOAD_SECONDS = 1.0
 _SWEEP_SECONDS = 1.0  # queued mode: how often the accounts with work left are looked for
-_RESEND_SECONDS = 5.0  # queued mode: an account's task is sent again when its work is still there after this
+_RESEND_SECONDS = 5.0  # queued mode: an account's task is sent again when its work is still there after this,
+_RESEND_MAX_SECONDS = 300.0  # then after twice as long each time (a slow queue is not flooded with repeats)
 
 
 def default_worker_name() -> str:
@@ -72,7 +73,7 @@ class Monitor:
         self.queued = postings_queued() if queued is None else queued
         self.dispatcher = dispatcher or (Dispatcher() if self.queued else None)
         self._handoff: set[int] = set()
-        self._sent_at: dict[int, float] = {}
+        self._sent_at: dict[int, tuple[float, float]] = {}  # login -> (when sent, wait before sending again)
         self._next_sweep = 0.0
         self._gateway_down = False
         self.trace = trace  # a file that gets one JSON line per cycle: held shards and the cycle's window
@@ -309,11 +310,15 @@ class Monitor:
         if clock >= self._next_sweep:
             self._next_sweep = clock + _SWEEP_SECONDS
             waiting = {login for login in accounts_with_work() if self.mine(login) and login not in self.paused}
-            due |= {login for login in waiting if clock - self._sent_at.get(login, -1e9) >= _RESEND_SECONDS}
+            for login in waiting - due:
+                sent, wait = self._sent_at.get(login, (-1e9, _RESEND_SECONDS / 2))
+                if clock - sent >= wait:
+                    due.add(login)
             for login in set(self._sent_at) - waiting - due:
                 del self._sent_at[login]
         for login in sorted(due):
-            self._sent_at[login] = clock
+            _, wait = self._sent_at.get(login, (0.0, _RESEND_SECONDS / 2))
+            self._sent_at[login] = (clock, min(_RESEND_MAX_SECONDS, wait * 2))
             self.dispatcher.send(login)
 
     def _first_sight(self, login: int, info: gw.AccountInfo, result: CycleResult) -> None:

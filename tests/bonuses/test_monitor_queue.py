@@ -78,7 +78,7 @@ def test_a_deposit_is_noticed_by_the_cycle_and_credited_once_by_the_account_task
     assert len(credit_deals(login)) == 1
 
 
-def test_a_lost_queue_message_is_sent_again_from_what_postgresql_holds(monkeypatch):
+def test_a_lost_queue_message_is_sent_again_from_what_postgresql_holds():
     login = make_account(balance="100")
     make_campaign(bonus_percent=D("50"), starts_at=timezone.now())
     queue = Held()
@@ -88,10 +88,15 @@ def test_a_lost_queue_message_is_sent_again_from_what_postgresql_holds(monkeypat
     deposit(login, D("400"))
     monitor.cycle()
     queue.sent.clear()  # Redis restarted empty: the message is gone
-    monkeypatch.setattr("bonuses.monitor._RESEND_SECONDS", 0.0)
+    monitor._next_sweep = 0.0
+    monitor.cycle()
+    assert queue.sent == []  # sent 5 s ago at most: the message may still be queued behind others
+    sent, wait = monitor._sent_at[login]
+    monitor._sent_at[login] = (sent - wait, wait)  # the resend delay has passed
     monitor._next_sweep = 0.0
     monitor.cycle()
     assert queue.sent == [login]
+    assert monitor._sent_at[login][1] == 2 * wait  # the next resend waits twice as long
     queue.run()
     assert Bonus.objects.get(login=login).status == BonusStatus.ACTIVE
 
