@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import admin
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, resolve, reverse
 
 from .permissions import has_capability
+from .roles import SIGNED_IN
 
 # Which sidebar group an app's models go to; an app not named here goes to System.
 APP_GROUPS = {
@@ -80,10 +81,14 @@ def _item(title: str, link: str, icon: str, request) -> dict:
 
 
 def _is_active(request, link: str) -> bool:
-    index = reverse("admin:index")
-    if link == index:
-        return request.path == index
-    return request.path.startswith(link)
+    """The entry of this page: its own address, or for a list the pages of its rows (``<pk>/...``, ``add/``), not
+    the other pages hanging off the list's address (``bonus/lookup/`` is Account lookup's, not Bonus monitor's)."""
+    if request.path == link:
+        return True
+    if link == reverse("admin:index") or not request.path.startswith(link):
+        return False
+    first = request.path[len(link) :].split("/", 1)[0]
+    return first.isdigit() or first == "add"
 
 
 def back_office_items(request, models: dict[str, dict]) -> list[dict]:
@@ -103,6 +108,12 @@ def back_office_items(request, models: dict[str, dict]) -> list[dict]:
 def back_office_links(request) -> list[dict]:
     """The bonus back office's entries this person may use (the bonus pages' own link bar shows the same)."""
     return back_office_items(request, _visible_models(request))
+
+
+def _page_allowed(request, link: str) -> bool:
+    """Whether the matrix grants the capability the page's view declares (capability_required); none: refused."""
+    capability = getattr(resolve(link).func, "capability", None)
+    return capability is not None and (capability == SIGNED_IN or has_capability(request.user, capability))
 
 
 def _optional_link(url_name: str) -> str | None:
@@ -128,11 +139,10 @@ def navigation(request) -> list[dict]:
     if any(key.startswith(f"{STRIPE_APP}.") for key in models) and has_capability(request.user, STRIPE_CAPABILITY):
         link = reverse("admin:app_list", kwargs={"app_label": STRIPE_APP})
         groups["Billing"].append(_item("Stripe records", link, "credit_card", request))
-    if request.user.is_superuser or has_capability(request.user, "system.config"):
-        for page in SYSTEM_PAGES:
-            link = _optional_link(page.url_name)
-            if link is not None:
-                groups["System"].append(_item(page.title, link, page.icon, request))
+    for page in SYSTEM_PAGES:
+        link = _optional_link(page.url_name)
+        if link is not None and _page_allowed(request, link):
+            groups["System"].append(_item(page.title, link, page.icon, request))
     navigation = [{"title": "Back office", "separator": False, "items": back_office_items(request, models)}]
     navigation += [{"title": name, "separator": True, "items": items} for name, items in groups.items() if items]
     return navigation

@@ -88,7 +88,7 @@ class LiveMonitorMixin:
         queryset = self.get_queryset(request).select_related("campaign").order_by("-created_at", "-pk")
         for param, field in LIVE_FILTERS.items():
             value = request.GET.get(param)
-            if value:
+            if value and (field != "campaign_id" or value.isdigit()):  # a malformed id filters nothing out
                 queryset = queryset.filter(**{field: value})
         query = (request.GET.get("q") or "").strip()
         if query.isdigit():

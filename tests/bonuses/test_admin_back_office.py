@@ -122,6 +122,19 @@ def test_the_sidebar_shows_each_role_its_back_office_pages_in_order_and_each_ope
         assert client.get(url).status_code == 200, (role, title, url)
 
 
+def test_the_sidebar_marks_the_page_that_is_open(super_admin, bonuses_world):
+    client = _client(super_admin)
+
+    def active(url: str) -> list[str]:
+        html = client.get(url).content.decode()
+        nav = html[html.index('id="nav-sidebar-apps"') :]
+        return re.findall(r'<a href="(/admin/[^"]*)" class="flex h-\[38px\][^"]*\bactive\b', nav)
+
+    assert active("/admin/bonuses/bonus/lookup/") == ["/admin/bonuses/bonus/lookup/"]  # not the monitor's too
+    assert active(f"/admin/bonuses/bonus/{bonuses_world['a'].pk}/change/") == ["/admin/bonuses/bonus/"]
+    assert active("/admin/") == ["/admin/"]
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_dj_stripe_is_listed_for_super_admin_only(role, request):
     client = _client(request.getfixturevalue(role))
@@ -213,6 +226,11 @@ def test_live_rows_offer_each_role_only_the_actions_it_may_use(role, request, bo
 def test_live_rows_follow_the_monitor_filters(super_admin, bonuses_world):
     html = _client(super_admin).get("/admin/bonuses/bonus/live/?bonus_type__exact=C").content.decode()
     assert set(map(int, re.findall(r'data-bonus="(\d+)"', html))) == {bonuses_world["c"].pk}
+
+
+def test_live_rows_ignore_a_malformed_filter(super_admin, bonuses_world):
+    response = _client(super_admin).get("/admin/bonuses/bonus/live/?campaign__id__exact=abc&q=%3Cx%3E")
+    assert response.status_code == 200 and len(re.findall(r'data-bonus="', response.content.decode())) == 3
 
 
 @pytest.mark.parametrize("role", ["campaign_manager", "support_agent", "read_only"])
