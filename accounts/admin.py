@@ -17,6 +17,7 @@ from config.errors import ServiceError
 from . import services, sql
 from .choices import SyncStatus
 from .figures import FIGURES
+from .freshness import account_data_age, data_ages
 from .models import AccountSnapshot, Deal, Order, Position, SecurityEvent, SyncRun, TradingAccount, User
 from .permissions import restrict
 
@@ -143,6 +144,7 @@ class TradingAccountAdmin(RestrictedAdminMixin, ModelAdmin):
         "category",
         "sync_status",
         "last_sync_at",
+        "data_age",
         "consecutive_errors",
         "balance",
         "equity",
@@ -199,6 +201,20 @@ class TradingAccountAdmin(RestrictedAdminMixin, ModelAdmin):
             },
         ),
     )
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        page = list(changelist.result_list)  # evaluated once here; the template reads the same rows
+        ages = data_ages(page)
+        for account in page:
+            account._data_age = ages[account.pk]
+        return changelist
+
+    @admin.display(description="data")
+    def data_age(self, account) -> str:
+        """How old the figures are: "current", or "stale since <time>" (accounts.freshness)."""
+        age = getattr(account, "_data_age", None) or account_data_age(account)
+        return age.label or "current"
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

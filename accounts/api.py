@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.errors import ServiceError
 
-from . import jwt, services
+from . import freshness, jwt, services
 from .choices import AccountCategory
 from .figures import FIGURES
 from .models import SyncRun, TradingAccount
@@ -160,9 +160,37 @@ class MeView(APIView):
 # --- Trading accounts ---------------------------------------------------------------------
 
 
+class DataAgeSerializer(serializers.Serializer):
+    """How old the account's figures are (accounts/freshness.py): never presented as current once stale."""
+
+    as_of = serializers.DateTimeField(
+        allow_null=True, help_text="The newer of the last sync and the EA's last heartbeat; null: no data yet."
+    )
+    source = serializers.ChoiceField(choices=["sync", "ea", ""], help_text="Which of the two that was.")
+    age_seconds = serializers.IntegerField(allow_null=True)
+    stale = serializers.BooleanField(help_text="Older than ACCOUNT_STALE_SECONDS (or no data yet).")
+    stale_since = serializers.DateTimeField(
+        allow_null=True, help_text="as_of when the data is stale (show it as 'stale since'); null while fresh."
+    )
+
+
+class _AccountListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        accounts = list(data.all() if hasattr(data, "all") else data)
+        self.context["data_ages"] = freshness.data_ages(accounts)  # one look-up of the EAs' beats for the page
+        return super().to_representation(accounts)
+
+
 class TradingAccountSerializer(serializers.ModelSerializer):
     sync_status_display = serializers.CharField(source="get_sync_status_display", read_only=True)
     owner = serializers.EmailField(source="owner.email", read_only=True)
+    data_age = serializers.SerializerMethodField()
+
+    @extend_schema_field(DataAgeSerializer)
+    def get_data_age(self, account) -> dict:
+        ages = self.context.get("data_ages") or {}
+        age = ages.get(account.pk) or freshness.account_data_age(account)
+        return DataAgeSerializer(age.as_dict()).data
 
     class Meta:
         model = TradingAccount
@@ -182,12 +210,14 @@ class TradingAccountSerializer(serializers.ModelSerializer):
             "sync_status",
             "sync_status_display",
             "last_sync_at",
+            "data_age",
             "consecutive_errors",
             "last_error",
             *FIGURES,
             "created_at",
         ]
         read_only_fields = fields
+        list_serializer_class = _AccountListSerializer
 
 
 class TradingAccountCreateSerializer(serializers.Serializer):

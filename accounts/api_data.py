@@ -343,6 +343,12 @@ SUMMARY_ACCOUNT_FIELDS = {
     "margin_free": serializers.CharField(),
     **GAIN_FIELDS,
     "last_sync_at": serializers.DateTimeField(allow_null=True),
+    "data_as_of": serializers.DateTimeField(
+        allow_null=True, help_text="The newer of the last sync and the EA's last heartbeat (null: no data yet)."
+    ),
+    "stale": serializers.BooleanField(help_text="The figures are older than ACCOUNT_STALE_SECONDS (or absent)."),
+    "stale_since": serializers.DateTimeField(allow_null=True, help_text="data_as_of when stale; null while fresh."),
+    "stale_label": serializers.CharField(help_text='"stale since <time>", "no data yet", or empty while fresh.'),
     "is_active": serializers.BooleanField(),
     "sync_status": serializers.CharField(),
     "sync_status_display": serializers.CharField(),

@@ -6,6 +6,7 @@ live above accounts, so the app that owns each fills its slot here from its ``Ap
 
 - `provide_mt5` (mt5bridge): check credentials by logging in, queue a sync;
 - `provide_account_limit` (entitlements): refuse one account more than the owner's plan allows;
+- `provide_ea_last_beats` (mt5bridge): when each account's EA last sent a heartbeat (accounts.freshness);
 - `provide_history` (entitlements): how far back a viewer may read an owner's deal history, and which parts of
   the statistics the owner's plan shows (advanced analytics);
 - `provide_support_panel` (any app above): a read-only panel of one account for the support agent's account 360
@@ -135,3 +136,17 @@ def support_panels(account: TradingAccount) -> dict[str, dict]:
     The caller has already checked the viewer may see the account (the account 360 page's capability)."""
     return {name: build(account) for name, build in _support_panels.items()}
 
+
+#: ``last_beats(account_ids)``: {str(account id): when its EA last beat} for the accounts whose EA ever beat.
+EALastBeats = Callable[[list], "dict[str, datetime]"]
+_ea_last_beats: EALastBeats | None = None
+
+
+def provide_ea_last_beats(read: EALastBeats) -> None:
+    global _ea_last_beats
+    _ea_last_beats = read
+
+
+def ea_last_beats(account_ids) -> dict[str, datetime]:
+    """When each account's EA last beat (no EA, or no bridge installed: missing from the answer)."""
+    return {} if _ea_last_beats is None or not account_ids else _ea_last_beats(list(account_ids))

@@ -38,6 +38,7 @@ from .forms import (
     TradingAccountAddForm,
     TradingAccountEditForm,
 )
+from .freshness import account_data_age, data_ages
 from .models import Deal, Order, Position, StatementImport, TradingAccount
 from .permissions import restrict
 from .statements.importing import statement_import
@@ -139,7 +140,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = restrict(request.user, VIEW, TradingAccount.objects.select_related("owner")).order_by("name", "login")
+    accounts = list(
+        restrict(request.user, VIEW, TradingAccount.objects.select_related("owner")).order_by("name", "login")
+    )
+    ages = data_ages(accounts)
+    for account in accounts:
+        account.data_age = ages[account.pk]
     return render(request, "accounts/account_list.html", {"accounts": accounts})
 
 
@@ -251,6 +257,7 @@ def account_detail(request: HttpRequest, account_id) -> HttpResponse:
         "can_sync": _can(request, SYNC, account),
         "can_delete": _can(request, DELETE, account),
         "last_run": account.sync_runs.order_by("-started_at").first(),
+        "data_age": account_data_age(account),
     }
     return render(request, "accounts/account_detail.html", context)
 

@@ -70,6 +70,7 @@ class Database(ReadsDatabase, Reported, health_check.Database):
 
     def check(self) -> None:
         health_check.Database.run(self)
+        self.detail = "answered SELECT 1"
 
 
 def _redis_from_settings() -> aredis.Redis:
@@ -94,6 +95,7 @@ class Redis(Reported, RedisPing):
         if not settings.REDIS_URL:
             return self.skip("no REDIS_URL: cache and channels run in process")
         await super().run()
+        self.detail = "answered PING"
 
 
 def _celery_used(app=None) -> bool:
@@ -104,16 +106,33 @@ def _celery_used(app=None) -> bool:
 
 @dataclasses.dataclass
 class CeleryWorkers(Reported, Ping):
-    """At least one worker answers a ping and every declared queue has a worker."""
+    """At least one worker answers a ping and every declared queue has a worker (each within HEALTH_CELERY_TIMEOUT)."""
 
     def __post_init__(self) -> None:
-        self.timeout = timedelta(seconds=settings.HEALTH_CELERY_TIMEOUT)
+        # Two round trips (ping, then the workers' queues), each given the setting's time: the check's budget.
+        self.timeout = timedelta(seconds=2 * settings.HEALTH_CELERY_TIMEOUT)
 
     def run(self) -> None:
         if not _celery_used(self.app):
             return self.skip("tasks run in the calling process (CELERY_TASK_ALWAYS_EAGER)")
-        super().run()
-        self.detail = "workers answered"
+        wait = settings.HEALTH_CELERY_TIMEOUT
+        try:
+            answers = self.app.control.ping(timeout=wait)
+        except OSError as exc:
+            raise ServiceUnavailable("the broker does not answer") from exc
+        if not answers:
+            raise ServiceUnavailable(f"no Celery worker answered within {wait:g} s")
+        workers = list(self.active_workers(answers))
+        served = {
+            queue.get("name")
+            for queues in (self.app.control.inspect(workers, timeout=wait).active_queues() or {}).values()
+            for queue in queues
+        }
+        declared = {q.name for q in self.app.conf.task_queues or ()} or {self.app.conf.task_default_queue}
+        missing = sorted(declared - served)
+        if missing:
+            raise ServiceUnavailable(f"no worker for the queue {', '.join(missing)}")
+        self.detail = f"{len(workers)} worker{'s' if len(workers) != 1 else ''} answered"
 
 
 def beat_key() -> str:

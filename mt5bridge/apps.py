@@ -46,6 +46,12 @@ class Mt5BridgeConfig(AppConfig):
         from .account_access import GatewayAccountAccess
 
         provide_mt5(GatewayAccountAccess())
+        # ... and reads when each account's EA last beat, for "stale since" (accounts/freshness.py).
+        from accounts.ports import provide_ea_last_beats
+
+        from .beats import ea_last_beats
+
+        provide_ea_last_beats(ea_last_beats)
 
         plan_changed.connect(on_plan_changed, dispatch_uid="mt5bridge.ea_gates.plan")
         post_save.connect(on_account_saved, sender=TradingAccount, dispatch_uid="mt5bridge.ea_gates.account_save")

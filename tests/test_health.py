@@ -178,6 +178,7 @@ def test_readiness_is_503_when_no_celery_worker_answers(client, settings):
     status, body = ready(client)
     assert status == 503
     assert body["checks"]["celery_workers"]["status"] == "unavailable"
+    assert body["checks"]["celery_workers"]["detail"] == "no Celery worker answered within 0.3 s"
 
 
 # --- the admin page ----------------------------------------------------------------------------------------
