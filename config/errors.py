@@ -9,8 +9,11 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views import defaults
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -51,7 +54,23 @@ def error_body(code: str, message: str, details=None) -> dict:
     return body
 
 
+# A dependency briefly out of reach (PostgreSQL restarting, Redis stalled or restarting): the client is told to retry,
+# with 503 and Retry-After, instead of a 500 and a traceback per request.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+UNAVAILABLE_MESSAGE = "A service this request needs is briefly unavailable; retry in a moment."
+
+
+def unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` is a dependency out of reach (answered 503), logged once as a warning without a traceback."""
+    if not isinstance(exc, TRANSIENT_ERRORS):
+        return False
+    logger.warning("dependency unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+    return True
+
+
 def api_exception_handler(exc, context):
+    if unavailable(exc):
+        return Response(error_body("unavailable", UNAVAILABLE_MESSAGE), status=503, headers={"Retry-After": "1"})
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

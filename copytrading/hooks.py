@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from mt5bridge.events import StateNotHeard
+
 from .choices import CopyKind, CopyStatus
 from .engine import copy_master_state
 from .models import CopiedPosition, link_id_of
@@ -22,27 +24,34 @@ def on_ea_state(previous: Any | None, current: Any) -> None:
     """Copy a master's changes to its slaves, notice slave positions closed by hand, and check the rules.
 
     Runs synchronously in the heartbeat path, so it does nothing (one cached lookup) for accounts
-    without links or rules.
+    without links or rules. Each step is guarded on its own (a failing copy must not stop the rules); if any step
+    failed, ``StateNotHeard`` has the bridge offer the same change again with the next beat (every step is safe to
+    run twice: a copy is keyed by its master position, a closed slave position is marked once).
     """
     config = account_config(current.account_id)
     if config.is_idle:
         return
-    # Each step is guarded on its own: a failing copy must not stop the rules, nor fail the heartbeat.
+    failed = []
     if config.links_out:
         try:
             copy_master_state(config, previous, current)
         except Exception:
             logger.exception("copying the heartbeat of master %s failed", current.account_id)
+            failed.append("copy")
     if config.incoming_links and previous is not None:
         try:
             slave_positions_closed(account_id=current.account_id, previous=previous, current=current)
         except Exception:
             logger.exception("reconciling slave %s failed", current.account_id)
+            failed.append("slave positions")
     if config.rules:
         try:
             rules_check(config, current)
         except Exception:
             logger.exception("checking the rules of %s failed", current.account_id)
+            failed.append("rules")
+    if failed:
+        raise StateNotHeard(", ".join(failed))
 
 
 def ea_state_is_idle(account_id) -> bool:

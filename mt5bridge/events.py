@@ -20,10 +20,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class StateNotHeard(Exception):
+    """Raised by a listener that could not finish with a state (its database write failed, say): the bridge then
+    offers the same change again with the next beat, so no change is lost to a transient failure. A listener that
+    raises must be safe to call twice with the same change."""
+
+
 class BridgeListener(Protocol):
     def on_ea_state(self, previous: EAState | None, current: EAState) -> None:
         """An accepted heartbeat's state (never a beat answered "denied"), with the account's state before it.
-        Runs synchronously in the heartbeat path."""
+        Runs synchronously in the heartbeat path. Raising (``StateNotHeard`` or any error) has the change offered
+        again with the next beat."""
 
     def on_command_result(self, command: Command) -> None:
         """A command's result was stored (once per command: a repeated result is not published)."""
@@ -61,12 +68,16 @@ def has_listeners() -> bool:
     return bool(_listeners)
 
 
-def ea_state_changed(previous: EAState | None, current: EAState) -> None:
+def ea_state_changed(previous: EAState | None, current: EAState) -> bool:
+    """Tell every listener; False when one of them failed (the caller offers the change again next beat)."""
+    heard = True
     for listener in tuple(_listeners):
         try:
             listener.on_ea_state(previous, current)
-        except Exception:  # the state is stored; the listener logs its own failure too
+        except Exception:  # the listener logs its own failure too
             logger.exception("%r failed on the state of account %s", listener, current.account_id)
+            heard = False
+    return heard
 
 
 def command_result_stored(command: Command) -> None:

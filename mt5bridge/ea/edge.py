@@ -12,6 +12,7 @@ batched with the loop's other beats) and ``pipeline.plan_beat``; a quiet plan is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from django.db import close_old_connections
 from django.http import QueryDict
 
 from config.caches import Memo
-from config.errors import error_body
+from config.errors import UNAVAILABLE_MESSAGE, error_body
 from mt5bridge import commands as cq
 from mt5bridge.ea import persist, pipeline, services, store, wakeups
 from mt5bridge.ea.protocol import ProtocolError, decode_ack, decode_heartbeat, parse_poll
@@ -33,6 +34,7 @@ CHALLENGE = [(b"www-authenticate", b'Bearer realm="ea"')]
 THROTTLED_MESSAGE = "Request was throttled. Expected available in 1 second."
 THROTTLED = (429, error_body("throttled", THROTTLED_MESSAGE), [(b"retry-after", b"1")])
 SERVER_ERROR = (500, error_body("server_error", "Server error."), [])
+UNAVAILABLE = (503, error_body("unavailable", UNAVAILABLE_MESSAGE), [(b"retry-after", b"1")])
 # Larger bodies (hundreds of positions) are parsed in a worker thread, not on the event loop.
 LOOP_MAX_BYTES = 64 * 1024
 # While the wake-up subscription is (re)connecting, a waiting poll looks at its queue this often.
@@ -158,7 +160,12 @@ async def beat_on_loop(pool, token: str | None, body: bytes) -> tuple[int, dict,
         return None
     fingerprint = state_fingerprint(beat_.state)
     expected = f"{client.account_id}|{client.login}|{client.owner_id}"
-    outcome, swapped = await store.beat_swap(**pipeline.swap_call(client, beat_, hashed, expected))
+    try:
+        outcome, swapped = await store.beat_swap(**pipeline.swap_call(client, beat_, hashed, expected))
+    except Exception:
+        with contextlib.suppress(Exception):  # the script may have run: see store.state_forget
+            await asyncio.wait_for(store.state_forget_async(client.account_id), 10)
+        raise
     if swapped is None:
         KNOWN.discard(hashed)
         return None

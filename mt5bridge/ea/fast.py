@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
-from config.errors import error_body
+from config.errors import error_body, unavailable
 from config.net import scope_client_ip, scope_host_allowed
 from mt5bridge.ea import edge, pipeline
 
@@ -53,9 +53,10 @@ class EAFastPath:
             return await self.app(scope, receive, send)
         try:
             answer = await (self.poll(scope, receive) if path == POLL_PATH else self.post(path, scope, receive))
-        except Exception:
-            logger.exception("EA %s failed", path)
-            answer = edge.SERVER_ERROR
+        except Exception as exc:
+            answer = edge.UNAVAILABLE if unavailable(exc) else edge.SERVER_ERROR
+            if answer is edge.SERVER_ERROR:
+                logger.exception("EA %s failed", path)
         if answer is not None:  # None: the client hung up
             await _respond(send, *answer)
 

@@ -21,6 +21,7 @@ beats cannot skip it, because "steady" is only the name of a plan in which every
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -34,6 +35,8 @@ from mt5bridge.ea import persist, store
 from mt5bridge.ea.models import EAConnection
 from mt5bridge.ea.protocol import PROTOCOL_VERSION, Heartbeat, decode_heartbeat
 from mt5bridge.ea.state import state_fingerprint, state_floating_figures, state_from_json, state_to_json
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -214,13 +217,21 @@ def run_plan(client, beat: Heartbeat, fingerprint: str, ctx: BeatContext, plan: 
     for the write (nor be lost if it fails after the swap). The meta is stored after the write, so a failed write is
     due again on the next beat."""
     account_id = client.account_id
-    if plan.look_up_gate or plan.refresh_gate:
-        ctx = replace(ctx, gate=gate_look_up(account_id))
-        plan = plan_beat(beat, fingerprint, ctx, Timing.from_settings())
-    outcomes = cq.command_results_apply(account_id=account_id, results=beat.results) if plan.apply_results else []
     state = beat.state
-    if plan.notify:
-        events.ea_state_changed(state_from_json(ctx.previous_json) if ctx.previous_json else None, state)
+    try:
+        if plan.look_up_gate or plan.refresh_gate:
+            ctx = replace(ctx, gate=gate_look_up(account_id))
+            plan = plan_beat(beat, fingerprint, ctx, Timing.from_settings())
+        outcomes = cq.command_results_apply(account_id=account_id, results=beat.results) if plan.apply_results else []
+        if plan.notify:
+            # Without a previous state in Redis (a first beat, or Redis restarted empty) the last one stored in
+            # PostgreSQL is the previous: a position opened meanwhile is then a change, not something already there.
+            previous = ctx.previous_json or (None if ctx.durable_only else _stored_state_json(account_id))
+            if not events.ea_state_changed(state_from_json(previous) if previous else None, state):
+                _put_back(account_id, state, ctx)
+    except Exception:
+        _put_back(account_id, state, ctx)  # nothing heard this beat: the next one carries the same change
+        raise
     if plan.persist:
         persist.states_write(
             [persist.StateWrite(client, beat, fingerprint, ctx.beats, plan.reason, changed=plan.persist == "change")]
@@ -240,6 +251,28 @@ def run_plan(client, beat: Heartbeat, fingerprint: str, ctx: BeatContext, plan: 
     if outcomes:
         reply["acks"] = [{"id": o.id, "outcome": o.outcome} for o in outcomes]
     return reply
+
+
+def _stored_state_json(account_id: str) -> str | None:
+    conn = EAConnection.objects.filter(account__pk=account_id).only("state").first()
+    return (conn.state.get("json") or None) if conn else None
+
+
+def _put_back(account_id: str, state, ctx: BeatContext) -> None:
+    """The swap undone, so that the next beat carries this beat's change again (listeners are safe to repeat)."""
+    if ctx.durable_only:
+        return  # without Redis nothing was swapped: the state is written only by this beat's own write, not yet done
+    try:
+        store.state_put_back(account_id, state_to_json(state), ctx.previous_json)
+    except Exception:
+        logger.warning("could not put back the state of account %s; its change may be missed", account_id)
+
+
+def _forget_swap(account_id: str) -> None:
+    try:
+        store.state_forget(account_id)
+    except Exception:
+        logger.warning("could not drop the live state of account %s after a failed swap", account_id)
 
 
 def poll_reply(*, allowed: bool, reason: str, commands: list[dict]) -> dict:
@@ -297,7 +330,11 @@ def heartbeat_process(*, client, body: bytes, received_at: datetime | None = Non
     if store.client() is None:
         ctx = _context_from_database(client.account_id)
     else:
-        _, swapped = store.beat_swap_sync(**swap_call(client, beat, "", ""))  # no token check, no throttle: done
+        try:
+            _, swapped = store.beat_swap_sync(**swap_call(client, beat, "", ""))  # no token check, no throttle
+        except Exception:
+            _forget_swap(client.account_id)
+            raise
         assert swapped is not None  # neither a token check nor a throttle can refuse it
         ctx = context_of(client.account_id, swapped)
     return run_plan(client, beat, fingerprint, ctx, plan_beat(beat, fingerprint, ctx, Timing.from_settings()))

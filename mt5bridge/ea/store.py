@@ -182,6 +182,15 @@ return {2, previous, meta, beats, check, queue, watched and 1 or 0, epoch}
 """
 
 
+# Put a beat's state back to the one before it (KEYS: the state) unless a newer beat replaced it since. ARGV: the
+# state the beat wrote, the previous one ("" = none: delete).
+PUT_BACK_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'EX', 86400) end
+return 1
+"""
+
+
 # One request of an account in its one-second window (KEYS: the throttle counter); returns the count so far.
 THROTTLE_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
@@ -316,6 +325,23 @@ async def beat_swap(**call) -> tuple[str, dict | None]:
 @cache
 def _beat_script(r):
     return r.register_script(BEAT_SCRIPT)
+
+
+def state_put_back(account_id: str, written: str, previous: str | None) -> bool:
+    """Undo a beat's swap (its listeners could not finish: the next beat must carry the same change), unless a
+    newer beat's state is there already. True when put back."""
+    r = client()
+    return bool(r.eval(PUT_BACK_SCRIPT, 1, state_key(account_id), written, previous or ""))
+
+
+def state_forget(account_id: str) -> None:
+    """Drop the account's live state after a swap whose answer was lost (a killed connection, a stall): the script
+    may have run, so the next beat takes its previous state from PostgreSQL instead and misses no change."""
+    client().delete(state_key(account_id))
+
+
+async def state_forget_async(account_id: str) -> None:
+    await async_client().delete(state_key(account_id))
 
 
 def beat_swap_sync(**call) -> tuple[str, dict | None]:

@@ -244,7 +244,7 @@ def test_long_poll_returns_as_soon_as_a_command_is_queued(owned_account, ea_toke
     response = ea_client(ea_token).get("/api/ea/commands", {"wait": 5})
     elapsed = time.perf_counter() - started
     assert [c["id"] for c in response.json()["commands"]] == [str(command.id)]
-    assert 0.25 < elapsed < 2.0
+    assert 0.25 < elapsed < 4.5  # woken by the command, well before the 5 s wait ends (a loaded machine is slow)
 
 
 def test_long_poll_with_nothing_queued_returns_empty_after_the_wait(owned_account, ea_token):

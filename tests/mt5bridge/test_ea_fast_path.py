@@ -114,6 +114,11 @@ def test_with_the_fast_path_off_django_serves_the_heartbeat(owned_account, ea_to
 
 @pytest.fixture
 def full_path_calls(monkeypatch):
+    # Copy trading's in-memory answer "nothing to do for this account" holds for VERSION_TTL (0.5 s); on a loaded
+    # machine two beats can be further apart, and the second would rightly go to a thread to ask again.
+    from copytrading import selectors
+
+    monkeypatch.setattr(selectors, "VERSION_TTL", 3600)
     """Counts the beats that went to a worker thread: the whole pipeline (``beat``) or the running of a plan made on
     the event loop (``_run``)."""
     calls = {"beat": 0, "finish": 0}
@@ -523,3 +528,19 @@ def test_a_billing_change_is_looked_up_before_the_beat_is_answered(owned_account
     ea_gates_forget(owned_account.owner_id)  # what a plan change does
     reply = beat(ea_token, body).json()
     assert reply["status"] == "denied" and reply["reason"].startswith("plan_required")
+
+
+def test_a_database_outage_is_503_with_retry_after_not_a_500(owned_account, ea_token, monkeypatch, settings):  # noqa: F811
+    """A dependency out of reach tells the EA to retry (both edges), instead of a 500 and a traceback per beat."""
+    from django.db import OperationalError
+
+    def down(*_args, **_kwargs):
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(pipeline, "run_plan", down)
+    response = beat(ea_token, beat_body(owned_account.login))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "unavailable"
+    settings.EA_FAST_PATH = False
+    response = beat(ea_token, beat_body(owned_account.login))
+    assert response.status_code == 503 and response.json()["error"]["code"] == "unavailable"
