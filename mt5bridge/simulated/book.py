@@ -10,29 +10,21 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
-
 from mt5bridge.gateway.types import DealEntry, NotFound
 
-from . import accounting, prices
+from . import accounting, prices, sql
 from .accounting import BUY, SELL, ZERO, Figures, Valuation, money
-from .models import SimAccount, SimDeal, SimOrder, SimPosition, SimServer
+from .models import SimAccount, SimDeal, SimOrder, SimPosition
 from .symbols_catalog import SymbolSpec, symbol_spec
 from .trade_rules import CREDIT_TYPES, PRICE_QUANTUM, clip_comment
 
 
 def allocate_tickets(server: str, count: int) -> int:
     """Reserve ``count`` consecutive tickets on ``server`` and return the first one."""
-    table = connection.ops.quote_name(SimServer._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET next_ticket = next_ticket + %s WHERE name = %s RETURNING next_ticket",
-            [count, server],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    after = sql.tickets_reserve(server, count)
+    if after is None:
         raise NotFound(f"server {server!r} is not simulated")
-    return row[0] - count
+    return after - count
 
 
 # --- One account's book under lock ----------------------------------------------------

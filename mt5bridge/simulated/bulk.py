@@ -21,9 +21,9 @@ from django.db import connection
 from config.caches import Memo
 from mt5bridge.gateway.types import AccountInfo
 
-from . import accounting, prices, reads
+from . import accounting, prices, reads, sql
 from .accounting import BUY, CENT, HUNDRED, Valuation, money
-from .models import SimAccount, SimGroup, SimPosition
+from .models import SimAccount, SimPosition
 from .symbols_catalog import CRYPTO, SymbolSpec, symbol_spec
 
 _ZERO = Decimal("0.00")
@@ -119,29 +119,12 @@ def _refresh_postgres(logins: list[int], held: dict[int, _Held]) -> set[int]:
     The cached (id, version) pairs travel with the logins so the database answers only with
     what changed: a monitor's steady state costs one query that returns next to nothing.
     """
-    q = connection.ops.quote_name
-    account, group = q(SimAccount._meta.db_table), q(SimGroup._meta.db_table)
-    position = q(SimPosition._meta.db_table)
     ids, versions = [], []
     for login in logins:
         cached = held[login].account
         ids.append(cached.pk if cached else 0)
         versions.append(cached.version if cached else -1)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT a.id, a.version, c.login, a.server, a.name, a.currency, a.leverage, a.margin_mode, "
-            "a.trade_mode, a.balance, a.credit, g.company, g.margin_call, g.stop_out, "
-            "p.symbol, p.type, p.volume, p.price_open, p.swap_accrued, "
-            "floor(extract(epoch from p.swap_since))::bigint, p.sl, p.tp "
-            "FROM unnest(string_to_array(%s, ',')::bigint[], string_to_array(%s, ',')::bigint[], "
-            "string_to_array(%s, ',')::bigint[]) AS c(login, id, version) "
-            f"LEFT JOIN {account} a ON a.login = c.login LEFT JOIN {group} g ON g.id = a.group_id "
-            f"LEFT JOIN {position} p ON p.login = a.login "
-            "WHERE a.id IS DISTINCT FROM c.id OR a.version <> c.version",
-            # Comma-joined text: the client-side cursor spells a Python list out element by element, 3x slower.
-            [",".join(map(str, logins)), ",".join(map(str, ids)), ",".join(map(str, versions))],
-        )
-        rows = cursor.fetchall()
+    rows = sql.changed_account_rows(logins, ids, versions)
     fresh: dict[int, _Account] = {}
     missing = set()
     for row in rows:

@@ -1,7 +1,7 @@
 """Read paths of the simulated server: one account's view (account, positions, orders) and its deals.
 
 These run on every sync and in the broker's monitor loops, so on PostgreSQL they use a few
-hand-written queries (the ORM's per-query overhead is larger than the work here) and build the
+hand-written queries (``sql``: the ORM's per-query overhead is larger than the work here) and build the
 gateway's frozen dataclasses without their ``__init__``. Other databases take ORM paths that
 return the same values.
 """
@@ -9,7 +9,6 @@ return the same values.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from mt5bridge.gateway.types import (
     PositionType,
 )
 
-from . import accounting, engine, prices, triggers
+from . import accounting, engine, prices, sql, triggers
 from .accounting import BUY, SELL, Figures, Valuation
 from .book import Book
 from .models import SimAccount, SimDeal, SimGroup, SimOrder, SimPosition
@@ -52,7 +51,7 @@ def _fields(cls) -> tuple[str, ...]:
 
 
 _ACCOUNT_INFO_FIELDS = _fields(AccountInfo)
-_DEAL_FIELDS = _fields(Deal)
+_DEAL_FIELDS = sql.DEAL_FIELDS  # the deal reads select these columns in this order
 
 
 def _build(cls, names: tuple[str, ...], values: Iterable) -> object:
@@ -80,49 +79,6 @@ class AccountView:
     now: datetime | None = None
 
 
-def _columns(model) -> tuple[list[str], list[str]]:
-    fields = model._meta.concrete_fields
-    return [f.attname for f in fields], [connection.ops.quote_name(f.column) for f in fields]
-
-
-class _Sql:
-    """Hand-written queries, built once from the models' metadata so they follow the schema."""
-
-    def __init__(self):
-        q = connection.ops.quote_name
-        self.account_names, account_cols = _columns(SimAccount)
-        self.group_names, group_cols = _columns(SimGroup)
-        self.position_names, position_cols = _columns(SimPosition)
-        self.order_names, order_cols = _columns(SimOrder)
-        account, group = q(SimAccount._meta.db_table), q(SimGroup._meta.db_table)
-        position, order, deal = q(SimPosition._meta.db_table), q(SimOrder._meta.db_table), q(SimDeal._meta.db_table)
-        cols = ", ".join
-        self.account = (
-            f"SELECT {cols('a.' + c for c in account_cols)}, {cols('g.' + c for c in group_cols)}, "
-            f"{cols('p.' + c for c in position_cols)} FROM {account} a JOIN {group} g ON g.id = a.group_id "
-            f"LEFT JOIN {position} p ON p.login = a.login WHERE a.login = %s ORDER BY p.time, p.ticket"
-        )
-        self.version = f"SELECT id, version FROM {account} WHERE login = %s"
-        self.orders = (
-            f"SELECT {cols(order_cols)} FROM {order} WHERE login = %s AND state = %s ORDER BY time_setup, ticket"
-        )
-        deal_cols = [q(n) for n in _DEAL_FIELDS]
-        deal_cols[_DEAL_FIELDS.index("time")] = "floor(extract(epoch from time) * 1000)::bigint"
-        self.deals = (
-            f"SELECT {cols(deal_cols)} FROM {deal} WHERE login = %s AND time >= %s AND time <= %s ORDER BY time, ticket"
-        )
-        self.deals_by_comment = (
-            f"SELECT {cols(deal_cols)} FROM {deal} WHERE login = %s AND comment = %s ORDER BY time, ticket"
-        )
-
-
-# Not a config.caches memo: the statements are spelled from the models' table and column names only (code;
-# used on PostgreSQL only), so they cannot go stale in a process.
-@functools.cache
-def _queries() -> _Sql:
-    return _Sql()
-
-
 def fetch(login: int) -> AccountView:
     """The account, its group, open positions and placed orders, straight from the database."""
     if not _is_postgres():
@@ -137,34 +93,32 @@ def fetch(login: int) -> AccountView:
                 SimOrder.objects.filter(account_id=login, state=SimOrder.PLACED).order_by("time_setup", "ticket")
             )
         return AccountView(account, positions, orders)
-    sql = _queries()
-    with connection.cursor() as cursor:
-        cursor.execute(sql.account, [login])
-        rows = cursor.fetchall()
-        if not rows:
-            raise NotFound(f"login {login} is not on the simulated server")
-        n_account, n_group = len(sql.account_names), len(sql.group_names)
-        first = rows[0]
-        account = SimAccount.from_db(DEFAULT_DB_ALIAS, sql.account_names, first[:n_account])
-        account.group = SimGroup.from_db(DEFAULT_DB_ALIAS, sql.group_names, first[n_account : n_account + n_group])
-        positions = [
-            SimPosition.from_db(DEFAULT_DB_ALIAS, sql.position_names, row[n_account + n_group :])
-            for row in rows
-            if row[n_account + n_group] is not None
+    rows = sql.account_rows(login)
+    if not rows:
+        raise NotFound(f"login {login} is not on the simulated server")
+    names = sql.row_names()
+    n_account, n_group = len(names.account), len(names.group)
+    first = rows[0]
+    account = SimAccount.from_db(DEFAULT_DB_ALIAS, names.account, first[:n_account])
+    account.group = SimGroup.from_db(DEFAULT_DB_ALIAS, names.group, first[n_account : n_account + n_group])
+    positions = [
+        SimPosition.from_db(DEFAULT_DB_ALIAS, names.position, row[n_account + n_group :])
+        for row in rows
+        if row[n_account + n_group] is not None
+    ]
+    orders = []
+    if account.orders_open:
+        orders = [
+            SimOrder.from_db(DEFAULT_DB_ALIAS, names.order, row)
+            for row in sql.placed_order_rows(login, SimOrder.PLACED)
         ]
-        orders = []
-        if account.orders_open:
-            cursor.execute(sql.orders, [login, SimOrder.PLACED])
-            orders = [SimOrder.from_db(DEFAULT_DB_ALIAS, sql.order_names, row) for row in cursor.fetchall()]
     return AccountView(account, positions, orders)
 
 
 def version_of(login: int) -> tuple[int, int] | None:
     """(row id, version) of the account: whether a copy read earlier is still current."""
     if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute(_queries().version, [login])
-            return cursor.fetchone()
+        return sql.account_version(login)
     return SimAccount.objects.filter(login=login).values_list("id", "version").first()
 
 
@@ -340,9 +294,7 @@ def _raise_if_unknown(login: int) -> None:
 def deals(login: int, date_from: datetime, date_to: datetime, *, server: str | None = None) -> list[Deal]:
     """Deals of ``login`` with ``date_from <= time <= date_to``, oldest first."""
     if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute(_queries().deals, [login, date_from, date_to])
-            rows = cursor.fetchall()
+        rows = sql.deal_rows_between(login, date_from, date_to)
     else:
         rows = (
             SimDeal.objects.filter(account_id=login, time__gte=date_from, time__lte=date_to)
@@ -359,9 +311,7 @@ def deals_by_comment(login: int, comment: str) -> list[Deal]:
     """Deals whose stored comment (cut to 31 characters, as MT5 keeps it) equals ``comment``'s."""
     comment = clip_comment(comment)
     if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute(_queries().deals_by_comment, [login, comment])
-            rows = cursor.fetchall()
+        rows = sql.deal_rows_with_comment(login, comment)
     else:
         rows = SimDeal.objects.filter(account_id=login, comment=comment).order_by("time", "ticket")
         rows = rows.values_list(*_DEAL_FIELDS)
