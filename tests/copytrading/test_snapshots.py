@@ -37,3 +37,21 @@ def test_slave_figures_are_read_again_once_the_memos_are_cleared(slave, monkeypa
     assert selectors.slave_figures([str(slave.pk)])[str(slave.pk)].equity == Decimal("5000")  # seconds-old is fine
     clear_all_memos()
     assert selectors.slave_figures([str(slave.pk)])[str(slave.pk)].equity == Decimal("4200")
+
+
+def test_a_new_slice_of_time_keeps_the_last_answer_while_a_thread_reads_the_version(master, monkeypatch):
+    """Guards the heartbeat benchmark's collapse: at each new VERSION_TTL slice every beat went to a worker thread
+    only to learn that nothing changed. The slice before answers while one thread reads the new one."""
+    import time
+
+    now = [1000]
+    monkeypatch.setattr(selectors, "_time_slice", lambda seconds: now[0])
+    read = selectors.account_config(master.pk)
+    now[0] += 1  # the next slice: no version read in it yet
+    assert selectors.account_config_in_memory(master.pk) is read
+    deadline = time.monotonic() + 10
+    while selectors.VERSIONS.peek(1001) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert selectors.VERSIONS.peek(1001) == selectors.VERSIONS.peek(1000)  # read once, in the background
+    now[0] += 5  # long after: no answer from this process's memory
+    assert selectors.account_config_in_memory(master.pk) is None
