@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from . import sql
 from .models import MonitoredAccount
 
 
@@ -59,27 +60,16 @@ def snapshots_write(rows: list[MonitoredAccount], *, handoff: set[int], now: dat
     """Balance, credit, equity, leverage and deals mark of ``rows``; a login in ``handoff`` asks for a deal review."""
     if connection.vendor == "postgresql":
         # One statement over arrays: bulk_update's CASE per row costs seconds for a 10,000-account baseline.
-        table = connection.ops.quote_name(MonitoredAccount._meta.db_table)
-        with connection.cursor() as cursor:
-            # deals_checked_at never goes back (the account task moves it too); a hand-off asks for a review.
-            cursor.execute(
-                f"UPDATE {table} m SET balance = v.balance, credit = v.credit, equity = v.equity, "
-                "leverage = v.leverage, deals_checked_at = GREATEST(m.deals_checked_at, v.checked), "
-                "snapshot_at = %s, review_seq = m.review_seq + v.review "
-                "FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::integer[], "
-                "%s::timestamptz[], %s::integer[]) AS v(login, balance, credit, equity, leverage, checked, review) "
-                "WHERE m.login = v.login",
-                [
-                    now,
-                    [r.login for r in rows],
-                    [r.balance for r in rows],
-                    [r.credit for r in rows],
-                    [r.equity for r in rows],
-                    [r.leverage for r in rows],
-                    [r.deals_checked_at for r in rows],
-                    [int(r.login in handoff) for r in rows],
-                ],
-            )
+        sql.snapshots_update(
+            now,
+            [r.login for r in rows],
+            [r.balance for r in rows],
+            [r.credit for r in rows],
+            [r.equity for r in rows],
+            [r.leverage for r in rows],
+            [r.deals_checked_at for r in rows],
+            [int(r.login in handoff) for r in rows],
+        )
         return
     by_login = dict(MonitoredAccount.objects.filter(login__in=[r.login for r in rows]).values_list("login", "id"))
     for row in rows:

@@ -29,6 +29,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from mt5bridge import gateway as gw
 
+from .. import sql
 from ..choices import OperationStatus
 from ..models import BonusOperation, MonitoredAccount
 from .audit import MONITOR
@@ -65,16 +66,13 @@ def account_serialised(login: int) -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"bonus-account:{login}"])
-        if not cursor.fetchone()[0]:
-            raise AccountBusy(login)
+    if not sql.advisory_lock_try(f"bonus-account:{login}"):
+        raise AccountBusy(login)
     try:
         yield
     finally:
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [f"bonus-account:{login}"])
+            sql.advisory_unlock(f"bonus-account:{login}")
         except Exception:  # noqa: BLE001 — the connection broke: the server dropped the lock with it
             logger.debug("advisory unlock of account %s failed", login, exc_info=True)
 
