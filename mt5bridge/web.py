@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import TradingAccount
 from accounts.permissions import can, restrict
 from config.errors import ServiceError
+from mt5bridge.beats import ea_last_beats
 from mt5bridge.ea import services
 from mt5bridge.ea.models import EAConnection, EAToken
 
@@ -46,9 +47,7 @@ def connection(account: TradingAccount) -> dict:
     """Status (online / stale / offline), the last beat's time and figures, the EA's version."""
     state = services.ea_state_latest(account.pk)
     conn = EAConnection.objects.filter(account=account).first()
-    last_beat = state.received_at if state else None
-    if conn and conn.last_seen_at and (last_beat is None or conn.last_seen_at > last_beat):
-        last_beat = conn.last_seen_at
+    last_beat = ea_last_beats([account.pk]).get(str(account.pk))
     return {
         "status": services.ea_connection_status(account.pk),
         "last_beat": last_beat,

@@ -24,6 +24,7 @@ from accounts.permissions import has_capability, restrict
 from config.errors import ServiceError
 from entitlements.selectors import plan_for_user
 from mt5bridge import gateway as gw
+from mt5bridge.beats import ea_last_beats
 from mt5bridge.ea import services as ea_services
 from mt5bridge.ea.models import EAConnection, EAToken
 
@@ -65,11 +66,8 @@ def search(user, query: str):
 
 
 def _ea(account: TradingAccount) -> dict:
-    state = ea_services.ea_state_latest(account.pk)
     conn = EAConnection.objects.filter(account=account).first()
-    last_beat = state.received_at if state else None
-    if conn and conn.last_seen_at and (last_beat is None or conn.last_seen_at > last_beat):
-        last_beat = conn.last_seen_at
+    last_beat = ea_last_beats([account.pk]).get(str(account.pk))
     return {
         "status": ea_services.ea_connection_status(account.pk),
         "last_beat": last_beat,
