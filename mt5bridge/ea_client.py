@@ -173,15 +173,7 @@ class CommandExecutor:
                 results = [
                     self._send(
                         command,
-                        gw.OrderRequest(
-                            action=gw.TradeAction.DEAL,
-                            symbol=pos.symbol,
-                            volume=pos.volume,
-                            type=gw.OrderType.SELL if pos.type == gw.PositionType.BUY else gw.OrderType.BUY,
-                            position=pos.ticket,
-                            magic=self.magic,
-                            comment=command["comment"],
-                        ),
+                        gw.OrderRequest.closing(pos, magic=self.magic, comment=command["comment"]),
                     )
                     for pos in self.gateway.positions(self.login)
                     if not p.get("symbol") or pos.symbol == p["symbol"]
@@ -269,15 +261,8 @@ class CommandExecutor:
         if kind in ("close", "close_partial"):
             pos = self._position(p["ticket"])
             volume = pos.volume if kind == "close" else min(dec("volume"), pos.volume)
-            return gw.OrderRequest(
-                action=gw.TradeAction.DEAL,
-                symbol=pos.symbol,
-                volume=volume,
-                type=gw.OrderType.SELL if pos.type == gw.PositionType.BUY else gw.OrderType.BUY,
-                position=pos.ticket,
-                deviation=p.get("deviation", 10),
-                magic=pos.magic,
-                comment=comment,
+            return gw.OrderRequest.closing(
+                pos, volume=volume, deviation=p.get("deviation", 10), magic=pos.magic, comment=comment
             )
         if kind == "modify_sltp":
             pos = self._position(p["ticket"])

@@ -43,7 +43,6 @@ from .types import (
     OrderType,
     PendingOrder,
     Position,
-    PositionType,
     SymbolInfo,
     Tick,
     TradeAction,
@@ -273,16 +272,7 @@ class TerminalGateway:
             results = []
             for row in self._rows("positions_get"):
                 position = position_of(row)
-                opposite = OrderType.SELL if position.type == PositionType.BUY else OrderType.BUY
-                request = OrderRequest(
-                    action=TradeAction.DEAL,
-                    symbol=position.symbol,
-                    volume=position.volume,
-                    type=opposite,
-                    position=position.ticket,
-                    magic=position.magic,
-                    comment=CLOSE_ALL_COMMENT,
-                )
+                request = OrderRequest.closing(position, magic=position.magic, comment=CLOSE_ALL_COMMENT)
                 results.append(self._send(request))
             return results
 

@@ -327,6 +327,18 @@ class OrderRequest:
     type_time: int = 0
     expiration: datetime | None = None
 
+    @classmethod
+    def closing(cls, position: Position, *, volume: Decimal | None = None, **fields) -> OrderRequest:
+        """The market deal that closes ``position`` (all of it, or ``volume``): the opposite side, its ticket."""
+        return cls(
+            action=TradeAction.DEAL,
+            symbol=position.symbol,
+            volume=position.volume if volume is None else volume,
+            type=OrderType.SELL if position.type == PositionType.BUY else OrderType.BUY,
+            position=position.ticket,
+            **fields,
+        )
+
 
 @dataclass(frozen=True)
 class OrderResult:

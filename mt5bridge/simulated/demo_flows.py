@@ -113,17 +113,7 @@ class DemoFlows:
         position = next((p for p in self.gateway.positions(login) if p.magic == FLOW_MAGIC), None)
         if position is None:
             return "opened, no position to close"
-        close_side = gw.OrderType.SELL if position.type == gw.PositionType.BUY else gw.OrderType.BUY
         closed = self.gateway.order_send(
-            login,
-            gw.OrderRequest(
-                action=gw.TradeAction.DEAL,
-                symbol=position.symbol,
-                volume=position.volume,
-                type=close_side,
-                position=position.ticket,
-                magic=FLOW_MAGIC,
-                comment="demo flow",
-            ),
+            login, gw.OrderRequest.closing(position, magic=FLOW_MAGIC, comment="demo flow")
         )
         return f"traded {volume} {symbol}" if closed.ok else f"close refused: {closed.retcode} {closed.comment}"

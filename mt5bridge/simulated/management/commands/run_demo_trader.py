@@ -59,18 +59,8 @@ class Command(BaseCommand):
         mine = sorted((p for p in gateway.positions(login) if p.magic == DEMO_MAGIC), key=lambda p: p.time)
         if len(mine) >= options["max_open"] or (mine and rng.random() < 0.35):
             position = mine[0]
-            close_type = gw.OrderType.SELL if position.type == gw.PositionType.BUY else gw.OrderType.BUY
             result = gateway.order_send(
-                login,
-                gw.OrderRequest(
-                    action=gw.TradeAction.DEAL,
-                    symbol=position.symbol,
-                    volume=position.volume,
-                    type=close_type,
-                    position=position.ticket,
-                    magic=DEMO_MAGIC,
-                    comment="demo close",
-                ),
+                login, gw.OrderRequest.closing(position, magic=DEMO_MAGIC, comment="demo close")
             )
             return f"close #{position.ticket}: {result.retcode} {result.comment}"
         symbol = next(
