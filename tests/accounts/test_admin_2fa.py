@@ -98,9 +98,11 @@ def test_a_backup_code_opens_the_admin_once(super_admin, client):
 
 
 def test_a_session_from_the_web_apps_login_does_not_skip_the_code(super_admin, client):
-    """Staff who enrolled and signed in through /login/ (password only) must still give a code for the admin."""
+    """Staff who enrolled and sign in through /login/ with the password only are asked for the code there, and have
+    no session the admin would take without it."""
     enrolled(super_admin)
-    assert client.post("/login/", {"username": super_admin.email, "password": PASSWORD}).status_code == 302
+    page = client.post("/login/", {"username": super_admin.email, "password": PASSWORD})
+    assert page.status_code == 200 and "_auth_user_id" not in client.session  # the code is asked for
     response = client.get(USERS)
     assert response.status_code == 302 and response.url.startswith(LOGIN)
     assert client.get(ENROL).url.startswith(LOGIN)  # nor can they add a device without the first one's code
