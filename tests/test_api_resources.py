@@ -47,6 +47,7 @@ def account_of(owner, name: str = "") -> TradingAccount:
 
 
 class TestCopyLinks(APIViewCases):
+    readers = ("super_admin", "support_agent")  # support reads copy objects (accounts/roles.py: copy.view)
     list_url = "/api/copy/links"
     model = CopyLink
     paginated = False
@@ -84,6 +85,7 @@ class TestCopyLinks(APIViewCases):
 
 
 class TestCopyRules(APIViewCases):
+    readers = ("super_admin", "support_agent")  # support reads copy objects (accounts/roles.py: copy.view)
     list_url = "/api/copy/rules"
     model = Rule
     paginated = False
@@ -117,6 +119,7 @@ class TestCopyRules(APIViewCases):
 
 
 class TestCopyTemplates(APIViewCases):
+    readers = ("super_admin", "support_agent")  # support reads copy objects (accounts/roles.py: copy.view)
     list_url = "/api/copy/templates"
     model = OrderTemplate
     paginated = False
@@ -211,7 +214,7 @@ class TestTradingAccounts(APIViewCases, PaginatedListCases):
         {"id", "owner", "login", "server", "broker", "category", "name", "currency", "leverage", "is_hedging"}
         | {"is_active", "gateway_kind", "sync_status", "sync_status_display", "last_sync_at", "consecutive_errors"}
         | {"last_error", "balance", "equity", "margin", "margin_free", "margin_level", "credit", "floating_profit"}
-        | {"created_at"}
+        | {"created_at", "data_age"}
     )
     write_only = frozenset({"password"})
     required = ("login", "password", "server")

@@ -54,7 +54,7 @@ def test_sigkill_of_one_web_node_and_one_worker_node_leaves_the_system_working(f
         )
 
         system.wait_for_eas([info["master"], *info["slaves"]])
-        app = Celery(broker=system.redis.url())
+        app = Celery(broker=system.redis.url(), set_as_current=False)  # the tests after this one keep the project app
         for number in range(TASKS):
             app.send_task("faults.probe", args=[number, 1.0], queue="default")
         burst = system.burst(info["master"], tag="nodes", count=8, every=0.3)
