@@ -384,8 +384,12 @@ class System:
     # --- data ---
 
     def seed(self, slaves: int = 3) -> dict:
+        return self.run_json("tests.faults.seed", str(slaves))
+
+    def run_json(self, module: str, *args: str):
+        """Run ``python -m module args`` against this system and return the JSON of its last output line."""
         out = subprocess.run(
-            [PYTHON, "-m", "tests.faults.seed", str(slaves)],
+            [PYTHON, "-m", module, *args],
             cwd=ROOT,
             env=self.env(),
             check=True,

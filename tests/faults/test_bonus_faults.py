@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.faults.harness import PYTHON, ROOT, System, wait_until
+from tests.faults.harness import PYTHON, System, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.django_db]
 
@@ -30,15 +29,7 @@ CREDIT = 3  # mt5bridge.gateway DealType.CREDIT
 
 
 def _seed(system: System, count: int) -> list[int]:
-    out = subprocess.run(
-        [PYTHON, "-m", "tests.faults.bonus_seed", "seed", str(count)],
-        cwd=ROOT,
-        env=system.env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return system.run_json("tests.faults.bonus_seed", "seed", str(count))
 
 
 def _windows(path: Path) -> list[dict]:
