@@ -259,7 +259,7 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def loopback():
     Recorder.received = []
-    server = HTTPServer(("127.0.0.1", 18517), Recorder)
+    server = HTTPServer(("127.0.0.1", 0), Recorder)  # a free port: a fixed one may be taken
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/api/webhooks/stripe"
