@@ -200,11 +200,6 @@ if not _db.get("ENGINE"):
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True
-    # The hot write paths (copy engine, EA state writes, sync upserts) send fixed-shape statements through psycopg's
-    # server-binding cursor; prepared after 5 runs on a connection, PostgreSQL stops parsing and planning them each
-    # time (a copy's statement: 0.6 → 0.3 ms). The ORM's client-binding cursor never prepares, so nothing else
-    # changes. 0 turns it off (behind a pooler in transaction mode, which cannot keep prepared statements).
-    _db.setdefault("OPTIONS", {})["prepare_threshold"] = envint("DATABASE_PREPARE_THRESHOLD", 5, minimum=0) or None
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web process and the workers share the file.
     _db["OPTIONS"] = {

@@ -14,7 +14,6 @@ from contextlib import nullcontext
 
 from django.db import connection, transaction
 
-from config.db import server_binding_cursor
 from mt5bridge.commands import commands_cache_after_commit, commands_insert_sql
 from mt5bridge.ea.models import Command
 
@@ -133,10 +132,8 @@ def heartbeat_write(plan: Plan, commands: list, now) -> list:
     sql = "WITH " + ", ".join(parts) + " SELECT id FROM new_command"
     # Alone (autocommit), the statement is its own transaction; inside a caller's transaction a savepoint keeps a
     # failed copy from breaking the caller's (the heartbeat's) transaction.
-    # Server-side binding: the statement text is the same for every heartbeat of a shape, so psycopg prepares it
-    # after a few runs and PostgreSQL stops planning this many-part statement each time (most of its cost).
     with transaction.atomic() if not connection.get_autocommit() else nullcontext():
-        with server_binding_cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             inserted = {row[0] for row in cursor.fetchall()}
         new = [c for c in commands if c.id in inserted]

@@ -1,19 +1,20 @@
 """The bridge's SQL that the ORM cannot express, named: every statement of the sync and of the EA's state writes.
 
-Each runs on PostgreSQL only (other databases take the same writes through the ORM in the callers) and through
-``config.db.server_binding_cursor``, so that arrays travel as parameters and a fixed-shape statement is prepared
-after a few runs. Tested through their callers against the ORM path (``tests/mt5bridge/test_sql.py``).
+Each runs on PostgreSQL only (other databases take the same writes through the ORM in the callers), on Django's
+own cursor; the rows travel as one JSON parameter (``jsonb_to_recordset``), which the client-side binding of
+Django's cursor quotes once instead of spelling each value into the SQL text. Tested through their callers against the ORM path (``tests/mt5bridge/test_sql.py``).
 """
 
 from __future__ import annotations
 
+import json
+
 from django.db import connection
 
 from accounts.models import AccountSnapshot, TradingAccount
-from config.db import server_binding_cursor
 from mt5bridge.ea.models import EAConnection, EAToken
 
-# The account figures an EA state writes, with their PostgreSQL types (in the order of ``ea_states_upsert``).
+# The account figures an EA state writes, with their PostgreSQL types.
 STATE_FIGURES = {
     "balance": "numeric",
     "credit": "numeric",
@@ -23,10 +24,27 @@ STATE_FIGURES = {
     "floating_profit": "numeric",
     "margin_level": "numeric",
 }
+# The EA connection's columns an EA state writes, with their PostgreSQL types.
+STATE_CONNECTION = {
+    "ea_version": "text",
+    "protocol_version": "integer",
+    "terminal": "jsonb",
+    "state": "jsonb",
+    "state_fingerprint": "text",
+    "beats": "bigint",
+    "access_denied_reason": "text",
+}
+
+
+def _json(rows: list[dict]) -> str:
+    """Rows as one JSON text (``jsonb_to_recordset``): one C-encoded parameter; Decimals, times and UUIDs as their
+    text, which PostgreSQL reads exactly into the column's type."""
+    return json.dumps(rows, separators=(",", ":"), default=str)
 
 
 def account_rows_write(model, account_id, rows: list[dict], *, updates=(), replace=False) -> int:
-    """One statement over column arrays (``unnest``), keyed on (account, ticket); returns rows inserted or updated.
+    """One statement over the rows as JSON (``jsonb_to_recordset``), keyed on (account, ticket); returns rows
+    inserted or updated.
 
     No model instances and no pre-read: with ``replace`` the account's rows whose ticket is not in ``rows``
     are deleted in the same statement; without ``updates`` existing tickets are left as they are.
@@ -38,22 +56,17 @@ def account_rows_write(model, account_id, rows: list[dict], *, updates=(), repla
             with connection.cursor() as cursor:
                 cursor.execute(f"DELETE FROM {table} WHERE account_id = %s", [account_id])
         return 0
-    connection.ensure_connection()
     names = list(rows[0])
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(q(field.column) for field in fields)
-    # Numbers and times travel as one comma-joined text per column (str() in C; psycopg's array dumper is
-    # Python, one call per element); text columns, which may hold commas, as real arrays.
-    texts = [field.get_internal_type() in ("CharField", "TextField") for field in fields]
-    arrays = ", ".join(
-        f"%b::{field.db_type(connection)}[]" if text else f"string_to_array(%s, ',', '')::{field.db_type(connection)}[]"
-        for field, text in zip(fields, texts, strict=True)
-    )
-    params: list = []
-    sql = ""
+    # The recordset's own column names (the JSON keys) are the field names, typed as the table's columns.
+    record = ", ".join(f"{q(name)} {field.db_type(connection)}" for name, field in zip(names, fields, strict=True))
+    values = ", ".join(f"r.{q(name)}" for name in names)
+    sql = f"WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({record})) "
+    params: list = [_json(rows)]
     if replace:
-        sql = f"WITH gone AS (DELETE FROM {table} WHERE account_id = %s AND NOT (ticket = ANY(%b::bigint[]))) "
-        params += [account_id, [row["ticket"] for row in rows]]
+        sql += f", gone AS (DELETE FROM {table} WHERE account_id = %s AND ticket NOT IN (SELECT r.ticket FROM r)) "
+        params.append(account_id)
     if updates:
         assignments = ", ".join(
             f"{q(model._meta.get_field(n).column)} = EXCLUDED.{q(model._meta.get_field(n).column)}" for n in updates
@@ -62,43 +75,31 @@ def account_rows_write(model, account_id, rows: list[dict], *, updates=(), repla
     else:
         conflict = "DO NOTHING"
     sql += (
-        f"INSERT INTO {table} (account_id, {columns}) SELECT %s, * FROM unnest({arrays}) "
+        f"INSERT INTO {table} (account_id, {columns}) SELECT %s, {values} FROM r "
         f"ON CONFLICT (account_id, ticket) {conflict} RETURNING 1"
     )
     params.append(account_id)
-    for name, text in zip(names, texts, strict=True):
-        values = [row[name] for row in rows]
-        params.append(values if text else ",".join("" if v is None else str(v) for v in values))
-    # Server-side binding: the arrays travel as parameters. Django's client-side cursor would spell each
-    # element into the SQL text, which costs more than the rest of the sync together for 200 deals.
-    with server_binding_cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return len(cursor.fetchall())
 
 
-def ea_states_upsert(arrays: list[list], *, snapshots: bool = False) -> None:
-    """EA states of one or many accounts in one statement of data-modifying CTEs over column arrays: the account
+def ea_states_upsert(rows: list[dict], *, snapshots: bool = False) -> None:
+    """EA states of one or many accounts in one statement of data-modifying CTEs over the rows as JSON: the account
     figures, the connection row (first_seen_at set once; a late write never replaces a newer state), the token's
-    last use and, with ``snapshots``, an ``AccountSnapshot`` each. ``arrays``: account ids, times, the
-    ``STATE_FIGURES`` in order, leverages, then the connection columns (EA version, protocol version, terminal,
-    state, fingerprint, beats, refusal), one list each (``mt5bridge.ea.persist`` builds them)."""
+    last use and, with ``snapshots``, an ``AccountSnapshot`` each. A row: ``id``, ``at``, the ``STATE_FIGURES``,
+    ``leverage``, then the connection columns (``STATE_CONNECTION``: EA version, protocol version, terminal,
+    state, fingerprint, beats, refusal); ``mt5bridge.ea.persist`` builds them."""
     q = connection.ops.quote_name
     account_table = q(TradingAccount._meta.db_table)
     conn_table = q(EAConnection._meta.db_table)
     token_table = q(EAToken._meta.db_table)
-    columns = ["ea_version", "protocol_version", "terminal", "state", "state_fingerprint", "beats"]
-    columns.append("access_denied_reason")
-    types = ["text", "integer", "jsonb", "jsonb", "text", "bigint", "text"]
+    columns = list(STATE_CONNECTION)
     figure_names = list(STATE_FIGURES)
+    record = {"id": "uuid", "at": "timestamptz", **STATE_FIGURES, "leverage": "integer", **STATE_CONNECTION}
     text = (
-        "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[], "
-        + ", ".join(f"%s::{t}[]" for t in STATE_FIGURES.values())
-        + ", %s::integer[], "
-        + ", ".join(f"%s::{t}[]" for t in types)
-        + ") AS v(id, at, "
-        + ", ".join(figure_names)
-        + ", leverage, "
-        + ", ".join(columns)
+        "WITH v AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v("
+        + ", ".join(f"{name} {kind}" for name, kind in record.items())
         + f")), account AS (UPDATE {account_table} a SET "
         + ", ".join(f"{q(n)} = v.{n}" for n in figure_names)
         + ", leverage = COALESCE(v.leverage, a.leverage), updated_at = v.at FROM v WHERE a.id = v.id), "
@@ -122,5 +123,5 @@ def ea_states_upsert(arrays: list[list], *, snapshots: bool = False) -> None:
             + " FROM v)"
         )
     text += " SELECT 1"
-    with server_binding_cursor() as cursor:
-        cursor.execute(text, arrays)
+    with connection.cursor() as cursor:
+        cursor.execute(text, [_json(rows)])

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from django.db import connection as db_connection
 from django.db import transaction
-from psycopg.types.json import Jsonb
 
 from accounts.live import figures_payload, publish_account_update
 from accounts.models import AccountSnapshot, Order, Position, TradingAccount
@@ -40,7 +39,7 @@ class StateWrite:
 def states_write(writes: list[StateWrite]) -> int:
     """The one writer of EA states to PostgreSQL, for one beat (the pipeline) or a batch of cadence writes (the ASGI
     edge's batch, each the account's latest): account figures and connection rows always; positions, orders and a
-    snapshot for a changed state. On PostgreSQL one statement writes the rows of all the accounts (column arrays),
+    snapshot for a changed state. On PostgreSQL one statement writes the rows of all the accounts (one JSON parameter),
     plus one each for positions and orders of a changed state, in one transaction. Then the accounts' meta records
     the write; after a failure each write is due again on its account's next beat. Returns how many were written."""
     if not writes:
@@ -72,29 +71,25 @@ def states_write(writes: list[StateWrite]) -> int:
 
 
 def _persist_many_postgres(writes: list[StateWrite], *, snapshots: bool = False) -> None:
-    """The rows of ``mt5bridge.sql.ea_states_upsert``, one per write, as column arrays."""
-    ids, ats, figures, leverages, conns = [], [], {name: [] for name in sql.STATE_FIGURES}, [], []
+    """The rows of ``mt5bridge.sql.ea_states_upsert``, one per write."""
+    rows = []
     for w in writes:
         state, beat = w.beat.state, w.beat
-        row = state_figures(state)
-        ids.append(w.client.account_id)
-        ats.append(state.received_at)
-        for name in sql.STATE_FIGURES:
-            figures[name].append(row[name])
-        leverages.append(row.get("leverage"))
-        conns.append(
-            (
-                beat.ea_version,
-                beat.version,
-                Jsonb(beat.terminal),
-                Jsonb({"json": state_to_json(state)}),
-                w.fingerprint,
-                w.beats,
-                w.denied,
-            )
+        figures = state_figures(state)
+        row = {"id": w.client.account_id, "at": state.received_at}
+        row.update((name, figures[name]) for name in sql.STATE_FIGURES)
+        row["leverage"] = figures.get("leverage")
+        row.update(
+            ea_version=beat.ea_version,
+            protocol_version=beat.version,
+            terminal=beat.terminal,
+            state={"json": state_to_json(state)},
+            state_fingerprint=w.fingerprint,
+            beats=w.beats,
+            access_denied_reason=w.denied,
         )
-    arrays = [ids, ats, *figures.values(), leverages, *(list(col) for col in zip(*conns, strict=True))]
-    sql.ea_states_upsert(arrays, snapshots=snapshots)
+        rows.append(row)
+    sql.ea_states_upsert(rows, snapshots=snapshots)
 
 
 def state_figures(state: EAState) -> dict:
