@@ -19,11 +19,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, ServiceError
-from mt5bridge import events
+from mt5bridge import events, sql
 from mt5bridge.ea import store
 from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandKind, CommandStatus
 from mt5bridge.ea.protocol import (
@@ -434,19 +433,13 @@ def _deliver(account_id, queued: dict[str, dict], delivered: dict, limit: int, n
     if not due:
         return []
     due = due[:limit]
-    open_ids = {
-        str(i) for i in Command.objects.filter(id__in=due, status__in=OPEN_STATUSES).values_list("id", flat=True)
-    }
-    gone = [cid for cid in due if cid not in open_ids]
+    marked = sql.commands_mark_delivered(due, timezone.now())
+    gone = [cid for cid in due if cid not in marked]
     if gone:  # finished or cancelled in the database meanwhile: drop from the cache
         store.queue_remove(account_id, gone)
-    due = [cid for cid in due if cid in open_ids]
+    due = [cid for cid in due if cid in marked]
     if not due:
         return []
-    stamp = timezone.now()
-    Command.objects.filter(id__in=due, status__in=OPEN_STATUSES).update(
-        status=CommandStatus.DELIVERED, delivered_at=stamp, delivery_count=F("delivery_count") + 1
-    )
     r = store.client()
     if r is not None:
         r.hset(store.delivered_key(account_id), mapping=dict.fromkeys(due, str(now)))

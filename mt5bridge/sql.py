@@ -8,11 +8,12 @@ Django's cursor quotes once instead of spelling each value into the SQL text. Te
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.db import connection
 
 from accounts.models import AccountSnapshot, TradingAccount
-from mt5bridge.ea.models import EAConnection, EAToken
+from mt5bridge.ea.models import OPEN_STATUSES, Command, CommandStatus, EAConnection, EAToken
 
 # The account figures an EA state writes, with their PostgreSQL types.
 STATE_FIGURES = {
@@ -125,3 +126,28 @@ def ea_states_upsert(rows: list[dict], *, snapshots: bool = False) -> None:
     text += " SELECT 1"
     with connection.cursor() as cursor:
         cursor.execute(text, [_json(rows)])
+
+
+def commands_mark_delivered(command_ids: list[str], stamp) -> set[str]:
+    """Mark the commands of ``command_ids`` that are still open as delivered (their delivery counted) and return the
+    ids it marked: one ``UPDATE ... RETURNING`` instead of a read of the open ones and an update (PostgreSQL and
+    SQLite both speak it). An id not returned was finished or cancelled meanwhile."""
+    if not command_ids:
+        return set()
+    q = connection.ops.quote_name
+    pk, delivered_at = Command._meta.pk, Command._meta.get_field("delivered_at")
+    ids = ", ".join(["%s"] * len(command_ids))
+    statuses = ", ".join(["%s"] * len(OPEN_STATUSES))
+    sql = (
+        f"UPDATE {q(Command._meta.db_table)} SET status = %s, delivered_at = %s, delivery_count = delivery_count + 1 "
+        f"WHERE id IN ({ids}) AND status IN ({statuses}) RETURNING id"
+    )
+    params = [
+        CommandStatus.DELIVERED.value,
+        delivered_at.get_db_prep_value(stamp, connection),
+        *(pk.get_db_prep_value(uuid.UUID(cid), connection) for cid in command_ids),
+        *(str(s) for s in OPEN_STATUSES),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()}
