@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, F, Value, When
+from django.db.models.functions import Concat, Left
 from django.utils import timezone
 
 from config.errors import Conflict, ServiceError
@@ -482,23 +484,24 @@ def command_results_apply(*, account_id, results: Iterable[CommandResult]) -> li
     applied: list[Command] = []
     finished_at = timezone.now()
     for res in results:
-        with transaction.atomic():
-            command = Command.objects.select_for_update().filter(id=res.id, account_id=account_id).first()
-            if command is None:
-                outcomes.append(ResultOutcome(str(res.id), "unknown"))
-                continue
-            if command.status in (CommandStatus.EXECUTED, CommandStatus.FAILED):
-                outcomes.append(ResultOutcome(str(res.id), "duplicate"))
-                continue
-            # The terminal is the truth: a result overrides a server-side expiry or cancellation that raced it.
-            note = "" if command.status in OPEN_STATUSES else f" (after server marked it {command.status})"
-            command.status = CommandStatus.EXECUTED if res.status == "executed" else CommandStatus.FAILED
-            command.retcode = res.retcode
-            command.message = (res.message + note)[:255]
-            command.result = res.result
-            command.finished_at = finished_at
-            command.save(update_fields=["status", "retcode", "message", "result", "finished_at"])
-        applied.append(command)
+        # One conditional UPDATE (its own transaction): of two results racing for one command, one writes and the
+        # other finds it final. The terminal is the truth: a result overrides a server-side expiry or
+        # cancellation that raced it, and the message says so.
+        mine = Command.objects.filter(id=res.id, account_id=account_id)
+        note = Concat(Value(" (after server marked it "), F("status"), Value(")"), output_field=CharField())
+        written = mine.exclude(status__in=(CommandStatus.EXECUTED, CommandStatus.FAILED)).update(
+            status=CommandStatus.EXECUTED if res.status == "executed" else CommandStatus.FAILED,
+            retcode=res.retcode,
+            message=Left(
+                Concat(Value(res.message), Case(When(status__in=OPEN_STATUSES, then=Value("")), default=note)), 255
+            ),
+            result=res.result,
+            finished_at=finished_at,
+        )
+        if not written:
+            outcomes.append(ResultOutcome(str(res.id), "duplicate" if mine.exists() else "unknown"))
+            continue
+        applied.append(mine.get())
         outcomes.append(ResultOutcome(str(res.id), "applied"))
     if outcomes:
         store.queue_remove(account_id, [o.id for o in outcomes if o.outcome != "unknown"])
