@@ -1,14 +1,20 @@
-"""Bonus reports (summary by campaign, conversions, cancellations, leverage) and their CSV / XLSX export."""
+"""Bonus reports (summary by campaign, conversions, cancellations, leverage, finance by date range); CSV / XLSX."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, DateField, Q, Sum
+from django.db.models.functions import Trunc
+from django.utils import timezone
 from openpyxl import Workbook
+
+from config.errors import ServiceError
 
 from .choices import OPEN_BONUS_STATUSES, BonusStatus, BonusType, CancelReason, OperationKind, OperationStatus
 from .models import Bonus, BonusOperation
@@ -127,18 +133,7 @@ def export(name: str, kind: str) -> tuple[bytes, str]:
     rows = REPORTS[name]()
     headers = list(rows[0]) if rows else ["empty"]
     if kind == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=headers)
-        writer.writeheader()
-        for row in rows:
-            # Spreadsheet formula injection: a cell starting with = + - @ is kept as text.
-            writer.writerow(
-                {
-                    k: f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _numeric(v) else v
-                    for k, v in row.items()
-                }
-            )
-        return buffer.getvalue().encode(), "text/csv"
+        return csv_bytes(rows, headers), "text/csv"
     book = Workbook(write_only=True)
     sheet = book.create_sheet(name)
     sheet.append(headers)
@@ -147,6 +142,18 @@ def export(name: str, kind: str) -> tuple[bytes, str]:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def csv_bytes(rows: list[dict], headers: list[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=headers)
+    writer.writeheader()
+    for row in rows:
+        # Spreadsheet formula injection: a cell starting with = + - @ is kept as text.
+        writer.writerow(
+            {k: f"'{v}" if isinstance(v, str) and v[:1] in "=+-@" and not _numeric(v) else v for k, v in row.items()}
+        )
+    return buffer.getvalue().encode()
 
 
 def _numeric(value: str) -> bool:
@@ -161,3 +168,135 @@ def _cell(value):
     if isinstance(value, str) and _numeric(value):
         return Decimal(value)  # a number cell, not text
     return value
+
+
+# --- Finance: credit granted, converted, removed and the cost of bonuses, by period and campaign ----------------
+
+PERIODS = ("day", "week", "month", "all")
+FINANCE_MAX_DAYS = 3660
+FINANCE_DEFAULT_DAYS = 30
+FINANCE_COLUMNS = (
+    "period", "campaign_id", "campaign", "bonuses", "granted", "converted", "removed", "corrections", "cost",
+    "net_credit",
+)  # fmt: skip
+_MONEY_COLUMNS = ("granted", "converted", "removed", "corrections", "cost", "net_credit")
+_FINANCE_KINDS = {
+    "granted": OperationKind.CREDIT_IN,
+    "converted": OperationKind.BALANCE_IN,
+    "removed": OperationKind.CREDIT_OUT,
+    "converted_out": OperationKind.CREDIT_CONVERTED,
+    "corrections": OperationKind.BALANCE_CORRECTION,
+}
+
+
+@dataclass(frozen=True)
+class FinanceQuery:
+    """Days ``start`` to ``end``, both whole and included, in the server's time zone (settings.TIME_ZONE)."""
+
+    start: date
+    end: date
+    period: str = "day"
+    by_campaign: bool = False
+
+    @property
+    def since(self) -> datetime:
+        return timezone.make_aware(datetime.combine(self.start, time.min))
+
+    @property
+    def until(self) -> datetime:
+        """The first instant after the range (the day after ``end``, at midnight)."""
+        return timezone.make_aware(datetime.combine(self.end + timedelta(days=1), time.min))
+
+
+def _day(params: Mapping, name: str, default: date) -> date:
+    value = (params.get(name) or "").strip()
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ServiceError(f"{name} must be a date as YYYY-MM-DD.", code="invalid_range") from None
+
+
+def finance_query(params: Mapping) -> FinanceQuery:
+    """The finance report's parameters from a query string: start, end (YYYY-MM-DD), period, by=campaign."""
+    today = timezone.localdate()
+    end = _day(params, "end", today)
+    start = _day(params, "start", end - timedelta(days=FINANCE_DEFAULT_DAYS - 1))
+    if start > end:
+        raise ServiceError("start must be on or before end.", code="invalid_range")
+    if (end - start).days >= FINANCE_MAX_DAYS:
+        raise ServiceError(f"The range is at most {FINANCE_MAX_DAYS} days.", code="invalid_range")
+    period = params.get("period") or "day"
+    if period not in PERIODS:
+        raise ServiceError(f"period must be one of {', '.join(PERIODS)}.", code="invalid_period")
+    by = params.get("by") or ""
+    if by not in ("", "campaign"):
+        raise ServiceError("by must be empty or campaign.", code="invalid_group")
+    return FinanceQuery(start=start, end=end, period=period, by_campaign=by == "campaign")
+
+
+def finance(query: FinanceQuery) -> dict:
+    """What the bonuses moved on MT5 in the range: operations MT5 confirmed (done), by the day they were done.
+
+    granted: credit posted; converted: credit turned into balance; removed: credit taken back (withdrawal,
+    drawdown, cancellation, expiry); corrections: negative balances brought back to zero; cost: what the
+    broker paid out, converted + corrections; net_credit: the change in credit outstanding (granted - removed
+    - credit converted). Periods with no movement are left out.
+    """
+    ops = BonusOperation.objects.filter(
+        status=OperationStatus.DONE,
+        done_at__gte=query.since,
+        done_at__lt=query.until,
+        kind__in=list(_FINANCE_KINDS.values()),
+    )
+    group = [] if query.period == "all" else ["period_start"]
+    if group:
+        # Truncated in the current time zone (settings.TIME_ZONE); weeks start on Monday.
+        ops = ops.annotate(period_start=Trunc("done_at", query.period, output_field=DateField()))
+    if query.by_campaign:
+        group += ["bonus__campaign_id", "bonus__campaign__name"]
+    sums = {name: Sum("amount", filter=Q(kind=kind)) for name, kind in _FINANCE_KINDS.items()}
+    credited = Count("id", filter=Q(kind=OperationKind.CREDIT_IN))
+    if group:
+        rows = list(ops.values(*group).annotate(bonuses=credited, **sums).order_by(*group))
+    else:
+        rows = [ops.aggregate(bonuses=credited, **sums)]
+        rows = [r for r in rows if r["bonuses"] or any(r[name] for name in _FINANCE_KINDS)]
+    out = [_finance_row(query, r) for r in rows]
+    totals = {name: sum((Decimal(r[name]) for r in out), Decimal("0.00")) for name in _MONEY_COLUMNS}
+    return {
+        "start": query.start.isoformat(),
+        "end": query.end.isoformat(),
+        "period": query.period,
+        "by": "campaign" if query.by_campaign else "",
+        "time_zone": timezone.get_current_timezone_name(),
+        "rows": out,
+        "totals": {"bonuses": sum(r["bonuses"] for r in out), **{k: str(v) for k, v in totals.items()}},
+    }
+
+
+def _finance_row(query: FinanceQuery, r: dict) -> dict:
+    money = {name: r.get(name) or Decimal("0.00") for name in _FINANCE_KINDS}
+    period = r["period_start"] if query.period != "all" else query.start
+    row = {
+        "period": period.isoformat(),
+        "campaign_id": r.get("bonus__campaign_id") if query.by_campaign else None,
+        "campaign": r.get("bonus__campaign__name", "") if query.by_campaign else "",
+        "bonuses": r["bonuses"],
+        "granted": money["granted"],
+        "converted": money["converted"],
+        "removed": money["removed"],
+        "corrections": money["corrections"],
+        "cost": money["converted"] + money["corrections"],
+        "net_credit": money["granted"] - money["removed"] - money["converted_out"],
+    }
+    return {k: _plain(v) for k, v in row.items()}
+
+
+def finance_csv(query: FinanceQuery) -> bytes:
+    rows = finance(query)["rows"]
+    if not query.by_campaign:
+        rows = [{k: v for k, v in row.items() if k not in ("campaign_id", "campaign")} for row in rows]
+    headers = [c for c in FINANCE_COLUMNS if query.by_campaign or c not in ("campaign_id", "campaign")]
+    return csv_bytes(rows, headers)

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from .api import bonuses, campaigns, monitoring, reports, triggers
+from .api.finance import FinanceExportView, FinanceReportView
 
 urlpatterns = [
     path("campaigns", campaigns.CampaignListView.as_view(), name="bonus-campaigns"),
@@ -45,5 +46,7 @@ urlpatterns = [
     path("reports/cancellations", reports.CancellationsReportView.as_view(), name="bonus-report-cancellations"),
     path("reports/leverage", reports.LeverageReportView.as_view(), name="bonus-report-leverage"),
     path("reports/export", reports.ExportView.as_view(), name="bonus-report-export"),
+    path("reports/finance", FinanceReportView.as_view(), name="bonus-report-finance"),
+    path("reports/finance/export", FinanceExportView.as_view(), name="bonus-report-finance-export"),
     path("audit", reports.AuditListView.as_view(), name="bonus-audit"),
 ]
