@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, CharField, F, Value, When
 from django.db.models.functions import Concat, Left
 from django.utils import timezone
@@ -484,24 +484,29 @@ def command_results_apply(*, account_id, results: Iterable[CommandResult]) -> li
     applied: list[Command] = []
     finished_at = timezone.now()
     for res in results:
-        # One conditional UPDATE (its own transaction): of two results racing for one command, one writes and the
-        # other finds it final. The terminal is the truth: a result overrides a server-side expiry or
-        # cancellation that raced it, and the message says so.
+        status = CommandStatus.EXECUTED if res.status == "executed" else CommandStatus.FAILED
         mine = Command.objects.filter(id=res.id, account_id=account_id)
-        note = Concat(Value(" (after server marked it "), F("status"), Value(")"), output_field=CharField())
-        written = mine.exclude(status__in=(CommandStatus.EXECUTED, CommandStatus.FAILED)).update(
-            status=CommandStatus.EXECUTED if res.status == "executed" else CommandStatus.FAILED,
-            retcode=res.retcode,
-            message=Left(
-                Concat(Value(res.message), Case(When(status__in=OPEN_STATUSES, then=Value("")), default=note)), 255
-            ),
-            result=res.result,
-            finished_at=finished_at,
-        )
-        if not written:
+        if connection.vendor == "postgresql":
+            stored = sql.command_result_write(
+                res.id, account_id, status=status, retcode=res.retcode, message=res.message, result=res.result,
+                finished_at=finished_at,
+            )  # fmt: skip
+        else:  # the same conditional UPDATE through the ORM, then a read of the row
+            note = Concat(Value(" (after server marked it "), F("status"), Value(")"), output_field=CharField())
+            written = mine.exclude(status__in=(CommandStatus.EXECUTED, CommandStatus.FAILED)).update(
+                status=status,
+                retcode=res.retcode,
+                message=Left(
+                    Concat(Value(res.message), Case(When(status__in=OPEN_STATUSES, then=Value("")), default=note)), 255
+                ),
+                result=res.result,
+                finished_at=finished_at,
+            )
+            stored = mine.get() if written else None
+        if stored is None:
             outcomes.append(ResultOutcome(str(res.id), "duplicate" if mine.exists() else "unknown"))
             continue
-        applied.append(mine.get())
+        applied.append(stored)
         outcomes.append(ResultOutcome(str(res.id), "applied"))
     if outcomes:
         store.queue_remove(account_id, [o.id for o in outcomes if o.outcome != "unknown"])

@@ -151,3 +151,41 @@ def commands_mark_delivered(command_ids: list[str], stamp) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()}
+
+
+def command_result_write(command_id, account_id, *, status: str, retcode, message: str, result, finished_at):
+    """A command's result in one conditional ``UPDATE ... RETURNING`` the stored row (its own transaction): None when
+    the command is not this account's or already has a result. Of two results racing for one command one writes, the
+    other finds it final. A result after a server-side expiry or cancellation still wins (the terminal is the truth),
+    and the message says what the server had marked."""
+    fields = Command._meta.concrete_fields
+    q = connection.ops.quote_name
+    sql = (
+        f"UPDATE {q(Command._meta.db_table)} SET status = %s, retcode = %s, "
+        "message = left(%s || CASE WHEN status IN (%s, %s) THEN '' "
+        "ELSE ' (after server marked it ' || status || ')' END, 255), result = %s, finished_at = %s "
+        "WHERE id = %s AND account_id = %s AND status NOT IN (%s, %s) "
+        f"RETURNING {', '.join(q(f.column) for f in fields)}"
+    )
+    params = [
+        status,
+        retcode,
+        message,
+        *(str(s) for s in OPEN_STATUSES),
+        Command._meta.get_field("result").get_db_prep_value(result, connection),
+        finished_at,
+        str(command_id),
+        str(account_id),
+        CommandStatus.EXECUTED.value,
+        CommandStatus.FAILED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, row, strict=True)
+    ]
+    return Command.from_db(connection.alias, [f.attname for f in fields], values)
