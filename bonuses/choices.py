@@ -109,3 +109,29 @@ class AuditAction(models.TextChoices):
     ACCOUNT_RESUMED = "account_resumed", "Monitoring resumed"
     ACCOUNT_REGISTERED = "account_registered", "Account registered"
     MT5_SCANNED = "mt5_scanned", "MT5 scanned"
+    GRANT_REFUSED = "grant_refused", "Grant refused by a budget cap"
+    APPROVAL_REQUESTED = "approval_requested", "Grant waiting for approval"
+    APPROVAL_APPROVED = "approval_approved", "Grant approved"
+    APPROVAL_REJECTED = "approval_rejected", "Grant rejected"
+    ABUSE_FLAGGED = "abuse_flagged", "Abuse signal raised"
+    ABUSE_REVIEWED = "abuse_reviewed", "Abuse signal reviewed"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Approved, but the grant was refused"
+
+
+class AbuseKind(models.TextChoices):
+    EMAIL_DOMAIN = "email_domain", "Email domain"
+    LEAD_SOURCE = "lead_source", "Lead source"
+    IP = "ip", "IP address"
+
+
+class EmailEvent(models.TextChoices):
+    GRANTED = "granted", "Bonus granted"
+    CONVERTED = "converted", "Bonus converted"
+    CANCELLED = "cancelled", "Bonus cancelled"
+    DRAWDOWN = "drawdown", "Drawdown close-out"

@@ -9,11 +9,14 @@ from django.db import models
 from django.utils import timezone
 
 from .choices import (
+    AbuseKind,
+    ApprovalStatus,
     AuditAction,
     BonusStatus,
     BonusType,
     CampaignStatus,
     CancelReason,
+    EmailEvent,
     MonitorStatus,
     OperationKind,
     OperationStatus,
@@ -53,6 +56,12 @@ class Campaign(models.Model):
     counting_symbols = models.JSONField(default=list, blank=True, help_text="Type C: symbols that count; empty: all")
     min_lot = models.DecimalField(**LOTS, default=Decimal("0.0100"), help_text="Type C: smallest deal that counts")
     only_after_bonus = models.BooleanField(default=True, help_text="Type C: only deals closed after the bonus count")
+    budget_total = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Most credit the campaign may grant in all; empty: no cap"
+    )
+    client_credit_cap = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Most credit one MT5 login may receive from it, ever; empty: no cap"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -86,6 +95,9 @@ class MonitoredAccount(models.Model):
     group = models.CharField(max_length=64, blank=True)
     country = models.CharField(max_length=64, blank=True)
     lead_source = models.CharField(max_length=64, blank=True)
+    # For the abuse signal: the domain of MT5's email of the client, the client's IP as a trigger reported it.
+    email_domain = models.CharField(max_length=128, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
     registration = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=MonitorStatus.choices, default=MonitorStatus.ACTIVE)
     consecutive_errors = models.PositiveIntegerField(default=0)
@@ -353,3 +365,77 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action}"
+
+
+class GrantApproval(models.Model):
+    """A manual or overridden grant above BONUS_APPROVAL_THRESHOLD, waiting for a second staff member (maker-checker)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="approvals")
+    login = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    # The maker's scoped key (manual:{user}:{key}): a repeat of the request finds this row, not a second one.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    deposit_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    amount = models.DecimalField(**MONEY)
+    override = models.BooleanField(default=False)
+    overridden_checks = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    bonus = models.OneToOneField(Bonus, null=True, blank=True, on_delete=models.PROTECT, related_name="approval")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["status"], name="bonus_approval_status")]
+        permissions = [("approve_grantapproval", "Can approve or reject a grant another staff member asked for")]
+
+    def __str__(self) -> str:
+        return f"approval #{self.pk} {self.login} {self.amount}"
+
+
+class AbuseSignal(models.Model):
+    """Several accounts sharing an email domain, lead source or IP that received the same campaign: for review."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="abuse_signals")
+    kind = models.CharField(max_length=12, choices=AbuseKind.choices)
+    value = models.CharField(max_length=128)
+    logins = models.JSONField(default=list)
+    accounts = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["reviewed_at", "-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "kind", "value"], name="bonus_abuse_unique"),
+        ]
+        permissions = [("review_abusesignal", "Can mark an abuse signal reviewed")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.value}: {self.accounts} accounts"
+
+
+class BonusEmail(models.Model):
+    """One email about one bonus event, recorded before it is sent: each event is mailed once."""
+
+    bonus = models.ForeignKey(Bonus, on_delete=models.CASCADE, related_name="emails")
+    event = models.CharField(max_length=10, choices=EmailEvent.choices)
+    recipients = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["bonus", "event"], name="bonus_email_once")]
+
+    def __str__(self) -> str:
+        return f"{self.event} email for bonus #{self.bonus_id}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .api import bonuses, campaigns, monitoring, reports, triggers
+from .api import bonuses, campaigns, monitoring, reports, trader, triggers
 from .api.finance import FinanceExportView, FinanceReportView
 
 urlpatterns = [
@@ -25,6 +25,8 @@ urlpatterns = [
     path("triggers/registration", triggers.RegistrationTriggerView.as_view(), name="bonus-trigger-registration"),
     path("triggers/promo-code", triggers.PromoCodeTriggerView.as_view(), name="bonus-trigger-promo"),
     # Integer MT5 logins: the traders' /api/accounts/{uuid} routes only match UUIDs.
+    # A trader's own account (UUID, the accounts app's id): bonuses and a withdrawal preview.
+    path("accounts/<uuid:account_id>/bonuses", trader.AccountBonusesView.as_view(), name="trader-account-bonuses"),
     path("accounts/mt5-metadata", monitoring.Mt5MetadataView.as_view(), name="bonus-mt5-metadata"),
     path("accounts/<int:login>", monitoring.AccountLookupView.as_view(), name="bonus-account-lookup"),
     path("monitoring/status", monitoring.MonitoringStatusView.as_view(), name="bonus-monitoring-status"),

@@ -321,6 +321,8 @@ SPECTACULAR_SETTINGS = {
         "RuleKindEnum": "copytrading.choices.RuleKind",
         "RuleActionEnum": "copytrading.choices.RuleAction",
         "CampaignStatusEnum": "bonuses.choices.CampaignStatus",
+        "BonusStatusEnum": "bonuses.choices.BonusStatus",
+        "ApprovalStatusEnum": "bonuses.choices.ApprovalStatus",
     },
 }
 # People's API tokens (djangorestframework-simplejwt): a short access token, a refresh token used once
@@ -550,6 +552,15 @@ BONUS_DEPOSIT_LOOKBACK_DAYS = envint("BONUS_DEPOSIT_LOOKBACK_DAYS", 7, minimum=1
 # The most one manual assignment may grant, per role (bonuses/limits.py); empty = no role limit.
 BONUS_MANUAL_LIMIT_SUPPORT_AGENT = envmoney("BONUS_MANUAL_LIMIT_SUPPORT_AGENT", "1000")
 BONUS_MANUAL_LIMIT_SUPER_ADMIN = envmoney("BONUS_MANUAL_LIMIT_SUPER_ADMIN", "")
+# Maker-checker: a manual or overridden grant above this amount waits for a second staff member's approval;
+# empty = no approval step (docs/bonuses.md "Financial controls").
+BONUS_APPROVAL_THRESHOLD = envmoney("BONUS_APPROVAL_THRESHOLD", "")
+# Abuse signal: this many accounts sharing an email domain, a lead source or an IP on one campaign are listed for review.
+BONUS_ABUSE_MIN_ACCOUNTS = envint("BONUS_ABUSE_MIN_ACCOUNTS", 3, minimum=2)
+# Mail providers everyone uses: sharing one of them says nothing.
+BONUS_ABUSE_IGNORED_DOMAINS = envlist(
+    "BONUS_ABUSE_IGNORED_DOMAINS", "gmail.com,yahoo.com,hotmail.com,outlook.com,icloud.com,mail.ru,yandex.ru"
+)
 # A claimed MT5 posting is held this long and renewed while its gateway call runs (bonuses/services/operations.py).
 BONUS_OPERATION_CLAIM_SECONDS = envfloat("BONUS_OPERATION_CLAIM_SECONDS", 30.0, minimum=1.0)
 # A refused or unanswered MT5 posting is retried after 1, 2, 4 ... seconds (at most the cap), and after

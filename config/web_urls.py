@@ -2,6 +2,6 @@
 
 from django.urls import include, path
 
-WEB_APPS = ["accounts", "mt5bridge", "copytrading", "billing", "integrations"]
+WEB_APPS = ["accounts", "mt5bridge", "copytrading", "bonuses", "billing", "integrations"]
 
 urlpatterns = [path("", include(f"{app}.web_urls")) for app in WEB_APPS]

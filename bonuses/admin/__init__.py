@@ -4,4 +4,4 @@ Django's admin autodiscovery imports ``bonuses.admin``; importing the modules he
 registers their ModelAdmins.
 """
 
-from . import bonuses, campaigns, records  # noqa: F401
+from . import bonuses, campaigns, controls, records  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
@@ -11,6 +12,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 
@@ -20,11 +22,14 @@ from config.errors import Conflict, ServiceError
 from mt5bridge import gateway as gw
 
 from .. import limits, reports, selectors
-from ..choices import BonusType, CampaignStatus, OperationStatus
+from ..choices import ApprovalStatus, AuditAction, BonusType, CampaignStatus, OperationStatus
 from ..models import (
+    AbuseSignal,
+    AuditLog,
     Bonus,
     BonusOperation,
     Campaign,
+    GrantApproval,
 )
 from ..services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
 from ..services.manual import MANUAL_KEY, bonus_assign_manual
@@ -142,6 +147,41 @@ class BonusAdmin(LiveMonitorMixin, ModelAdmin):
         self.message_user(request, f"{done} bonus(es) converted.")
 
     def changelist_view(self, request, extra_context=None):
+        waiting = GrantApproval.objects.filter(status=ApprovalStatus.PENDING).count()
+        if waiting and request.method == "GET":
+            # Maker-checker: grants above BONUS_APPROVAL_THRESHOLD wait for a second staff member.
+            url = reverse("admin:bonuses_grantapproval_changelist") + f"?status__exact={ApprovalStatus.PENDING}"
+            self.message_user(
+                request,
+                format_html('{} grant(s) wait for approval: <a href="{}">approve or reject them</a>.', waiting, url),
+                messages.WARNING,
+            )
+        since = timezone.now() - timedelta(days=1)
+        refused = AuditLog.objects.filter(action=AuditAction.GRANT_REFUSED, created_at__gte=since).count()
+        if refused and request.method == "GET":
+            url = reverse("admin:bonuses_auditlog_changelist") + f"?action__exact={AuditAction.GRANT_REFUSED}"
+            self.message_user(
+                request,
+                format_html(
+                    '{} grant(s) refused by a campaign budget cap in the last 24 hours: <a href="{}">see why</a>.',
+                    refused,
+                    url,
+                ),
+                messages.WARNING,
+            )
+        flagged = AbuseSignal.objects.filter(reviewed_at__isnull=True).count()
+        if flagged and request.method == "GET":
+            url = reverse("admin:bonuses_abusesignal_changelist") + "?reviewed_at__isnull=True"
+            self.message_user(
+                request,
+                format_html(
+                    "{} abuse signal(s) to review (accounts sharing an email domain, lead source or IP on one "
+                    'campaign): <a href="{}">review them</a>.',
+                    flagged,
+                    url,
+                ),
+                messages.WARNING,
+            )
         failed = BonusOperation.objects.filter(status=OperationStatus.FAILED).count()
         if failed and request.method == "GET":
             # The alert of the bonus monitor page: postings MT5 kept refusing wait for a person.
@@ -223,6 +263,14 @@ class BonusAdmin(LiveMonitorMixin, ModelAdmin):
             except gw.GatewayError as exc:
                 report_error(self, request, exc)
             else:
+                if result.approval is not None:
+                    self.message_user(
+                        request,
+                        f"The grant of {result.approval.amount} to {result.approval.login} is above the approval "
+                        f"threshold: it waits for a second staff member (approval #{result.approval.pk}).",
+                        messages.WARNING,
+                    )
+                    return redirect("admin:bonuses_grantapproval_changelist")
                 self.message_user(
                     request,
                     f"Bonus #{result.bonus.pk} assigned to {result.bonus.login}: "

@@ -92,6 +92,7 @@ class CampaignAdmin(ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "bonus_type", "bonus_percent", "max_bonus_amount", "fixed_amount"]}),
         ("Deposit and dates", {"fields": ["min_deposit", "max_deposit", "starts_at", "ends_at", "expiry_days"]}),
+        ("Budget", {"fields": ["budget_total", "client_credit_cap"]}),
         (
             "Targeting and triggers",
             {

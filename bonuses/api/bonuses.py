@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -11,7 +11,7 @@ from accounts.api import ERRORS, MAX_LOGIN
 from config.errors import ServiceError
 
 from ..choices import BonusStatus, BonusType
-from ..models import Bonus, Campaign
+from ..models import Bonus, Campaign, GrantApproval
 from ..services.assignment import eligibility_check
 from ..services.ending import bonus_cancel, bonus_force_convert, bonus_override_leverage
 from ..services.manual import bonus_assign_manual
@@ -49,6 +49,33 @@ class BonusSerializer(serializers.ModelSerializer):
             "cancel_reason",
             "created_at",
             "ended_at",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    """A grant above BONUS_APPROVAL_THRESHOLD waiting for (or decided by) a second staff member."""
+
+    requested_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = GrantApproval
+        fields = [
+            "id",
+            "campaign",
+            "login",
+            "status",
+            "amount",
+            "deposit_amount",
+            "override",
+            "overridden_checks",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "note",
+            "bonus",
         ]
         read_only_fields = fields
 
@@ -160,7 +187,18 @@ class AssignView(StaffView):
     @extend_schema(
         request=AssignRequest,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: BonusSerializer, 200: BonusSerializer, **ERRORS, **CONFLICT, **UNAVAILABLE},
+        responses={
+            201: BonusSerializer,
+            200: BonusSerializer,
+            202: OpenApiResponse(
+                ApprovalSerializer,
+                description="Above the approval threshold: waits for a second "
+                "staff member (maker-checker); the same key returns this approval",
+            ),
+            **ERRORS,
+            **CONFLICT,
+            **UNAVAILABLE,
+        },
         tags=["bonuses"],
     )
     def post(self, request):
@@ -185,6 +223,8 @@ class AssignView(StaffView):
             override=v["override_eligibility"],
             idempotency_key=key,
         )
+        if result.approval is not None:
+            return Response(ApprovalSerializer(result.approval).data, status=status.HTTP_202_ACCEPTED)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(BonusSerializer(result.bonus).data, status=code)
 

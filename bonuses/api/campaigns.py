@@ -30,6 +30,8 @@ class CampaignSerializer(serializers.ModelSerializer):
     )
     max_bonus_amount = money_field(required=False, allow_null=True)
     fixed_amount = money_field(required=False, allow_null=True)
+    budget_total = money_field(required=False, allow_null=True)
+    client_credit_cap = money_field(required=False, allow_null=True)
     min_deposit = money_field(required=False)
     max_deposit = money_field(required=False, allow_null=True)
     target_groups = strings_field()

@@ -8,23 +8,30 @@ from rest_framework.response import Response
 
 from accounts.api import ERRORS, MAX_LOGIN
 
+from ..services.controls import client_ip_record
 from ..services.monitored import monitoring_register
 from ..services.triggers import trigger_deposit, trigger_promo_code, trigger_registration
 from .base import CONFLICT, UNAVAILABLE, StaffView, gateway_call, money_field
 from .bonuses import BonusSerializer, FailureSerializer
 
 
-class DepositTrigger(serializers.Serializer):
+class ClientIp(serializers.Serializer):
+    client_ip = serializers.IPAddressField(
+        required=False, allow_null=True, help_text="The client's IP as the CRM or cashier saw it (abuse signal)"
+    )
+
+
+class DepositTrigger(ClientIp):
     login = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN)
     amount = money_field()
     deal_ticket = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN, required=False, allow_null=True)
 
 
-class RegistrationTrigger(serializers.Serializer):
+class RegistrationTrigger(ClientIp):
     login = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN)
 
 
-class PromoTrigger(serializers.Serializer):
+class PromoTrigger(ClientIp):
     login = serializers.IntegerField(min_value=1, max_value=MAX_LOGIN)
     promo_code = serializers.CharField(max_length=64)
     deposit_amount = money_field(required=False, allow_null=True)
@@ -68,6 +75,7 @@ class DepositTriggerView(StaffView):
         data = DepositTrigger(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        client_ip_record(login=v["login"], ip=v.get("client_ip"))
         results = gateway_call(
             trigger_deposit, login=v["login"], amount=v["amount"], deal_ticket=v.get("deal_ticket"), actor=request.user
         )
@@ -85,6 +93,7 @@ class RegistrationTriggerView(StaffView):
         data.is_valid(raise_exception=True)
         login = data.validated_data["login"]
         gateway_call(monitoring_register, actor=request.user, login=login)
+        client_ip_record(login=login, ip=data.validated_data.get("client_ip"))
         results = gateway_call(trigger_registration, login=login, actor=request.user)
         return Response(assignments_data(results))
 
@@ -97,6 +106,7 @@ class PromoCodeTriggerView(StaffView):
         data = PromoTrigger(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
+        client_ip_record(login=v["login"], ip=v.get("client_ip"))
         results = gateway_call(
             trigger_promo_code,
             login=v["login"],

@@ -22,8 +22,16 @@ from ..choices import (
 )
 from ..eligibility import AccountFacts, Failure, blocking, check_eligibility
 from ..formulas import ZERO
-from ..models import Bonus, BonusOperation, Campaign, MonitoredAccount
+from ..models import Bonus, BonusOperation, Campaign, GrantApproval, MonitoredAccount
 from .audit import SYSTEM, audit_write, bonus_state
+from .controls import (
+    BudgetRefused,
+    abuse_signals_update,
+    budget_refusal,
+    budget_refused_audit,
+    budget_refused_error,
+    campaign_budget_lock,
+)
 from .leverage import leverage_operation, leverage_plan
 from .monitored import account_ensure, account_lock, broker_user, default_gateway
 from .operations import operation_create, operations_resume, operations_run
@@ -35,6 +43,8 @@ class Assignment:
     bonus: Bonus | None = None
     failures: list[Failure] = field(default_factory=list)
     created: bool = False
+    # A manual grant above BONUS_APPROVAL_THRESHOLD: no bonus yet, it waits for a second staff member.
+    approval: GrantApproval | None = None
 
 
 def _facts(account: MonitoredAccount | None, user: gw.BrokerUser | None, campaign: Campaign) -> AccountFacts | None:
@@ -100,6 +110,44 @@ def bonus_assign(
     user = user or broker_user(gateway, login)
     if user is not None:
         account_ensure(login=login, user=user)
+    try:
+        return _assign(
+            campaign=campaign,
+            login=login,
+            trigger=trigger,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            deposit=deposit,
+            deposit_deal=deposit_deal,
+            amount=amount,
+            promo_code=promo_code,
+            override=override,
+            gateway=gateway,
+            user=user,
+            request_hash=request_hash,
+        )
+    except BudgetRefused as exc:
+        # Audited after the grant's transaction rolled back, so the refusal and its reason stay on record.
+        budget_refused_audit(actor=actor, campaign=campaign, login=login, error=exc)
+        raise
+
+
+def _assign(
+    *,
+    campaign,
+    login,
+    trigger,
+    idempotency_key,
+    actor,
+    deposit,
+    deposit_deal,
+    amount,
+    promo_code,
+    override,
+    gateway,
+    user,
+    request_hash,
+) -> Assignment:
     with transaction.atomic():
         account = account_lock(login) if user is not None else None
         existing = Bonus.objects.filter(idempotency_key=idempotency_key).first()
@@ -115,6 +163,11 @@ def bonus_assign(
                         "overridable": all(f.overridable for f in stop),
                     },
                 )
+            amount = grant_amount(campaign, deposit=deposit, amount=amount)
+            campaign_budget_lock(campaign)
+            refusal = budget_refusal(campaign=campaign, login=login, amount=amount)
+            if refusal is not None:
+                raise budget_refused_error(refusal, amount)
             bonus, operations = _bonus_create(
                 campaign=campaign,
                 account=account,
@@ -129,6 +182,7 @@ def bonus_assign(
                 overridden=[f.check for f in failures],
                 request_hash=request_hash,
             )
+            abuse_signals_update(campaign=campaign, login=login, actor=actor)
         elif existing.request_hash != request_hash:
             raise key_reused_error(existing)
         else:
@@ -140,6 +194,19 @@ def bonus_assign(
     operations_run(operations, actor=actor, gateway=gateway)
     bonus.refresh_from_db()
     return Assignment(campaign=campaign, bonus=bonus, created=True)
+
+
+def grant_amount(campaign: Campaign, *, deposit: Decimal | None, amount: Decimal | None) -> Decimal:
+    """The credit a grant gives: ``amount``, else the campaign's percent of the deposit, else its fixed amount."""
+    if amount is None:
+        if deposit is not None and deposit > 0:
+            amount = formulas.bonus_amount(deposit, campaign.bonus_percent, campaign.max_bonus_amount)
+        else:
+            amount = campaign.fixed_amount or ZERO
+    amount = formulas.cents_down(Decimal(amount))
+    if amount <= 0:
+        raise ServiceError("The bonus amount would be zero: give a deposit or an amount.", code="zero_amount")
+    return amount
 
 
 def _bonus_create(
@@ -157,14 +224,6 @@ def _bonus_create(
     overridden,
     request_hash="",
 ) -> tuple[Bonus, list[BonusOperation]]:
-    if amount is None:
-        if deposit is not None and deposit > 0:
-            amount = formulas.bonus_amount(deposit, campaign.bonus_percent, campaign.max_bonus_amount)
-        else:
-            amount = campaign.fixed_amount or ZERO
-    amount = formulas.cents_down(Decimal(amount))
-    if amount <= 0:
-        raise ServiceError("The bonus amount would be zero: give a deposit or an amount.", code="zero_amount")
     now = timezone.now()
     lots_required = ZERO
     if campaign.bonus_type == BonusType.CONVERTIBLE:

@@ -40,6 +40,8 @@ CAMPAIGN_FIELDS = (
     "counting_symbols",
     "min_lot",
     "only_after_bonus",
+    "budget_total",
+    "client_credit_cap",
 )
 
 
@@ -60,6 +62,9 @@ def validate_campaign(values: dict) -> None:
     unknown = set(values.get("triggers") or []) - set(CAMPAIGN_TRIGGERS)
     if unknown:
         raise ServiceError(f"Unknown triggers: {', '.join(sorted(unknown))}.", code="invalid_triggers")
+    for cap in ("budget_total", "client_credit_cap"):
+        if values.get(cap) is not None and values[cap] <= 0:
+            raise ServiceError("A budget cap must be positive (empty: no cap).", code="invalid_budget")
     if values.get("bonus_type") == BonusType.CONVERTIBLE and (values.get("unit_amount") or 0) <= 0:
         raise ServiceError("Type C needs a positive unit amount.", code="invalid_unit_amount")
 

@@ -13,9 +13,10 @@ from .. import formulas, limits
 from ..choices import (
     Trigger,
 )
-from ..models import Bonus, Campaign
-from .assignment import Assignment, bonus_assign, key_reused_error
+from ..models import Bonus, Campaign, GrantApproval
+from .assignment import Assignment, bonus_assign, eligibility_check, key_reused_error
 from .audit import actor_label
+from .controls import approval_needed, approval_request
 
 # A client's Idempotency-Key: what a UUID, a ULID or a "ticket-123:retry" looks like.
 MANUAL_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -125,7 +126,27 @@ def bonus_assign_manual(
             raise key_reused_error(existing)
         granted = existing.amount  # a repeat: the first request was checked, nothing new is posted
     else:
-        granted = manual_amount_check(actor=actor, campaign=campaign, deposit=deposit, amount=amount)
+        waiting = GrantApproval.objects.filter(idempotency_key=scoped).first()
+        granted = waiting.amount if waiting else None
+        if granted is None:
+            granted = manual_amount_check(actor=actor, campaign=campaign, deposit=deposit, amount=amount)
+        if waiting is not None or approval_needed(actor=actor, amount=granted):
+            # Maker-checker: above the threshold the grant waits for a second staff member (services/controls.py).
+            failures = (
+                [] if waiting else eligibility_check(campaign=campaign, login=login, deposit=deposit, gateway=gateway)
+            )
+            approval, created = approval_request(
+                actor=actor,
+                campaign=campaign,
+                login=login,
+                key=scoped,
+                request_hash=request_hash,
+                deposit=deposit,
+                amount=granted,
+                override=override,
+                failures=failures,
+            )
+            return Assignment(campaign=campaign, approval=approval, created=created)
     return bonus_assign(
         campaign=campaign,
         login=login,

@@ -28,11 +28,17 @@ def broker_user(gateway, login: int) -> gw.BrokerUser | None:
         return None
 
 
+def email_domain(email: str) -> str:
+    """The part after the @ of MT5's email of the client, lowercased (the abuse signal's first key)."""
+    return email.rpartition("@")[2].strip().lower()[:128] if "@" in (email or "") else ""
+
+
 def monitored_values(user: gw.BrokerUser) -> dict:
     return {
         "group": user.group,
         "country": user.country,
         "lead_source": user.lead_source,
+        "email_domain": email_domain(user.email),
         "registration": user.registration,
         "leverage": user.leverage,
     }
