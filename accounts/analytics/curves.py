@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tables import BALANCE, BONUS, CANCELED_TYPES, CREDIT, MAX_POINTS, DealTable, SnapshotTable, iso, money, pct
+from .running import POINT_WIDTH, SEQ, TIME, thin_add
+from .tables import BALANCE, BONUS, CANCELED_TYPES, CREDIT, DealTable, SnapshotTable, iso, money, pct
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +142,14 @@ def window(c: Curves, start: float | None = None, end: float | None = None) -> C
 
 
 def _thin(times: np.ndarray, keep: int | None = None) -> np.ndarray:
-    """At most MAX_POINTS indices spread evenly over time (the last point of each time slice), first and last kept."""
+    """At most MAX_POINTS indices spread over time (`accounts.analytics.running.thin_add`: the last point of each
+    time bucket on a power-of-two grid), the first, the last and ``keep`` kept: as the statistics' chart."""
     n = len(times)
-    if n <= MAX_POINTS:
-        return np.arange(n)
-    slices = MAX_POINTS - 3
-    span = max(float(times[-1] - times[0]), 1e-9)
-    bucket = np.minimum(((times - times[0]) / span * slices).astype(np.int64), slices - 1)
-    last = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
+    rows = np.zeros((n, POINT_WIDTH))
+    rows[:, SEQ], rows[:, TIME] = np.arange(n), times
+    _, kept = thin_add(0, rows[:0], rows)
     extra = [0, n - 1] + ([keep] if keep is not None else [])
-    return np.unique(np.r_[last, extra])
+    return np.unique(np.r_[kept[:, SEQ].astype(np.int64), extra])
 
 
 def chart_series(c: Curves) -> dict:

@@ -1,4 +1,8 @@
-"""Closed trades from deals, and the statistics over them (counts, win rates, streaks, dispersion, risk of ruin)."""
+"""Closed trades from deals; and the streak, dispersion, runs-test and risk-of-ruin formulas over a trades table.
+
+The payload reads these figures from running aggregates (`accounts.analytics.running_trades`, `report`); the
+functions here compute them straight from a table of trades, the reference the tests hold the aggregates to.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,8 @@ from .tables import (
     GUARDED,
     SELL,
     DealTable,
-    iso,
-    lots,
     money,
     pct,
-    pip_count,
     pip_size,
     price_digits,
     ratio,
@@ -146,49 +147,6 @@ def streaks(profit: np.ndarray) -> dict:
         rich = idx[np.argmax(np.abs(run_sum[idx]))]
         out[richest_key] = {"count": int(run_len[rich]), "money": money(run_sum[rich])}
     return out
-
-
-def trade_summary(t: dict) -> dict:
-    p = t["profit"]
-    n = len(p)
-    wins, losses = p > 0, p < 0
-    gross_profit = int(p[wins].sum())
-    gross_loss = int(p[losses].sum())
-    longs, shorts = t["long"], ~t["long"]
-    out: dict[str, Any] = {
-        "trades": n,
-        "long_trades": int(longs.sum()),
-        "short_trades": int(shorts.sum()),
-        "winning_trades": int(wins.sum()),
-        "losing_trades": int(losses.sum()),
-        "breakeven_trades": int((p == 0).sum()),
-        "lots": lots(int(t["lots"].sum())),
-        "gross_profit": money(gross_profit),
-        "gross_loss": money(gross_loss),
-        "trades_profit": money(int(p.sum())),
-        "profit_factor": ratio(gross_profit / -gross_loss) if gross_loss else None,
-        "expectancy": money(p.mean()) if n else None,
-        "expectancy_pips": pip_count(np.nanmean(t["pips"])) if n and np.isfinite(t["pips"]).any() else None,
-        "average_win": money(p[wins].mean()) if wins.any() else None,
-        "average_loss": money(p[losses].mean()) if losses.any() else None,
-        "average_win_pips": pip_count(np.nanmean(t["pips"][wins])) if np.isfinite(t["pips"][wins]).any() else None,
-        "average_loss_pips": pip_count(np.nanmean(t["pips"][losses])) if np.isfinite(t["pips"][losses]).any() else None,
-        "win_rate_pct": pct(wins.sum() / n) if n else None,
-        "long_win_rate_pct": pct((wins & longs).sum() / longs.sum()) if longs.any() else None,
-        "short_win_rate_pct": pct((wins & shorts).sum() / shorts.sum()) if shorts.any() else None,
-        "best_trade": _trade_ref(t, int(np.argmax(p))) if n else None,
-        "worst_trade": _trade_ref(t, int(np.argmin(p))) if n else None,
-        "best_trade_pips": pip_count(np.nanmax(t["pips"])) if np.isfinite(t["pips"]).any() else None,
-        "worst_trade_pips": pip_count(np.nanmin(t["pips"])) if np.isfinite(t["pips"]).any() else None,
-        "average_trade_seconds": ratio((t["close_time"] - t["open_time"]).mean(), 1) if n else None,
-    }
-    out.update(streaks(p))
-    out.update(dispersion(t))
-    return out
-
-
-def _trade_ref(t: dict, i: int) -> dict:
-    return {"position": int(t["position"][i]), "profit": money(t["profit"][i]), "closed_at": iso(t["close_time"][i])}
 
 
 def dispersion(t: dict) -> dict:

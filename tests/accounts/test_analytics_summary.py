@@ -1,0 +1,198 @@
+"""The stored statistics summary: folded on read when deals arrive, rebuilt (never stale) when history changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal as D
+from importlib import import_module
+
+import pytest
+from django.db import connection
+
+from accounts.analytics import summary
+from accounts.analytics.history import statistics_for_account, statistics_history
+from accounts.analytics.statistics import compute_statistics
+from accounts.models import AccountSnapshot, Deal
+from tests.accounts.test_analytics import START, _account, _mixed_history
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary_table(django_db_setup, django_db_blocker):
+    """The table and triggers come from migration accounts 0006; a run without migrations creates them here."""
+    with django_db_blocker.unblock():
+        if "accounts_analyticssummary" not in connection.introspection.table_names():
+            with connection.cursor() as cursor:
+                for sql in import_module("accounts.migrations.0006_analytics_summary")._CREATE:
+                    cursor.execute(sql)
+
+
+@pytest.fixture
+def rebuilds(monkeypatch):
+    """How many times the summary was rebuilt from the whole history."""
+    calls = []
+    original = summary._rebuild
+
+    def counting(account, generation):
+        calls.append(account.pk)
+        return original(account, generation)
+
+    monkeypatch.setattr(summary, "_rebuild", counting)
+    return calls
+
+
+def _whole(account) -> dict:
+    deals, snapshots, opening = statistics_history(account)
+    return compute_statistics(deals, snapshots, opening_balance=opening)
+
+
+def _stored(account) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generation, state IS NOT NULL, last_deal_ticket FROM accounts_analyticssummary WHERE account_id = %s",
+            [account.pk],
+        )
+        return cursor.fetchone()
+
+
+@pytest.fixture
+def account_in_two_parts(owner):
+    """An account whose mixed history is cut in two: the later deals and snapshots are held back."""
+    account = _account(owner)
+    _mixed_history(account)
+    cut = START + timedelta(days=20)
+    later = list(Deal.objects.filter(account=account, time__gte=cut).order_by("time", "ticket"))
+    later_snaps = list(AccountSnapshot.objects.filter(account=account, taken_at__gte=cut))
+    Deal.objects.filter(account=account, time__gte=cut).delete()
+    AccountSnapshot.objects.filter(account=account, taken_at__gte=cut).delete()
+    for row in (*later, *later_snaps):
+        row.pk = None
+    return account, later, later_snaps
+
+
+def test_new_deals_and_snapshots_are_folded_into_the_stored_summary_with_the_same_result(
+    account_in_two_parts, rebuilds, monkeypatch
+):
+    monkeypatch.setattr(summary, "SAVE_AFTER_ROWS", 1)  # store the folded state at every read
+    account, later, later_snaps = account_in_two_parts
+    first = summary.whole_history_statistics(account)
+    assert first == _whole(account) and rebuilds == [account.pk]
+    # They arrive in three syncs, deals and snapshots in their own statements.
+    for k in range(3):
+        part = later[k * len(later) // 3 : (k + 1) * len(later) // 3]
+        Deal.objects.bulk_create(part)
+        AccountSnapshot.objects.bulk_create([s for s in later_snaps if s.taken_at <= part[-1].time and s.pk is None])
+        assert summary.whole_history_statistics(account) == _whole(account)
+        assert _stored(account)[2] == part[-1].ticket  # the watermark moved: folded, not rebuilt
+    assert rebuilds == [account.pk]
+    assert summary.whole_history_statistics(account)["summary"]["deals"] == Deal.objects.filter(account=account).count()
+
+
+def test_a_few_new_rows_are_folded_on_each_read_and_stored_once_enough_arrived(
+    account_in_two_parts, rebuilds, monkeypatch
+):
+    monkeypatch.setattr(summary, "SAVE_AFTER_ROWS", 50)
+    account, later, _ = account_in_two_parts
+    assert len(later) > 70
+    summary.whole_history_statistics(account)
+    stored = _stored(account)
+    Deal.objects.bulk_create(later[:20])
+    for _ in range(2):  # the same 20 deals folded again: the stored state waits for more
+        assert summary.whole_history_statistics(account) == _whole(account)
+        assert _stored(account)[2] == stored[2]
+    Deal.objects.bulk_create(later[20 : summary.SAVE_AFTER_ROWS + 20])
+    assert summary.whole_history_statistics(account) == _whole(account)
+    assert _stored(account)[2] == later[summary.SAVE_AFTER_ROWS + 19].ticket
+    assert rebuilds == [account.pk]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["deal-changed", "deal-deleted", "older-deal-imported", "snapshot-deleted", "snapshot-changed", "late-snapshot"],
+)
+def test_a_change_to_history_already_summarised_rebuilds_it_never_stale(account_in_two_parts, rebuilds, change):
+    account, later, _ = account_in_two_parts
+    summary.whole_history_statistics(account)
+    assert _stored(account)[1] is True
+    old = Deal.objects.filter(account=account, deal_type__in=(0, 1), entry=1).order_by("time")[3]
+    snapshot = AccountSnapshot.objects.filter(account=account).order_by("taken_at")[2]
+    if change == "deal-changed":
+        Deal.objects.filter(pk=old.pk).update(profit=old.profit + D("1000.00"))
+    elif change == "deal-deleted":
+        old.delete()
+    elif change == "older-deal-imported":  # a statement import brings a deal older than the summary
+        Deal.objects.create(account=account, ticket=10**9, time=old.time - timedelta(seconds=1), deal_type=2,
+                            profit=D("-250.00"))  # fmt: skip
+    elif change == "snapshot-deleted":
+        snapshot.delete()
+    elif change == "snapshot-changed":
+        AccountSnapshot.objects.filter(pk=snapshot.pk).update(equity=snapshot.equity - D("900.00"))
+    else:
+        AccountSnapshot.objects.create(account=account, taken_at=snapshot.taken_at + timedelta(seconds=1),
+                                       balance=D("1.00"), equity=D("1.00"))  # fmt: skip
+    assert _stored(account)[1] is False  # the database cleared it in the same statement
+    result = summary.whole_history_statistics(account)
+    assert rebuilds == [account.pk, account.pk]
+    assert result == _whole(account)
+
+
+def test_an_unchanged_rewrite_or_a_change_past_the_summary_keeps_it(account_in_two_parts, rebuilds):
+    account, later, _ = account_in_two_parts
+    summary.whole_history_statistics(account)
+    old = Deal.objects.filter(account=account).order_by("time")[5]
+    Deal.objects.filter(pk=old.pk).update(profit=old.profit)  # the same values written again
+    assert _stored(account)[1] is True
+    Deal.objects.bulk_create(later[:10])
+    Deal.objects.filter(pk=later[5].pk).update(profit=D("12.34"))  # not folded yet: nothing to clear
+    assert _stored(account)[1] is True
+    assert summary.whole_history_statistics(account) == _whole(account)
+    assert rebuilds == [account.pk]
+
+
+def test_a_state_computed_while_the_history_moved_is_not_saved(account_in_two_parts):
+    account, later, _ = account_in_two_parts
+    summary.whole_history_statistics(account)
+    generation = _stored(account)[0]
+    Deal.objects.bulk_create(later[:5])  # a sync writes while a read computes
+    stale = summary.whole_history_state(account)
+    stale.deals = -1
+    summary._save(account.pk, generation, stale)  # the read saves with the generation it started from
+    assert summary.whole_history_statistics(account)["summary"]["deals"] == Deal.objects.filter(account=account).count()
+
+
+def test_a_short_history_is_computed_whole_in_one_query(owner, super_admin, django_assert_num_queries):
+    account = _account(owner)
+    _mixed_history(account, positions=10)
+    statistics_for_account(account, viewer=super_admin)  # the viewer's roles are cached from here on
+    for _ in range(2):
+        with django_assert_num_queries(1):
+            statistics_for_account(account, viewer=super_admin)
+    assert not summary.worth_summarising(account)
+
+
+def test_deleting_the_account_removes_its_summary(account_in_two_parts):
+    account, _, _ = account_in_two_parts
+    summary.whole_history_statistics(account)
+    account.delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM accounts_analyticssummary WHERE account_id = %s", [account.pk])
+        assert cursor.fetchone()[0] == 0
+
+
+def test_a_long_history_is_read_through_the_summary_from_its_second_whole_read(
+    account_in_two_parts, rebuilds, super_admin, monkeypatch
+):
+    account, later, _ = account_in_two_parts
+    viewer = super_admin  # staff see the whole history, whatever the owner's plan
+    monkeypatch.setattr(summary, "SUMMARY_MIN_ROWS", 100)  # the fixture's history counts as long
+    statistics_for_account(account, viewer=viewer)  # read whole: found long
+    assert rebuilds == []
+    first = statistics_for_account(account, viewer=viewer)  # summarised
+    Deal.objects.bulk_create(later[:40])
+    second = statistics_for_account(account, viewer=viewer)
+    assert rebuilds == [account.pk]
+    assert second["summary"]["deals"] == first["summary"]["deals"] + 40
+    assert {k: v for k, v in second.items() if k not in ("account_id", "currency", "date_from", "date_to")} == (
+        _whole(account)
+    )
