@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from mt5bridge.groups import group_matches
+
 from .choices import CampaignStatus
 
 # The seed's table: the first three can never be overridden; the rest can, by staff, on purpose.
@@ -74,7 +76,8 @@ def check_eligibility(
     if account is None:
         failures.append(Failure("account_not_found", "The MT5 account does not exist."))
         return failures
-    if target_groups and account.group not in target_groups:
+    # MT5 group masks (mt5bridge.groups): the list is one comma list, read in its order; empty targets every group.
+    if target_groups and not group_matches(account.group, target_groups):
         failures.append(Failure("group_mismatch", f"Group {account.group!r} is not targeted by the campaign."))
     countries = {c.strip().lower() for c in target_countries}
     if countries and account.country.strip().lower() not in countries:

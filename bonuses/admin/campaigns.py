@@ -12,6 +12,7 @@ from unfold.admin import ModelAdmin
 from accounts.permissions import capability_required, restrict
 from config.errors import ServiceError
 from mt5bridge import gateway as gw
+from mt5bridge.groups import mask_problems
 
 from .. import selectors
 from ..choices import CAMPAIGN_TRIGGERS, CampaignStatus
@@ -48,7 +49,7 @@ class CampaignForm(forms.ModelForm):
             # Group and country names come from MT5 (traders can influence them) and the admin renders help_text
             # as HTML: escape them.
             self.fields["target_groups"].help_text = format_html(
-                "JSON list. Known groups: {}", ", ".join(scan.groups[:50])
+                "JSON list of MT5 group masks (real\\*, !demo*). Known groups: {}", ", ".join(scan.groups[:50])
             )
             self.fields["target_countries"].help_text = format_html(
                 "JSON list. Known countries: {}", ", ".join(scan.countries[:80])
@@ -60,6 +61,9 @@ class CampaignForm(forms.ModelForm):
             value = cleaned.get(name)
             if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
                 self.add_error(name, 'Give a JSON list of strings, e.g. ["DE", "FR"].')
+        groups = cleaned.get("target_groups")
+        if "target_groups" not in self.errors and groups and (problems := mask_problems(groups)):
+            self.add_error("target_groups", " ".join(problems))
         if not self.errors:
             values = {f: cleaned.get(f, getattr(self.instance, f)) for f in CAMPAIGN_FIELDS}
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from config.errors import Conflict, ServiceError
+from mt5bridge.groups import mask_problems
 
 from ..choices import (
     CAMPAIGN_TRANSITIONS,
@@ -59,6 +60,9 @@ def validate_campaign(values: dict) -> None:
         raise ServiceError("The maximum deposit is below the minimum.", code="invalid_deposit_range")
     if values.get("ends_at") and values.get("starts_at") and values["ends_at"] <= values["starts_at"]:
         raise ServiceError("The campaign must end after it starts.", code="invalid_dates")
+    problems = mask_problems(values.get("target_groups") or [])
+    if problems:
+        raise ServiceError(f"Target groups: {' '.join(problems)}", code="invalid_group_mask")
     unknown = set(values.get("triggers") or []) - set(CAMPAIGN_TRIGGERS)
     if unknown:
         raise ServiceError(f"Unknown triggers: {', '.join(sorted(unknown))}.", code="invalid_triggers")

@@ -10,9 +10,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from config.caches import Memo
+from mt5bridge.groups import group_matcher
 from mt5bridge.simulated import bulk, engine, prices, reads, seeding
 from mt5bridge.simulated import clock as sim_clock
-from mt5bridge.simulated.masks import group_matcher
 from mt5bridge.simulated.models import SimAccount, SimGroup
 from mt5bridge.simulated.symbols_catalog import DEFAULT_SERVER, find_symbol, get_server
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from config.caches import clear_all_memos
+from mt5bridge.groups import filter_groups
 from mt5bridge.simulated import prices
 from mt5bridge.simulated.accounting import rollover_days
-from mt5bridge.simulated.masks import filter_groups
 from mt5bridge.simulated.symbols_catalog import INSTRUMENTS, SERVERS, canonical, find_symbol, symbol_spec
 
 SEED = 20261122
