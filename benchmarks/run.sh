@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the benchmarks against this machine's PostgreSQL and Redis (each benchmark uses its own database).
 # Usage: benchmarks/run.sh [NAME ...]   (default: all). Results: stdout and benchmarks/results/*.json;
-# the figures of record are in docs/benchmarks.md.
+# the figures of record are in docs/benchmarks.md. Each run's figures, commit and load average are appended to
+# benchmarks/history.jsonl (benchmarks/history.py; BENCH_HISTORY=0 leaves it out, for trial runs).
 # Names: sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_beat_cpu ea_to_ea ws_fanout
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +32,10 @@ PY=.venv/bin/python
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(sync startup analytics dashboard bonus_monitor copy_latency ea_heartbeat ea_to_ea ws_fanout)
 for name in "${names[@]}"; do
-  echo "==> $name (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-  case "$name" in
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  started=$(date +%s)
+  echo "==> $name (load average: $load_before)"
+  { case "$name" in
     sync|startup)
       ensure_database mt5bo_bench
       DATABASE_URL="postgres://postgres@127.0.0.1:5432/mt5bo_bench" $PY manage.py migrate --noinput -v 0
@@ -52,5 +55,9 @@ for name in "${names[@]}"; do
     ea_to_ea) $PY benchmarks/ea_to_ea.py ;;
     ws_fanout) $PY benchmarks/ws_fanout.py ;;
     *) echo "unknown benchmark $name" >&2; exit 2 ;;
-  esac
+  esac; } | tee "benchmarks/results/$name.out"
+  if [ "${BENCH_HISTORY:-1}" != 0 ]; then
+    $PY benchmarks/history.py --record "$name" --since "$started" --load-before "$load_before" \
+      --output "benchmarks/results/$name.out" || echo "warning: $name not added to benchmarks/history.jsonl" >&2
+  fi
 done
