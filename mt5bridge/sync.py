@@ -109,28 +109,40 @@ def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gatewa
     except gw.GatewayError as exc:
         return _record_failure(account, started, started_at, trigger, SyncOutcome.ERROR, f"MT5 error: {exc}")
 
+    figures = figures_from_mt5(info)
+    newest_deal = max((deal.time for deal in deals), default=None)
+    changes = {
+        **figures,
+        "leverage": info.leverage,
+        "currency": info.currency or account.currency,
+        "broker": info.company or account.broker,
+        "is_hedging": info.margin_mode == gw.MarginMode.RETAIL_HEDGING,
+        "sync_status": SyncStatus.OK,
+        "last_sync_at": started_at,
+        "last_deal_time": max(filter(None, [account.last_deal_time, newest_deal]), default=None),
+        "consecutive_errors": 0,
+        "last_error": "",
+        "paused_at": None,
+        "updated_at": started_at,
+    }
     with transaction.atomic():
-        deals_added = _store_deals(account, deals)
-        _replace_positions(account, positions, started_at)
-        _replace_orders(account, orders)
-        figures = figures_from_mt5(info)
-        AccountSnapshot.objects.create(account=account, taken_at=started_at, **figures)
-        newest_deal = max((deal.time for deal in deals), default=None)
+        if connection.vendor == "postgresql":
+            # Deals, positions, orders, the snapshot and the account in one statement (one round trip, one plan).
+            deals_added = sql.account_sync_write(
+                account.pk,
+                deals=[_deal_columns(deal) for deal in deals],
+                positions=(_position_rows(positions, started_at), POSITION_UPDATES),
+                orders=(_order_rows(orders), ORDER_UPDATES),
+                snapshot={"taken_at": started_at, **figures},
+                account=changes,
+            )
+        else:
+            deals_added = _store_deals(account, deals)
+            _replace_positions(account, positions, started_at)
+            _replace_orders(account, orders)
+            AccountSnapshot.objects.create(account=account, taken_at=started_at, **figures)
+            TradingAccount.objects.filter(pk=account.pk).update(**changes)
         duration_ms = int((time.perf_counter() - started) * 1000)
-        TradingAccount.objects.filter(pk=account.pk).update(
-            **figures,
-            leverage=info.leverage,
-            currency=info.currency or account.currency,
-            broker=info.company or account.broker,
-            is_hedging=info.margin_mode == gw.MarginMode.RETAIL_HEDGING,
-            sync_status=SyncStatus.OK,
-            last_sync_at=started_at,
-            last_deal_time=max(filter(None, [account.last_deal_time, newest_deal]), default=None),
-            consecutive_errors=0,
-            last_error="",
-            paused_at=None,
-            updated_at=started_at,
-        )
         SyncRun.objects.create(
             account=account,
             started_at=started_at,
@@ -220,6 +232,10 @@ ORDER_UPDATES = ("volume_current", "price_open", "price_current", "price_stoplim
 
 
 def _replace_positions(account: TradingAccount, positions: list[gw.Position], now: datetime) -> None:
+    replace_account_rows(Position, account.pk, _position_rows(positions, now), POSITION_UPDATES)
+
+
+def _position_rows(positions: list[gw.Position], now: datetime) -> list[dict]:
     rows = [
         {
             "ticket": p.ticket,
@@ -240,10 +256,14 @@ def _replace_positions(account: TradingAccount, positions: list[gw.Position], no
         }
         for p in positions
     ]
-    replace_account_rows(Position, account.pk, rows, POSITION_UPDATES)
+    return list({row["ticket"]: row for row in rows}.values())  # one row per ticket, the last reported wins
 
 
 def _replace_orders(account: TradingAccount, orders: list[gw.PendingOrder]) -> None:
+    replace_account_rows(Order, account.pk, _order_rows(orders), ORDER_UPDATES)
+
+
+def _order_rows(orders: list[gw.PendingOrder]) -> list[dict]:
     rows = [
         {
             "ticket": o.ticket,
@@ -263,7 +283,7 @@ def _replace_orders(account: TradingAccount, orders: list[gw.PendingOrder]) -> N
         }
         for o in orders
     ]
-    replace_account_rows(Order, account.pk, rows, ORDER_UPDATES)
+    return list({row["ticket"]: row for row in rows}.values())  # one row per ticket, the last reported wins
 
 
 def replace_account_rows(model, account_id, rows: list[dict], updates: tuple[str, ...]) -> None:
