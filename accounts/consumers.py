@@ -64,7 +64,18 @@ class AccountsConsumer(AsyncJsonWebsocketConsumer):
             for payload in await _catch_up(self.account_ids):
                 await self.send_json(payload)
 
+    async def dispatch(self, message):
+        # An account update touches no database, so it skips Channels' per-message check of old database
+        # connections: a hop to the process's one thread for synchronous code, per update and per socket (at
+        # 10,000 sockets, 10,000 hops a second through one thread). Everything else is dispatched as usual.
+        if message.get("type") == "account.changed":
+            await self.account_changed(message)
+        else:
+            await super().dispatch(message)
+
     async def account_changed(self, event):
-        data = event.get("data")
-        if data is not None:
-            await self.send_json(data)
+        text = event.get("text")  # accounts.live: the payload encoded once for every socket of the account
+        if text is not None:
+            await self.send(text_data=text)
+        elif event.get("data") is not None:  # a payload as a dict (copytrading's rule hits)
+            await self.send_json(event["data"])

@@ -1,17 +1,22 @@
 """Live updates: push an account's latest figures and open positions to its Channels group.
 
 The message carries the figures, so each connected browser gets them without a database
-query of its own (one read per change, however many dashboards watch the account).
+query of its own (one read per change, however many dashboards watch the account). They travel
+as the JSON text the browser receives, encoded once per update rather than once per socket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import threading
 import time
 from collections import defaultdict
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from config.redis_clients import redis_client
@@ -111,13 +116,71 @@ def is_watched(account_id) -> bool:
         return True
 
 
+PUSHES_IN_FLIGHT = 1000  # pushes handed to the publishing loop and not yet taken by the layer; more are dropped
+
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None  # (process id, its publishing loop)
+_publisher_lock = threading.Lock()
+_in_flight = threading.BoundedSemaphore(PUSHES_IN_FLIGHT)
+
+
+def _publishing_loop() -> asyncio.AbstractEventLoop:
+    """This process's event loop for pushes from synchronous code, started on first use (again after a fork).
+
+    ``async_to_sync`` from a thread without an event loop runs each call in a new loop, and a Redis channel layer
+    keeps its connections per loop: every push paid a new connection (2.0 ms of CPU; 0.26 ms through this loop)."""
+    global _publisher, _in_flight  # noqa: PLW0603 (one loop per process, created lazily)
+    current = _publisher
+    if current is not None and current[0] == os.getpid():
+        return current[1]
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+            _in_flight = threading.BoundedSemaphore(PUSHES_IN_FLIGHT)
+        return _publisher[1]
+
+
+def _pushed(future) -> None:
+    _in_flight.release()
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("live update not delivered", exc_info=future.exception())
+
+
+def group_send(group: str, message: dict) -> None:
+    """Send ``message`` to a Channels group from synchronous code, without waiting for it (best effort, in order).
+
+    The caller goes on at once: its thread does not wait for the channel layer's round trip. If the layer falls
+    behind by ``PUSHES_IN_FLIGHT`` pushes (Redis down or slow), further pushes are dropped and logged."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    if isinstance(layer, InMemoryChannelLayer):
+        # Its queues belong to the consumers' own loop (one process: development, tests): send from there.
+        async_to_sync(layer.group_send)(group, message)
+        return
+    loop = _publishing_loop()
+    if not _in_flight.acquire(blocking=False):
+        logger.warning("live update for %s dropped: %d pushes still in flight", group, PUSHES_IN_FLIGHT)
+        return
+    asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).add_done_callback(_pushed)
+
+
+def account_message(payload: dict) -> dict:
+    """The channel-layer message of an account update: the payload already as the browser's JSON text."""
+    return {
+        "type": "account.changed",
+        "account": payload["account"],
+        "text": json.dumps(payload, separators=(",", ":")),
+    }
+
+
 def publish_account_update(account_id, payload: dict | None = None) -> None:
     """Tell subscribed dashboards that ``account_id`` changed. Never fails the caller.
 
     Skipped when no socket watches the account. Callers that hold the figures already (an EA heartbeat)
     pass ``payload`` and the database is not read."""
-    layer = get_channel_layer()
-    if layer is None:
+    if get_channel_layer() is None:
         return
     try:
         if not is_watched(account_id):
@@ -127,7 +190,7 @@ def publish_account_update(account_id, payload: dict | None = None) -> None:
             if not payloads:
                 return
             payload = payloads[0]
-        async_to_sync(layer.group_send)(account_group(account_id), {"type": "account.changed", "data": payload})
+        group_send(account_group(account_id), account_message(payload))
     except Exception:  # a live push is best effort; the data is already stored
         logger.exception("live update for account %s not delivered", account_id)
 

@@ -151,6 +151,6 @@ async def test_nobody_watching_means_no_push_and_a_closed_page_stops_the_pushes(
     assert await sync_to_async(is_watched)(owned_account.pk)
     await sync_to_async(publish_account_update)(owned_account.pk)
     async with asyncio.timeout(2):
-        assert (await layer.receive(listener))["data"]["account"] == str(owned_account.pk)
+        assert (await layer.receive(listener))["account"] == str(owned_account.pk)
     await communicator.disconnect()
     assert not await sync_to_async(is_watched)(owned_account.pk)
