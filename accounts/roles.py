@@ -92,8 +92,7 @@ MATRIX: tuple[Capability, ...] = (
                ("bonuses.approve_grantapproval", "bonuses.review_abusesignal")),
     Capability("bonuses.own", "A trader's own bonuses: terms, credit outstanding, leverage, lot progress, "
                "withdrawal preview",
-               {SA: ALL, SUP: ALL, TR: OWN},
-               ("bonuses.view_bonus",)),
+               {SA: ALL, SUP: ALL, TR: OWN}),
     Capability("bonuses.trigger", "Fire deposit, registration and promo-code triggers",
                {SA: ALL},
                ("bonuses.fire_trigger",)),
