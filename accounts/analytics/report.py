@@ -7,6 +7,7 @@ state built in one batch and one built in many give the same payload.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -137,22 +138,28 @@ def chart(state: Running) -> dict:
     _, unique = np.unique(rows[:, SEQ], return_index=True)
     rows = rows[unique]
     base = first[0, GAIN] if first[0, GAIN] > 0 else 1.0
-    gain = rows[:, GAIN] / base - 1.0
-    eq_gain = rows[:, EQIDX] - 1.0
-    stamps = [iso(t) for t in rows[:, TIME].tolist()]
-    equity = [
-        [t, money(e), money(b), bool(x)]
-        for t, e, b, x in zip(
-            stamps,
-            chart_equity(rows, state.credit_offset).tolist(),
-            rows[:, BALANCE_C].tolist(),
-            rows[:, ESTIMATED].tolist(),
-            strict=True,
-        )
-    ]
-    growth = [[t, pct(g), pct(q)] for t, g, q in zip(stamps, gain.tolist(), eq_gain.tolist(), strict=True)]
-    drawdown = [[t, pct(f)] for t, f in zip(stamps, rows[:, FALL].tolist(), strict=True)]
-    return {"equity": equity, "growth": growth, "drawdown": drawdown}
+    columns = (
+        rows[:, TIME].tolist(),
+        chart_equity(rows, state.credit_offset).tolist(),
+        rows[:, BALANCE_C].tolist(),
+        rows[:, ESTIMATED].tolist(),
+        (rows[:, GAIN] / base - 1.0).tolist(),
+        (rows[:, EQIDX] - 1.0).tolist(),
+        rows[:, FALL].tolist(),
+    )
+    formatted = [_chart_row(*values) for values in zip(*columns, strict=True)]
+    return {
+        "equity": [list(f[0]) for f in formatted],
+        "growth": [list(f[1]) for f in formatted],
+        "drawdown": [list(f[2]) for f in formatted],
+    }
+
+
+@lru_cache(maxsize=1 << 16)
+def _chart_row(t: float, equity: float, balance: float, estimated: float, gain: float, eq_gain: float, fall: float):
+    """One point's three chart rows, formatted (cached: most points of a chart are the same from read to read)."""
+    stamp = iso(t)
+    return (stamp, money(equity), money(balance), bool(estimated)), (stamp, pct(gain), pct(eq_gain)), (stamp, pct(fall))
 
 
 def monthly_returns(months: dict) -> list:

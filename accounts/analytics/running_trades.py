@@ -37,7 +37,7 @@ class TradeState:
     digits: dict = field(default_factory=dict)  # quote digits seen per symbol
     open_f: np.ndarray = field(default_factory=lambda: np.zeros((0, O_WIDTH)))
     open_i: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
-    position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # closed, in order
+    max_position: int | None = None  # the largest position id of a closed trade
     profit: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     last: list | None = None  # [close_time, position] of the last trade
     n: int = 0
@@ -85,10 +85,13 @@ class TradeState:
                 arrays[f.name] = value
             else:
                 meta[f.name] = value
+        if len(self.profit) and np.abs(self.profit).max() < 2**31:  # half the bytes to store (the bulk of it)
+            arrays["profit"] = self.profit.astype(np.int32)
         return meta, arrays
 
     @classmethod
     def load(cls, meta: dict, arrays: dict) -> TradeState:
+        arrays["profit"] = arrays["profit"].astype(np.int64)
         return cls(**meta, **arrays)
 
 
@@ -103,8 +106,12 @@ def fold_trades(ts: TradeState, d: DealTable, cash: np.ndarray, before: np.ndarr
     if not len(sel):
         return True
     positions = d.position_id[sel]
-    if len(ts.position) and np.isin(positions, ts.position).any():
-        return False  # a deal of a trade already counted
+    if ts.max_position is not None:
+        # A position that is neither open here nor newer than every closed one may be a closed trade's: rebuild.
+        # (Position ids are ticket numbers: a new position's is larger than those of positions closed before.)
+        unknown = positions[~np.isin(positions, ts.open_i[:, OI_POSITION])]
+        if (unknown <= ts.max_position).any():
+            return False
     # Symbol codes of this batch -> the state's list; quote digits per symbol.
     codes = np.empty(len(d.symbols), dtype=np.int64)
     for i, name in enumerate(d.symbols):
@@ -160,7 +167,8 @@ def fold_trades(ts: TradeState, d: DealTable, cash: np.ndarray, before: np.ndarr
 def _aggregate(ts: TradeState, t: dict, names: tuple, months: dict) -> None:
     p, long_, pips, r = t["profit"], t["long"], t["pips"], t["returns"]
     wins, losses = p > 0, p < 0
-    ts.position = np.r_[ts.position, t["position"]]
+    top = int(t["position"].max())
+    ts.max_position = top if ts.max_position is None else max(ts.max_position, top)
     ts.profit = np.r_[ts.profit, p]
     ts.n += len(p)
     ts.longs += int(long_.sum())

@@ -175,10 +175,12 @@ def _epoch(value) -> float:
 
 
 def money(cents) -> str | None:
-    """Cents (int or float) as a Decimal string with two places."""
+    """Cents (int or float) as a Decimal string with two places (``str(Decimal(cents).scaleb(-2))``)."""
     if cents is None or (isinstance(cents, float) and not math.isfinite(cents)):
         return None
-    return str(Decimal(int(round(cents))).scaleb(-2))
+    units = int(round(cents))
+    whole, part = divmod(-units if units < 0 else units, 100)
+    return f"{'-' if units < 0 else ''}{whole}.{part:02d}"
 
 
 def lots(units) -> str:
