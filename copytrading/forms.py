@@ -80,6 +80,29 @@ class CopyLinkForm(forms.Form):
     max_delay_seconds = forms.IntegerField(min_value=0, max_value=86400, initial=30)
     max_slippage_points = forms.IntegerField(min_value=0, max_value=100000, initial=20)
     priority = forms.IntegerField(min_value=0, max_value=32767, initial=100)
+    skip_below_min_volume = forms.BooleanField(
+        required=False,
+        label="Skip copies below the minimum lot",
+        help_text="A copy sized below the slave symbol's minimum is skipped (and logged), not raised to the minimum.",
+    )
+    equity_stop = forms.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        required=False,
+        label="Equity stop (amount)",
+        help_text="The link stops opening copies when the slave's equity falls to or below this.",
+    )
+    equity_stop_percent = forms.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        max_value=Decimal("100"),
+        required=False,
+        label="Equity stop (% of the start equity)",
+        help_text="Or at this % of the slave's equity when the link starts (70: after a 30% fall).",
+    )
+    equity_stop_close = forms.BooleanField(required=False, label="Close the link's copies when the equity stop fires")
 
     def __init__(self, *args, masters=(), slaves=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,6 +129,12 @@ class CopyLinkForm(forms.Form):
                 if name not in self._errors:
                     label = dict(SizingMode.choices)[mode]
                     self.add_error(name, f"Required with the sizing mode “{label}”.")
+        if (
+            data.get("equity_stop_close")
+            and data.get("equity_stop") is None
+            and data.get("equity_stop_percent") is None
+        ):
+            self.add_error("equity_stop_close", "Give the equity stop's amount or percentage first.")
         if mode == SizingMode.RISK_PERCENT and data.get("no_sl") == NoStopLoss.DEFAULT:
             if data.get("default_sl_points") == 0 and "default_sl_points" not in self._errors:
                 self.add_error("default_sl_points", "Give the SL distance to assume, or skip trades without SL.")

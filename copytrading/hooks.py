@@ -12,6 +12,7 @@ from mt5bridge.events import StateNotHeard
 
 from .choices import CopyKind, CopyStatus
 from .engine import copy_master_state
+from .equity_stops import equity_stops_check
 from .models import CopiedPosition, link_id_of
 from .rules import rules_check
 from .selectors import account_config, account_config_in_memory
@@ -21,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 def on_ea_state(previous: Any | None, current: Any) -> None:
-    """Copy a master's changes to its slaves, notice slave positions closed by hand, and check the rules.
+    """Copy a master's changes to its slaves, notice slave positions closed by hand, check the links' equity stops
+    and the rules.
 
     Runs synchronously in the heartbeat path, so it does nothing (one cached lookup) for accounts
     without links or rules. Each step is guarded on its own (a failing copy must not stop the rules); if any step
@@ -44,6 +46,12 @@ def on_ea_state(previous: Any | None, current: Any) -> None:
         except Exception:
             logger.exception("reconciling slave %s failed", current.account_id)
             failed.append("slave positions")
+    if config.guarded_links:
+        try:
+            equity_stops_check(config, current)
+        except Exception:
+            logger.exception("checking the equity stops of the links into %s failed", current.account_id)
+            failed.append("equity stops")
     if config.rules:
         try:
             rules_check(config, current)

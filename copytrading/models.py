@@ -80,6 +80,36 @@ class CopyLink(models.Model):
     max_delay_seconds = models.PositiveIntegerField(default=30)
     max_slippage_points = models.PositiveIntegerField(default=20)
 
+    # The follower's risk guards (docs/copy-trading.md "Risk guards").
+    skip_below_min_volume = models.BooleanField(
+        default=False,
+        help_text="Skip a copy sized below the slave symbol's minimum volume instead of raising it to the minimum.",
+    )
+    equity_stop = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Stop opening copies when the slave's equity falls to or below this amount.",
+    )
+    equity_stop_percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.001")), MaxValueValidator(Decimal("100"))],
+        help_text="Or: stop at this % of the slave's equity when the link started (70: after a 30% fall).",
+    )
+    equity_stop_close = models.BooleanField(
+        default=False, help_text="When the equity stop fires, also close the copies the link holds."
+    )
+    start_equity = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="The slave's equity when the link started or was last resumed."
+    )
+    # Set when the equity stop fired: the link opens no copy until resumed (closes still follow the master).
+    stop_reason = models.CharField(max_length=255, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
     # Why the link copies nothing now (the master's or the slave's account is paused, or its plan refuses copy
     # trading); cleared when a copy goes through again. refused_at: the last refused copy.
     refusal_code = models.CharField(max_length=40, blank=True)
@@ -99,6 +129,36 @@ class CopyLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.master_id} -> {self.slave_id}"
+
+    @property
+    def equity_stop_level(self) -> Decimal | None:
+        """The slave equity at or below which the link stops: the higher of its amount and its percentage of the
+        start equity (the earlier stop), None without either."""
+        levels = [self.equity_stop] if self.equity_stop is not None else []
+        if self.equity_stop_percent is not None and self.start_equity is not None:
+            levels.append((self.start_equity * self.equity_stop_percent / Decimal("100")).quantize(Decimal("0.01")))
+        return max(levels) if levels else None
+
+
+class LinkStop(models.Model):
+    """Audit of a link's equity stop: fired (the equity, the level, the copies it closed) or resumed; insert-only."""
+
+    link = models.ForeignKey(CopyLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="stops")
+    master_account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="+")
+    slave_account = models.ForeignKey("accounts.TradingAccount", on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=12, choices=[("stopped", "Stopped"), ("resumed", "Resumed")])
+    equity = models.DecimalField(**MONEY, null=True, blank=True)
+    level = models.DecimalField(**MONEY, null=True, blank=True)
+    detail = models.CharField(max_length=255)
+    closed_copies = models.PositiveIntegerField(default=0)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.detail}"
 
 
 class CopiedPosition(models.Model):

@@ -20,6 +20,7 @@ from mt5bridge.commands import CommandSpec
 
 from . import diff as d
 from .choices import AccountMode, CopyKind, CopyStatus, NoStopLoss, SizingMode
+from .guards import equity_stop_refusal
 from .mapping import Resolved, broker_symbols, resolve
 from .models import CopiedPosition, CopyLink, link_origin_ref
 from .selectors import slave_mode
@@ -277,6 +278,7 @@ def _size(ctx: MasterContext, link: CopyLink, links: list[CopyLink], intent: d.I
         rules=target.spec.volume,
         link_min=link.min_volume,
         link_max=link.max_volume,
+        skip_below_minimum=link.skip_below_min_volume,
         master_volume=intent.volume,
         multiplier=link.multiplier,
         fixed_volume=link.fixed_volume,
@@ -323,6 +325,8 @@ def _plan_open(
         return _skip(plan, link, intent, f"slave_{mode}", f"the slave is in {mode.replace('_', '-')} mode (rules)")
     if link.close_only:
         return _skip(plan, link, intent, "link_close_only", "the link copies closes only")
+    if (link.stopped_at or link.equity_stop_level) and (stop := equity_stop_refusal(link, ctx.slave_figures(links))):
+        return _skip(plan, link, intent, *stop)
     if is_pending and not link.copy_pending:
         return None  # configuration, not a failure: nothing to log
     rejected = _passes_filters(prep, intent)

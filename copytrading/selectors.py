@@ -35,6 +35,7 @@ class AccountConfig:
     account_id: str
     links_out: list = field(default_factory=list)  # active CopyLinks where the account is the master
     incoming_links: int = 0  # active links where the account is the slave
+    guarded_links: list = field(default_factory=list)  # those of them with an equity stop (copytrading.equity_stops)
     rules: list = field(default_factory=list)
     mode: str = AccountMode.NORMAL
     state: object | None = None  # AccountCopyState, when one exists
@@ -194,10 +195,14 @@ def _load(account_id: str) -> AccountConfig:
             link.slave_is_shared = link.slave_id in shared
             link.resolved_symbols = {}
     state = AccountCopyState.objects.filter(account_id=account_id).first()
+    incoming = list(CopyLink.objects.filter(slave_id=account_id, active=True).order_by("id"))
     return AccountConfig(
         account_id=account_id,
         links_out=links,
-        incoming_links=CopyLink.objects.filter(slave_id=account_id, active=True).count(),
+        incoming_links=len(incoming),
+        guarded_links=[
+            link for link in incoming if link.equity_stop is not None or link.equity_stop_percent is not None
+        ],
         rules=list(Rule.objects.filter(account_id=account_id, active=True).order_by("id")),
         mode=state.mode if state else AccountMode.NORMAL,
         state=state,

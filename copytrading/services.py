@@ -58,6 +58,10 @@ LINK_FIELDS = (
     "close_only",
     "max_delay_seconds",
     "max_slippage_points",
+    "skip_below_min_volume",
+    "equity_stop",
+    "equity_stop_percent",
+    "equity_stop_close",
 )
 RULE_FIELDS = (
     "kind",
@@ -130,7 +134,7 @@ def copy_link_create(*, user, master_id, slave_id, **values: Any) -> CopyLink:
             raise Conflict("These accounts are already linked.", code="link_exists")
         require_limit(user, "copy_links", CopyLink.objects.filter(created_by=user).count())
         require_limit(user, "slaves_per_master", CopyLink.objects.filter(master=master).count())
-        link = CopyLink(master=master, slave=slave, created_by=user, **values)
+        link = CopyLink(master=master, slave=slave, created_by=user, start_equity=slave.equity, **values)
         link.full_clean()
         link.save()
         bump_config_version()
@@ -146,6 +150,8 @@ def copy_link_update(*, link: CopyLink, **values: Any) -> CopyLink:
     with transaction.atomic():
         for name, value in values.items():
             setattr(link, name, value)
+        if link.start_equity is None:  # a link older than its equity stop: it starts now
+            link.start_equity = link.slave.equity
         link.full_clean()
         link.save()
         bump_config_version()
@@ -215,7 +221,7 @@ def _book_open(row: CopiedPosition, command: Any, status: str, result: dict) -> 
                 pass
         row.save(update_fields=["slave_ticket", "status", "slave_volume"])
         if row.close_requested and row.slave_ticket is not None:
-            _close_now(row)
+            close_copy_now(row)
         return
     row.status = CopyStatus.FAILED
     row.closed_at = timezone.now()
@@ -225,8 +231,9 @@ def _book_open(row: CopiedPosition, command: Any, status: str, result: dict) -> 
         _announce_failure(row, command, status)
 
 
-def _close_now(row: CopiedPosition) -> None:
-    """The master closed while the copy was in flight: close it as soon as it exists."""
+def close_copy_now(row: CopiedPosition, *, reason: str = "late-close") -> None:
+    """Close one copy the link holds now: the master closed while the copy was in flight (``late-close``), or the
+    link's equity stop closes its copies. ``reason`` ends the command's idempotency key."""
 
     link = row.link
     if row.kind == CopyKind.ORDER:
@@ -250,7 +257,7 @@ def _close_now(row: CopiedPosition) -> None:
         kind=kind,
         params=params,
         origin="copy",
-        idempotency_key=f"copy:{link.id}:{row.id}:late-close",
+        idempotency_key=f"copy:{link.id}:{row.id}:{reason}"[:100],
         origin_ref=link_origin_ref(link.id),
     )
     row.close_command_id = command.id

@@ -62,14 +62,27 @@ def _largest_volume(maximum: Decimal, step: Decimal) -> Decimal:
 
 
 def clamp(
-    volume: Decimal, rules: VolumeRules, *, link_min: Decimal | None = None, link_max: Decimal | None = None
+    volume: Decimal,
+    rules: VolumeRules,
+    *,
+    link_min: Decimal | None = None,
+    link_max: Decimal | None = None,
+    skip_below_minimum: bool = False,
 ) -> Decimal:
-    """Clamp to the link's bounds, round to the step, then clamp to the symbol's bounds."""
+    """Clamp to the link's bounds, round to the step, then clamp to the symbol's bounds.
+
+    Below the symbol's minimum the volume is raised to it, or, with ``skip_below_minimum`` (the link's risk guard:
+    raising can multiply the risk), the copy is skipped."""
     if link_max is not None and link_max > 0:
         volume = min(volume, link_max)
     if link_min is not None and link_min > 0:
         volume = max(volume, link_min)
     volume = round_to_step(volume, rules.step)
+    if skip_below_minimum and volume < rules.minimum:
+        raise SizingSkip(
+            "below_min_volume",
+            f"the sized volume {volume} is below the symbol's minimum {rules.minimum}; the link skips such copies",
+        )
     volume = max(volume, rules.minimum)
     return min(volume, _largest_volume(rules.maximum, rules.step))
 
@@ -131,13 +144,14 @@ def copy_volume(
     rules: VolumeRules,
     link_min: Decimal | None = None,
     link_max: Decimal | None = None,
+    skip_below_minimum: bool = False,
     **inputs,
 ) -> Decimal:
     """The slave volume for one master trade, rounded to the slave step and clamped to the min/max."""
     volume = raw_volume(mode, **inputs)
     if volume <= 0:
         raise SizingSkip("zero_volume", "the sized volume is zero")
-    return clamp(volume, rules, link_min=link_min, link_max=link_max)
+    return clamp(volume, rules, link_min=link_min, link_max=link_max, skip_below_minimum=skip_below_minimum)
 
 
 def partial_close_volume(slave_volume: Decimal, closed: Decimal, previous: Decimal, rules: VolumeRules) -> Decimal:

@@ -2,11 +2,17 @@
 
 from django.urls import path, re_path
 
-from .api import links, orders, rules
+from .api import guards, links, orders, rules
 
 urlpatterns = [
     path("copy/links", links.CopyLinkListView.as_view(), name="copy-links"),
     re_path(r"^copy/links/(?P<pk>[0-9]{1,18})$", links.CopyLinkDetailView.as_view(), name="copy-link"),
+    re_path(r"^copy/links/(?P<pk>[0-9]{1,18})/resume$", guards.CopyLinkResumeView.as_view(), name="copy-link-resume"),
+    re_path(
+        r"^copy/links/(?P<pk>[0-9]{1,18})/slippage$", guards.CopyLinkSlippageView.as_view(), name="copy-link-slippage"
+    ),
+    path("copy/slippage", guards.CopySlippageListView.as_view(), name="copy-slippage"),
+    path("copy/link-stops", guards.LinkStopListView.as_view(), name="copy-link-stops"),
     path("copy/events", links.CopyEventListView.as_view(), name="copy-events"),
     path("copy/positions", links.CopiedPositionListView.as_view(), name="copy-positions"),
     path("copy/rules", rules.RuleListView.as_view(), name="copy-rules"),

@@ -22,8 +22,10 @@ from .api.links import link_for_change, links_visible_to
 from .api.orders import TerminalOrderSerializer, commands_visible_to, templates_of
 from .api.rules import rules_visible_to
 from .choices import AccountMode
+from .equity_stops import link_resume
 from .forms import CopyLinkForm, RuleForm, SampleTradeForm, TemplateForm, TerminalOrderForm
 from .models import AccountCopyState, CopiedPosition, CopyEvent, Rule, RuleHit
+from .web_guards import with_slippage
 
 
 def _visible_accounts(user):
@@ -55,11 +57,13 @@ def links(request: HttpRequest) -> HttpResponse:
     states = dict(AccountCopyState.objects.filter(account__in=slaves).values_list("account_id", "mode"))
     for account in slaves:
         account.copy_mode = states.get(account.pk, AccountMode.NORMAL)
+    shown = list(links_visible_to(request.user).order_by("id"))
+    with_slippage(shown)
     return render(
         request,
         "copytrading/links.html",
         {
-            "links": links_visible_to(request.user).order_by("id"),
+            "links": shown,
             "form": form,
             "sample_form": SampleTradeForm(),
             "slaves": slaves,
@@ -79,6 +83,9 @@ def link_action(request: HttpRequest, pk: int) -> HttpResponse:
     elif action in ("pause", "activate"):
         services.copy_link_update(link=link, active=action == "activate")
         messages.success(request, "Copy link updated.")
+    elif action == "resume":
+        link_resume(link, actor=request.user)
+        messages.success(request, "Copy link resumed after its equity stop.")
     else:
         raise Http404
     return redirect("copy-web-links")

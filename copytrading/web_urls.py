@@ -2,12 +2,13 @@
 
 from django.urls import path, re_path
 
-from . import web, web_preview
+from . import web, web_guards, web_preview
 
 urlpatterns = [
     path("copy/", web.links, name="copy-web-links"),
     path("copy/links/preview/", web_preview.link_preview, name="copy-web-link-preview"),
     re_path(r"^copy/links/(?P<pk>[0-9]{1,18})/$", web.link_action, name="copy-web-link-action"),
+    re_path(r"^copy/links/(?P<pk>[0-9]{1,18})/fills/$", web_guards.link_fills, name="copy-web-link-fills"),
     path("copy/accounts/<uuid:account_id>/mode/", web.account_mode, name="copy-web-mode"),
     path("copy/history/", web.history, name="copy-web-history"),
     path("copy/rules/", web.rules, name="copy-web-rules"),

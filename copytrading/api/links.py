@@ -34,6 +34,13 @@ from .common import (
 class CopyLinkSerializer(serializers.ModelSerializer):
     master_name = serializers.CharField(source="master.__str__", read_only=True)
     slave_name = serializers.CharField(source="slave.__str__", read_only=True)
+    equity_stop_level = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="The slave equity at or below which the link stops (the higher of the amount and the %).",
+    )
 
     class Meta:
         model = CopyLink
@@ -44,6 +51,10 @@ class CopyLinkSerializer(serializers.ModelSerializer):
             "master_name",
             "slave_name",
             *services.LINK_FIELDS,
+            "start_equity",
+            "equity_stop_level",
+            "stop_reason",
+            "stopped_at",
             "refusal_code",
             "refusal_reason",
             "refused_at",
@@ -82,6 +93,19 @@ class CopyLinkWriteSerializer(serializers.Serializer):
     close_only = serializers.BooleanField(required=False)
     max_delay_seconds = serializers.IntegerField(min_value=0, max_value=86400, required=False)
     max_slippage_points = serializers.IntegerField(min_value=0, max_value=100000, required=False)
+    skip_below_min_volume = serializers.BooleanField(required=False)
+    equity_stop = serializers.DecimalField(
+        max_digits=20, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True
+    )
+    equity_stop_percent = serializers.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        max_value=Decimal("100"),
+        required=False,
+        allow_null=True,
+    )
+    equity_stop_close = serializers.BooleanField(required=False)
 
     def validate_symbol_overrides(self, value):
         if len(value) > 500 or any(len(k) > 64 for k in value):
