@@ -12,3 +12,8 @@ class BillingConfig(AppConfig):
         from .webhooks import connect_handlers
 
         connect_handlers()
+
+        # Signal followers' fees, announced by copy trading's port (docs/signals.md).
+        from .signal_fees import connect_receivers
+
+        connect_receivers()

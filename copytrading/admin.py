@@ -191,3 +191,7 @@ class OrderTemplateAdmin(ModelAdmin):
     list_select_related = ["owner"]
     raw_id_fields = ["owner"]
     search_fields = ["name", "symbol", "owner__email"]
+
+
+# Signals' admin pages live in their own module; imported here so the admin registry finds them.
+from . import signal_admin  # noqa: E402, F401

@@ -18,6 +18,11 @@ class CopytradingConfig(AppConfig):
 
         connect_receivers()
 
+        # Signals: a link a stopped subscription left stays off until its follower follows again.
+        from .signal_services import connect_receivers as connect_signal_receivers
+
+        connect_signal_receivers()
+
         # The plan's usage page counts copy links through entitlements' port (entitlements sits below this app).
         from entitlements.selectors import usage_counted
 

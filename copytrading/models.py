@@ -303,3 +303,13 @@ class OrderTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Signals (a master published for followers, their fees and audit) live in their own module; imported here so the
+# app registry finds them.
+from .signal_models import (  # noqa: E402, F401
+    SignalAudit,
+    SignalFee,
+    SignalSubscription,
+    TradingSignal,
+)

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from .api import guards, links, orders, rules
+from .api import guards, links, orders, rules, signals
 
 urlpatterns = [
     path("copy/links", links.CopyLinkListView.as_view(), name="copy-links"),
@@ -26,4 +26,19 @@ urlpatterns = [
     ),
     path("copy/terminal/orders", orders.TerminalOrderView.as_view(), name="copy-terminal-order"),
     path("copy/terminal/commands", orders.TerminalCommandListView.as_view(), name="copy-terminal-commands"),
+    path("signals", signals.SignalListView.as_view(), name="signals"),
+    re_path(r"^signals/(?P<pk>[0-9]{1,18})$", signals.SignalDetailView.as_view(), name="signal"),
+    re_path(r"^signals/(?P<pk>[0-9]{1,18})/followers$", signals.SignalFollowersView.as_view(), name="signal-followers"),
+    re_path(r"^signals/(?P<pk>[0-9]{1,18})/subscribe$", signals.SignalSubscribeView.as_view(), name="signal-subscribe"),
+    path("signal-subscriptions", signals.SubscriptionListView.as_view(), name="signal-subscriptions"),
+    re_path(
+        r"^signal-subscriptions/(?P<pk>[0-9]{1,18})$",
+        signals.SubscriptionDetailView.as_view(),
+        name="signal-subscription",
+    ),
+    re_path(
+        r"^signal-subscriptions/(?P<pk>[0-9]{1,18})/stop$",
+        signals.SubscriptionStopView.as_view(),
+        name="signal-subscription-stop",
+    ),
 ]

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import web, web_guards, web_preview
+from . import web, web_guards, web_preview, web_signals
 
 urlpatterns = [
     path("copy/", web.links, name="copy-web-links"),
@@ -17,4 +17,11 @@ urlpatterns = [
     re_path(r"^copy/templates/(?P<pk>[0-9]{1,18})/place/$", web.template_place, name="copy-web-template-place"),
     path("copy/terminal/", web.terminal, name="copy-web-terminal"),
     path("copy/terminal/commands/", web.terminal_commands, name="copy-web-terminal-commands"),
+    path("copy/signals/", web_signals.signal_list, name="copy-web-signals"),
+    re_path(r"^copy/signals/(?P<pk>[0-9]{1,18})/$", web_signals.signal_page, name="copy-web-signal"),
+    re_path(r"^copy/signals/(?P<pk>[0-9]{1,18})/follow/$", web_signals.signal_follow, name="copy-web-signal-follow"),
+    re_path(r"^copy/signals/(?P<pk>[0-9]{1,18})/listing/$", web_signals.signal_listing, name="copy-web-signal-listing"),
+    path("copy/signals/mine/", web_signals.signals_mine, name="copy-web-signals-mine"),
+    path("copy/following/", web_signals.following, name="copy-web-following"),
+    re_path(r"^copy/following/(?P<pk>[0-9]{1,18})/stop/$", web_signals.follow_stop, name="copy-web-following-stop"),
 ]

@@ -1,4 +1,5 @@
-"""Link the demo master to two slaves, with a rule and a template (idempotent; run after seed_demo)."""
+"""Link the demo master to two slaves, with a rule and a template, and publish it as a signal (idempotent; run after
+seed_demo)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from accounts.models import TradingAccount
-from copytrading.models import CopyLink, OrderTemplate, Rule
+from copytrading.models import CopyLink, OrderTemplate, Rule, TradingSignal
 from copytrading.selectors import bump_config_version
 from copytrading.services import copy_link_create
+from copytrading.signal_services import signal_publish
 
 MASTER = ("bob@demo.local", 5200001, "MetaSim-Live")  # Bob master
 SLAVES = [
@@ -35,7 +37,10 @@ def _account(owner_email: str, login: int, server: str) -> TradingAccount:
 
 
 class Command(BaseCommand):
-    help = "Copy-trading demo: Bob's master copied to two slaves, an equity-stop rule and a template (idempotent)."
+    help = (
+        "Copy-trading demo: Bob's master copied to two slaves, an equity-stop rule, a template, and the master "
+        "published as a signal (idempotent)."
+    )
 
     def handle(self, *args, **options):
         master = _account(*MASTER)
@@ -68,6 +73,17 @@ class Command(BaseCommand):
                     "comment": "template",
                 },
             )
+            if not TradingSignal.objects.filter(master=master).exists():
+                # Bob's master is also on the signal list (its page: figures from the synced history).
+                signal_publish(
+                    user=master.owner,
+                    master_id=master.pk,
+                    name="Bob's BTC and FX",
+                    description="Bob's live master: the demo's signal. Follow it from Copy trading → Signals.",
+                    min_deposit=Decimal("500"),
+                    monthly_fee=Decimal("19"),
+                    performance_fee_pct=Decimal("20"),
+                )
             bump_config_version()
         self.stdout.write(
             self.style.SUCCESS(f"Copy demo ready: {master} copied to {len(SLAVES)} slaves ({made} new link(s)).")
