@@ -128,39 +128,40 @@ def fold_trades(ts: TradeState, d: DealTable, cash: np.ndarray, before: np.ndarr
             if name in ts.groups["symbol"]:
                 return False  # its pip size changes for trades already counted
             ts.digits[name] = seen
-    fresh_f = np.column_stack(
-        [d.time[sel], d.deal_type[sel], d.entry[sel], sym, d.volume[sel], d.price[sel], cash[sel], before[sel]]
-    ).astype(np.float64)
-    fresh_i = np.column_stack([d.ticket[sel], positions, d.magic[sel]]).astype(np.int64)
-    all_f, all_i = np.vstack([ts.open_f, fresh_f]), np.vstack([ts.open_i, fresh_i])
+    of, oi = ts.open_f, ts.open_i
+
+    def joined(buffered: np.ndarray, fresh: np.ndarray, dtype) -> np.ndarray:
+        return np.concatenate([buffered.astype(dtype), fresh]) if len(buffered) else fresh
+
+    i64 = np.int64
+    cols = {
+        "time": joined(of[:, O_TIME], d.time[sel], np.float64),
+        "deal_type": joined(of[:, O_TYPE], d.deal_type[sel], i64),
+        "entry": joined(of[:, O_ENTRY], d.entry[sel], i64),
+        "symbol": joined(of[:, O_SYMBOL], sym, i64),
+        "volume": joined(of[:, O_VOLUME], d.volume[sel], i64),
+        "price": joined(of[:, O_PRICE], d.price[sel], np.float64),
+        "ticket": joined(oi[:, OI_TICKET], d.ticket[sel], i64),
+        "position_id": joined(oi[:, OI_POSITION], positions, i64),
+        "magic": joined(oi[:, OI_MAGIC], d.magic[sel], i64),
+    }
+    cash_col, before_col = joined(of[:, O_CASH], cash[sel], i64), joined(of[:, O_BEFORE], before[sel], i64)
+    zeros = np.zeros(len(cols["time"]), dtype=i64)
     names = tuple(ts.symbols)
-    table = DealTable(
-        time=all_f[:, O_TIME],
-        ticket=all_i[:, OI_TICKET],
-        deal_type=all_f[:, O_TYPE].astype(np.int64),
-        entry=all_f[:, O_ENTRY].astype(np.int64),
-        position_id=all_i[:, OI_POSITION],
-        magic=all_i[:, OI_MAGIC],
-        symbol=all_f[:, O_SYMBOL].astype(np.int64),
-        symbols=names,
-        volume=all_f[:, O_VOLUME].astype(np.int64),
-        price=all_f[:, O_PRICE],
-        profit=np.zeros(len(all_f), dtype=np.int64),
-        commission=np.zeros(len(all_f), dtype=np.int64),
-        swap=np.zeros(len(all_f), dtype=np.int64),
-        fee=np.zeros(len(all_f), dtype=np.int64),
-    )
+    table = DealTable(**cols, symbols=names, profit=zeros, commission=zeros, swap=zeros, fee=zeros)
     pips_digits = {name: digits.get(name, ts.digits.get(name, 0)) for name in names}
-    t = closed_trades(table, all_f[:, O_CASH].astype(np.int64), all_f[:, O_BEFORE].astype(np.int64), pips_digits)
+    t = closed_trades(table, cash_col, before_col, pips_digits)
+    still_open = np.ones(len(zeros), dtype=bool)
     if len(t["profit"]):
         first = [float(t["close_time"][0]), int(t["position"][0])]
         if ts.last is not None and first <= ts.last:
             return False  # would sort before a trade already counted
         ts.last = [float(t["close_time"][-1]), int(t["position"][-1])]
-        still_open = ~np.isin(all_i[:, OI_POSITION], t["position"])
-        all_f, all_i = all_f[still_open], all_i[still_open]
+        still_open = ~np.isin(cols["position_id"], t["position"])
         _aggregate(ts, t, names, months)
-    ts.open_f, ts.open_i = all_f, all_i
+    keep = [cols[c][still_open] for c in ("time", "deal_type", "entry", "symbol", "volume", "price")]
+    ts.open_f = np.column_stack([*keep, cash_col[still_open], before_col[still_open]]).astype(np.float64)
+    ts.open_i = np.column_stack([cols[c][still_open] for c in ("ticket", "position_id", "magic")]).astype(i64)
     return True
 
 
@@ -297,8 +298,12 @@ def _groups(ts: TradeState, t: dict, names: tuple, months: dict) -> None:
         "weekday": ((close // DAY + 3) % 7).astype(np.int64),
     }
     for kind, column in columns.items():
-        keys, inv = np.unique(column, return_inverse=True)
-        k = len(keys)
+        if kind == "magic":
+            keys, inv = np.unique(column, return_inverse=True)
+        else:  # small non-negative codes: count straight into them
+            inv = column
+            keys = np.flatnonzero(np.bincount(column))
+        k = int(inv.max()) + 1 if kind != "magic" else len(keys)
         sums = np.zeros((5, k), dtype=np.int64)
         np.add.at(sums[0], inv, p)
         np.add.at(sums[1], inv[wins], p[wins])
@@ -307,7 +312,8 @@ def _groups(ts: TradeState, t: dict, names: tuple, months: dict) -> None:
         counts = np.stack([np.bincount(inv, minlength=k), np.bincount(inv[long_], minlength=k)])
         win_counts = np.bincount(inv[wins], minlength=k)
         table: dict[str, Any] = ts.groups[kind]
-        for g, key in enumerate(keys.tolist()):
+        for key in keys.tolist():
+            g = key if kind != "magic" else int(np.searchsorted(keys, key))
             label = names[key] if kind == "symbol" else str(key)
             row = table.setdefault(label, _group_row())
             row[G_TRADES] += int(counts[0, g])
