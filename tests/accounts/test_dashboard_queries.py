@@ -21,7 +21,7 @@ from tests.personas import next_login
 
 pytestmark = pytest.mark.django_db
 
-# Session and user, the user's roles, the summary statement, the EA beats persisted in PostgreSQL.
+# The user (its session comes from Redis), its roles, the summary statement, the EA beats persisted in PostgreSQL.
 QUERIES = 4
 
 
