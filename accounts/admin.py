@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, OuterRef, Subquery
+from django.utils import timezone
 from django.utils.functional import cached_property
 from unfold.admin import ModelAdmin
 
@@ -18,7 +19,17 @@ from . import services, sql
 from .choices import SyncStatus
 from .figures import FIGURES
 from .freshness import account_data_age, data_ages
-from .models import AccountSnapshot, Deal, Order, Position, SecurityEvent, SyncRun, TradingAccount, User
+from .models import (
+    AccountSnapshot,
+    ConsentRecord,
+    Deal,
+    Order,
+    Position,
+    SecurityEvent,
+    SyncRun,
+    TradingAccount,
+    User,
+)
 from .permissions import restrict
 
 
@@ -67,8 +78,19 @@ class UserAdmin(DjangoUserAdmin):
         ("Profile", {"fields": ("display_name", "first_name", "last_name")}),
         ("Roles and permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
+        (
+            "Email and consent",
+            {"fields": ("email_verified_at", "marketing_consent", "marketing_consent_at", "erased_at")},
+        ),
     )
+    # Consent is the person's to give (Settings → Privacy, audited); deletion is theirs too (docs/privacy.md).
+    readonly_fields = ["marketing_consent", "marketing_consent_at", "erased_at"]
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2", "groups")}),)
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.email_verified_at is None:
+            obj.email_verified_at = timezone.now()  # staff vouch for the people they create
+        super().save_model(request, obj, form, change)
 
     def get_queryset(self, request):
         accounts = (
@@ -243,6 +265,7 @@ class TradingAccountAdmin(RestrictedAdminMixin, ModelAdmin):
             category=data["category"],
             name=data["name"],
             gateway_kind=data["gateway_kind"],
+            added_by_staff=True,
         )
         obj.pk = created.pk
         obj._state.adding = False
@@ -378,3 +401,15 @@ class SecurityEventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
+    """Every change of a person's marketing consent: when, from what to what, through which path, by whom."""
+
+    list_display = ["created_at", "user", "purpose", "previous", "granted", "source", "actor_label", "ip_address"]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["user__email", "actor_label"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["user", "actor"]
+    list_select_related = ["user"]

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from config.errors import ServiceError
 
 from . import freshness, jwt, services
-from .choices import AccountCategory
+from .choices import AccountCategory, PasswordKind
 from .figures import FIGURES
 from .models import SyncRun, TradingAccount
 from .roles import PUBLIC, SIGNED_IN
@@ -57,6 +57,8 @@ class UserSerializer(serializers.Serializer):
     email = serializers.EmailField(read_only=True)
     display_name = serializers.CharField(read_only=True)
     is_staff = serializers.BooleanField(read_only=True)
+    email_verified = serializers.BooleanField(read_only=True, help_text="False until the sign-up link is opened.")
+    marketing_consent = serializers.BooleanField(read_only=True)
     roles = serializers.SerializerMethodField()
 
     def get_roles(self, user) -> list[str]:
@@ -185,6 +187,9 @@ class TradingAccountSerializer(serializers.ModelSerializer):
     sync_status_display = serializers.CharField(source="get_sync_status_display", read_only=True)
     owner = serializers.EmailField(source="owner.email", read_only=True)
     data_age = serializers.SerializerMethodField()
+    access = serializers.ChoiceField(
+        source="password_kind", choices=PasswordKind.choices, read_only=True, help_text="The kind of MT5 login stored."
+    )
 
     @extend_schema_field(DataAgeSerializer)
     def get_data_age(self, account) -> dict:
@@ -207,6 +212,8 @@ class TradingAccountSerializer(serializers.ModelSerializer):
             "is_hedging",
             "is_active",
             "gateway_kind",
+            "access",
+            "ownership_proof",
             "sync_status",
             "sync_status_display",
             "last_sync_at",
@@ -226,6 +233,19 @@ class TradingAccountCreateSerializer(serializers.Serializer):
     server = serializers.CharField(max_length=128)
     category = serializers.ChoiceField(choices=AccountCategory.choices, default=AccountCategory.DEMO)
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    access = serializers.ChoiceField(
+        source="password_kind",
+        choices=PasswordKind.choices,
+        default=PasswordKind.MASTER,
+        help_text="investor: the password is the investor (read-only) one; then holder_name and currency must "
+        "match the MT5 account.",
+    )
+    holder_name = serializers.CharField(
+        max_length=150, required=False, allow_blank=True, default="", help_text="The MT5 account holder's name."
+    )
+    currency = serializers.CharField(
+        max_length=8, required=False, allow_blank=True, default="", help_text="The MT5 account's deposit currency."
+    )
 
 
 class TradingAccountUpdateSerializer(serializers.Serializer):

@@ -4,7 +4,8 @@ from functools import wraps
 
 from django.apps import AppConfig, apps
 from django.core.exceptions import PermissionDenied
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_save
+from django.utils.module_loading import autodiscover_modules
 
 from .roles import sync_roles
 
@@ -19,6 +20,15 @@ class AccountsConfig(AppConfig):
         from . import jwt  # noqa: F401, PLC0415  (connects the receiver that keeps only a hash of each refresh token)
 
         post_migrate.connect(_sync_roles_after_migrate, dispatch_uid="accounts.sync_roles")
+        # Each app's part of a person's data export and account deletion lives in its `personal_data` module,
+        # which registers itself through accounts.ports (found the way the admin finds `admin` modules).
+        autodiscover_modules("personal_data")
+        # A copy link is started only by a person whose email is confirmed (accounts.verification).
+        from .verification import refuse_unconfirmed_copy_link  # noqa: PLC0415 (uses models: registry ready)
+
+        pre_save.connect(
+            refuse_unconfirmed_copy_link, sender="copytrading.CopyLink", dispatch_uid="accounts.unconfirmed_copy_link"
+        )
         _harden_library_admins()
 
 

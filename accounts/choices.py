@@ -47,3 +47,27 @@ class PositionSide(models.IntegerChoices):
 class SecurityAction(models.TextChoices):
     MT5_PASSWORD_REVEALED = "mt5_password_revealed", "MT5 password given out"
     MT5_PASSWORD_REFUSED = "mt5_password_refused", "MT5 password refused"
+    EMAIL_VERIFIED = "email_verified", "Email address confirmed"
+    DATA_EXPORTED = "data_exported", "Personal data exported"
+    ERASE_REFUSED = "erase_refused", "Account deletion refused"
+    ACCOUNT_ERASED = "account_erased", "Account deleted (personal data erased)"
+
+
+class ConsentSource(models.TextChoices):
+    SIGNUP = "signup", "Sign-up form"
+    WEB = "web", "Web settings"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    ERASURE = "erasure", "Account deletion"
+
+
+class PasswordKind(models.TextChoices):
+    MASTER = "master", "Master (trading) password"
+    INVESTOR = "investor", "Investor (read-only) password"
+
+
+class OwnershipProof(models.TextChoices):
+    NONE = "", "Not checked (connected before the check existed)"
+    STAFF = "staff", "Added by staff in the admin"
+    TRADING_LOGIN = "trading_login", "MT5 accepted the password"
+    INVESTOR_DETAILS = "investor_details", "MT5 accepted the investor password and the typed details matched"

@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 
-from .choices import AccountCategory
+from .choices import AccountCategory, PasswordKind
 from .models import User
 from .statements.upload import StatementTooLarge, upload_limit_message
 
@@ -14,6 +14,13 @@ KNOWN_SERVERS = ("MetaSim-Demo", "MetaSim-Live", "OtherFX-Server")
 
 
 class SignupForm(UserCreationForm):
+    marketing_consent = forms.BooleanField(
+        required=False,
+        label="Send me news and offers by email",
+        help_text="Optional. Your name, email and account figures then go to our marketing tool; change it in "
+        "Settings → Privacy at any time.",
+    )
+
     class Meta:
         model = User
         fields = ("email", "display_name")
@@ -55,6 +62,25 @@ class TradingAccountAddForm(forms.Form):
         help_text="Exactly as the MT5 terminal shows it, e.g. MetaSim-Demo.",
     )
     category = forms.ChoiceField(choices=AccountCategory.choices, initial=AccountCategory.DEMO)
+    password_kind = forms.ChoiceField(
+        label="Password type",
+        choices=PasswordKind.choices,
+        initial=PasswordKind.MASTER,
+        required=False,  # not given: the master password (an investor login is still recognised when MT5 says so)
+        widget=forms.RadioSelect,
+    )
+    holder_name = forms.CharField(
+        label="Account holder's name",
+        max_length=150,
+        required=False,
+        help_text="Investor password only: as your MT5 terminal shows it (Navigator → Accounts).",
+    )
+    currency = forms.CharField(
+        label="Account currency",
+        max_length=8,
+        required=False,
+        help_text="Investor password only: the deposit currency, e.g. USD.",
+    )
 
     known_servers = KNOWN_SERVERS
 
@@ -122,3 +148,19 @@ class StatementUploadForm(forms.Form):
 class AnalyticsRangeForm(forms.Form):
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class ConsentForm(forms.Form):
+    marketing_consent = forms.BooleanField(required=False, label="Send me news and offers by email")
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(label="Your password", strip=False, widget=forms.PasswordInput(render_value=False))
+    otp_code = forms.CharField(
+        label="Two-factor code",
+        max_length=32,
+        required=False,
+        help_text="Only if two-factor login is on: a code from your authenticator app, or a backup code.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
+    )
+    confirm = forms.BooleanField(label="I understand this cannot be undone")

@@ -11,7 +11,17 @@ from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 
-from .choices import AccountCategory, GatewayKind, PositionSide, SecurityAction, SyncOutcome, SyncStatus
+from .choices import (
+    AccountCategory,
+    ConsentSource,
+    GatewayKind,
+    OwnershipProof,
+    PasswordKind,
+    PositionSide,
+    SecurityAction,
+    SyncOutcome,
+    SyncStatus,
+)
 
 MONEY = {"max_digits": 20, "decimal_places": 2}
 PRICE = {"max_digits": 20, "decimal_places": 8}
@@ -23,6 +33,9 @@ class UserManager(DjangoUserManager):
         email = self.normalize_email(email or username)
         if not email:
             raise ValueError("An email address is required")
+        # People made by code (staff in the admin, management commands, seeds) are vouched for; the sign-up form
+        # saves its user itself and leaves the address unconfirmed until the link in its email is opened.
+        extra_fields.setdefault("email_verified_at", timezone.now())
         user = self.model(email=email, **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
@@ -45,6 +58,16 @@ class User(AbstractUser):
     username = None
     email = models.EmailField("email address", unique=True)
     display_name = models.CharField(max_length=150, blank=True)
+    email_verified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person opened the confirmation link (empty: not confirmed yet)."
+    )
+    marketing_consent = models.BooleanField(
+        default=False, help_text="Opted in to marketing sync (Systeme.io); every change is a ConsentRecord."
+    )
+    marketing_consent_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person deleted their account; the row is a pseudonym since."
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -59,6 +82,10 @@ class User(AbstractUser):
 
     def has_role(self, role: str) -> bool:
         return self.groups.filter(name=role).exists()
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 class TradingAccount(models.Model):
@@ -77,6 +104,10 @@ class TradingAccount(models.Model):
     is_active = models.BooleanField(default=True)
     gateway_kind = models.CharField(max_length=16, choices=GatewayKind.choices, default=GatewayKind.SIMULATED)
     password_encrypted = models.BinaryField(editable=False)
+    password_kind = models.CharField(max_length=8, choices=PasswordKind.choices, default=PasswordKind.MASTER)
+    ownership_proof = models.CharField(
+        max_length=16, choices=OwnershipProof.choices, blank=True, default="", help_text="How ownership was shown."
+    )
 
     sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING)
     last_sync_at = models.DateTimeField(null=True, blank=True)
@@ -310,3 +341,32 @@ class SecurityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.account_login} by {self.actor_label}"
+
+
+class ConsentRecord(models.Model):
+    """One change of a person's marketing consent: when, from what to what, through which path, by whom. Insert-only.
+
+    Kept when the person deletes their account (it shows the consent that was relied on); the row then points at the
+    pseudonymised user and its IP address and browser are cleared.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consent_records")
+    purpose = models.CharField(max_length=32, default="marketing")
+    previous = models.BooleanField(help_text="Consent before the change.")
+    granted = models.BooleanField(help_text="Consent after the change.")
+    source = models.CharField(max_length=16, choices=ConsentSource.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254, blank=True, help_text="Who made the change (email at the time).")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        state = "granted" if self.granted else "withdrawn"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.purpose} {state} ({self.source})"

@@ -11,7 +11,9 @@ live above accounts, so the app that owns each fills its slot here from its ``Ap
   the statistics the owner's plan shows (advanced analytics);
 - `provide_support_panel` (any app above): a read-only panel of one account for the support agent's account 360
   page (copy trading fills "copy": links both ways, recent copy failures, rule hits), so the page can show an
-  app's rows without importing that app.
+  app's rows without importing that app;
+- `provide_personal_data` (any app above): its section of a person's data export and its part of an account
+  deletion (docs/privacy.md).
 
 A slot nobody filled: using the MT5 one raises ``ImproperlyConfigured`` (an account cannot be checked
 without MT5); the account limit then allows everything (no plans, no limit).
@@ -52,6 +54,8 @@ class AccountLogin:
     leverage: int
     is_hedging: bool
     figures: dict[str, Decimal | None]  # keyed as accounts.figures.FIGURES
+    # False when MT5 says the session cannot trade (an investor password); None when the gateway does not tell.
+    trade_allowed: bool | None = None
 
 
 class MT5Access(Protocol):
@@ -150,3 +154,45 @@ def provide_ea_last_beats(read: EALastBeats) -> None:
 def ea_last_beats(account_ids) -> dict[str, datetime]:
     """When each account's EA last beat (no EA, or no bridge installed: missing from the answer)."""
     return {} if _ea_last_beats is None or not account_ids else _ea_last_beats(list(account_ids))
+
+
+#: ``export(user)``: a JSON-ready section of the person's data an app above holds (copy links, bonuses, plan...).
+PersonalDataExport = Callable[["User"], "dict | list"]
+#: ``erase(user, pseudonym)``: erase what the app holds about the person, keeping (pseudonymised) what law requires.
+PersonalDataErase = Callable[["User", str], None]
+_personal_data: dict[str, tuple[PersonalDataExport, PersonalDataErase | None]] = {}
+
+
+def provide_personal_data(name: str, export: PersonalDataExport, erase: PersonalDataErase | None = None) -> None:
+    """Register (or replace) an app's section of the data export and its part of an account deletion
+    (docs/privacy.md); the app that owns the rows calls it from ``ready()``."""
+    _personal_data[name] = (export, erase)
+
+
+def personal_data_sections(user: User) -> dict:
+    """Every registered section of ``user``'s data, by name."""
+    return {name: export(user) for name, (export, _erase) in sorted(_personal_data.items())}
+
+
+def personal_data_erase(user: User, pseudonym: str) -> list[str]:
+    """Run every registered erase step for ``user`` (inside the caller's transaction); the names that ran."""
+    done = []
+    for name, (_export, erase) in sorted(_personal_data.items()):
+        if erase is not None:
+            erase(user, pseudonym)
+            done.append(name)
+    return done
+
+
+_marketing_basis: Callable[[], str] | None = None
+
+
+def provide_marketing_basis(read: Callable[[], str]) -> None:
+    """The marketing integration says on which legal basis it pushes people ("consent" or "contract")."""
+    global _marketing_basis
+    _marketing_basis = read
+
+
+def marketing_basis() -> str:
+    """The legal basis of marketing sync, shown next to a person's consent ("consent" when none is installed)."""
+    return "consent" if _marketing_basis is None else _marketing_basis()

@@ -14,10 +14,11 @@ from django.db import IntegrityError, transaction
 from config.errors import Conflict, ServiceError
 
 from . import ports
-from .choices import SyncStatus
+from .choices import OwnershipProof, PasswordKind, SyncStatus
 from .models import TradingAccount, User
 from .ports import AccountLogin
 from .vault import encrypt
+from .verification import require_verified_email
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,51 @@ logger = logging.getLogger(__name__)
 def check_credentials(*, login: int, password: str, server: str, gateway_kind: str) -> AccountLogin:
     """Log in through MT5; its refusals come back as clear, password-free errors (`accounts.ports`)."""
     return ports.mt5().login(login=login, password=password, server=server, gateway_kind=gateway_kind)
+
+
+class OwnershipNotShown(ServiceError):
+    code = "ownership_not_shown"
+
+
+def _same_name(typed: str, reported: str) -> bool:
+    return " ".join(typed.split()).casefold() == " ".join((reported or "").split()).casefold()
+
+
+def ownership_check(info: AccountLogin, *, password_kind: str, holder_name: str = "", currency: str = "") -> str:
+    """How the login shows the account is the trader's (an `OwnershipProof`), else OwnershipNotShown.
+
+    A password MT5 lets trade proves it: only the holder has it. An investor (read-only) password is often handed
+    out (signal pages, competitions), so for it the holder's name and the account currency the trader typed must
+    match what MT5 reports for the login. What MT5 says about the session wins over what was picked: a login it
+    lets trade is a trading login, one it says cannot trade an investor login. The message never says what MT5
+    reported.
+    """
+    if info.trade_allowed is True or (info.trade_allowed is None and password_kind != PasswordKind.INVESTOR):
+        return OwnershipProof.TRADING_LOGIN
+    holder_name, currency = (holder_name or "").strip(), (currency or "").strip()
+    missing = [name for name, value in (("holder_name", holder_name), ("currency", currency)) if not value]
+    if missing:
+        raise OwnershipNotShown(
+            "This is an investor (read-only) password: to show the account is yours, type the account holder's "
+            "name and the account currency exactly as your MT5 terminal shows them (Navigator → Accounts).",
+            code="ownership_details_required",
+            details={"fields": missing},
+        )
+    mismatched = []
+    if not _same_name(holder_name, info.name):
+        mismatched.append("holder_name")
+    if currency.upper() != (info.currency or "").strip().upper():
+        mismatched.append("currency")
+    if mismatched:
+        labels = " and ".join({"holder_name": "holder's name", "currency": "currency"}[f] for f in mismatched)
+        verb = "do" if len(mismatched) > 1 else "does"
+        raise OwnershipNotShown(
+            f"The account {labels} you typed {verb} not match this MT5 account, so it cannot be connected with an "
+            "investor password. Check them in your terminal, or connect it with the master password.",
+            code="ownership_mismatch",
+            details={"fields": mismatched},
+        )
+    return OwnershipProof.INVESTOR_DETAILS
 
 
 def default_gateway_kind(server: str) -> str:
@@ -41,13 +87,30 @@ def trading_account_create(
     name: str = "",
     gateway_kind: str | None = None,
     sync_now: bool = True,
+    password_kind: str = PasswordKind.MASTER,
+    holder_name: str = "",
+    currency: str = "",
+    added_by_staff: bool = False,
 ) -> TradingAccount:
-    """Connect an MT5 account. The credentials are checked before anything is stored."""
+    """Connect an MT5 account. The owner's email is confirmed, MT5 accepts the credentials and the login shows the
+    account is theirs (`ownership_check`) before anything is stored. Staff adding an account in the admin vouch
+    for the owner themselves (``added_by_staff``): MT5 must still accept the credentials."""
+    if password_kind not in PasswordKind.values:
+        raise ServiceError(f"Unknown password kind {password_kind!r}.", code="invalid")
+    if not added_by_staff:
+        require_verified_email(owner)
     ports.account_limit_check(owner, active=TradingAccount.objects.filter(owner=owner, is_active=True).count())
     if TradingAccount.objects.filter(owner=owner, login=login, server=server).exists():
         raise Conflict(f"Account {login} on {server} is already connected.", code="duplicate_account")
     gateway_kind = gateway_kind or default_gateway_kind(server)
     info = check_credentials(login=login, password=password, server=server, gateway_kind=gateway_kind)
+    if added_by_staff:
+        proof = OwnershipProof.STAFF
+        if info.trade_allowed is False:
+            password_kind = PasswordKind.INVESTOR
+    else:
+        proof = ownership_check(info, password_kind=password_kind, holder_name=holder_name, currency=currency)
+        password_kind = PasswordKind.INVESTOR if proof == OwnershipProof.INVESTOR_DETAILS else PasswordKind.MASTER
     try:
         with transaction.atomic():
             account = TradingAccount.objects.create(
@@ -58,6 +121,8 @@ def trading_account_create(
                 name=name or info.name or str(login),
                 gateway_kind=gateway_kind,
                 password_encrypted=encrypt(password),
+                password_kind=password_kind,
+                ownership_proof=proof,
                 broker=info.company,
                 currency=info.currency or "USD",
                 leverage=info.leverage,

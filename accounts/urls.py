@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import api, api_data, api_statements
+from . import api, api_data, api_privacy, api_statements
 
 router = SimpleRouter()
 router.trailing_slash = "/?"  # the constructor only takes a bool; both spellings are served
@@ -14,6 +14,11 @@ urlpatterns = [
     path("auth/refresh", api.RefreshView.as_view(), name="auth-refresh"),
     path("auth/logout", api.LogoutView.as_view(), name="auth-logout"),
     path("auth/me", api.MeView.as_view(), name="auth-me"),
+    path("auth/verify-email", api_privacy.VerifyEmailView.as_view(), name="auth-verify-email"),
+    path("auth/verify-email/resend", api_privacy.ResendVerificationView.as_view(), name="auth-verify-email-resend"),
+    path("me/consent", api_privacy.ConsentView.as_view(), name="me-consent"),
+    path("me/export", api_privacy.ExportView.as_view(), name="me-export"),
+    path("me/delete", api_privacy.DeleteAccountView.as_view(), name="me-delete"),
     path("sync/health", api.SyncHealthView.as_view(), name="sync-health"),
     *router.urls,
     # Trader data: dashboard, analytics, per-account history, the MT5 dashboard endpoints.

@@ -24,10 +24,11 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.errors import ServiceError
+from config.net import client_ip
 
-from . import ports, services
+from . import data_rights, ports, services, verification
 from .analytics.history import statistics_for_account
-from .choices import Role
+from .choices import ConsentSource, PasswordKind, Role
 from .dashboard import dashboard_summary
 from .forms import (
     AnalyticsRangeForm,
@@ -103,10 +104,24 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        user = form.save()  # the address stays unconfirmed until the emailed link is opened
         user.groups.add(*Group.objects.filter(name=Role.TRADER))
+        if form.cleaned_data.get("marketing_consent"):
+            data_rights.consent_set(
+                user=user,
+                granted=True,
+                source=ConsentSource.SIGNUP,
+                actor=user,
+                ip_address=client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        verification.verification_send(user)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome! Connect your first MT5 account to see it here.")
+        messages.success(
+            request,
+            f"Welcome! We emailed a link to {user.email}: open it to confirm your address, then connect your first "
+            "MT5 account.",
+        )
         return redirect("web-account-add")
     return render(request, "accounts/signup.html", {"form": form})
 
@@ -114,10 +129,19 @@ def signup(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
+    old_address = request.user.email  # the form writes the new one onto the user while it validates
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, "Your profile was saved.")
+        user = form.save(commit=False)
+        new_address = user.email != old_address
+        if new_address:
+            user.email_verified_at = None  # a new address is confirmed like the first one
+        user.save()
+        if new_address:
+            verification.verification_send(user)
+            messages.success(request, f"Your profile was saved. We emailed a link to {user.email} to confirm it.")
+        else:
+            messages.success(request, "Your profile was saved.")
         return redirect("profile")
     return render(request, "accounts/profile.html", {"form": form})
 
@@ -163,14 +187,17 @@ def account_add(request: HttpRequest) -> HttpResponse:
                 server=data["server"].strip(),
                 category=data["category"],
                 name=data["name"].strip(),
+                password_kind=data["password_kind"] or PasswordKind.MASTER,
+                holder_name=data["holder_name"],
+                currency=data["currency"],
             )
         except ServiceError as exc:
-            field = "password" if getattr(exc, "code", "") == "credentials_refused" else None
-            form.add_error(field, _message(exc))
+            _form_error(form, exc)
         else:
             messages.success(request, f"Account {account.login} is connected; its history is being synced.")
             return redirect("web-account-detail", account_id=account.pk)
-    return render(request, "accounts/account_form.html", {"form": form, "adding": True})
+    context = {"form": form, "adding": True, "unverified": not request.user.email_verified}
+    return render(request, "accounts/account_form.html", context)
 
 
 @login_required
@@ -234,6 +261,20 @@ def account_sync(request: HttpRequest, account_id) -> HttpResponse:
 
 def _message(exc: ServiceError) -> str:
     return getattr(exc, "message", None) or str(exc)
+
+
+def _form_error(form, exc: ServiceError) -> None:
+    """A refused account on the field it is about: the password, the typed ownership details, else the form."""
+    code = getattr(exc, "code", "")
+    fields = (getattr(exc, "details", None) or {}).get("fields") if code.startswith("ownership_") else None
+    if code == "credentials_refused":
+        form.add_error("password", _message(exc))
+    elif fields:
+        form.add_error(None, _message(exc))
+        for name in fields:
+            form.add_error(name, "Does not match the MT5 account." if code == "ownership_mismatch" else "Required.")
+    else:
+        form.add_error(None, _message(exc))
 
 
 @login_required

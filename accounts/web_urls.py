@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import web, web_charts, web_settings
+from . import web, web_charts, web_privacy, web_settings
 
 auth = [
     path(
@@ -51,6 +51,11 @@ auth = [
     path("profile/", web.profile, name="profile"),
     path("profile/api-tokens/", web_settings.api_tokens, name="profile-api-tokens"),
     path("profile/two-factor/", web_settings.two_factor_settings, name="profile-two-factor"),
+    path("profile/privacy/", web_privacy.privacy, name="profile-privacy"),
+    path("profile/privacy/export/", web_privacy.privacy_export, name="profile-privacy-export"),
+    path("profile/privacy/delete/", web_privacy.privacy_delete, name="profile-privacy-delete"),
+    path("email/verify/resend/", web_privacy.email_verify_resend, name="email-verify-resend"),
+    path("email/verify/<str:token>/", web_privacy.email_verify, name="email-verify"),
 ]
 
 urlpatterns = [

@@ -48,7 +48,7 @@ class SystemeSettingsForm(forms.ModelForm):
 
     class Meta:
         model = SystemeSettings
-        fields = ["enabled", "sync_all_traders", "locale"]
+        fields = ["enabled", "sync_all_traders", "legal_basis", "locale"]
 
 
 @admin.register(SystemeSettings)
@@ -58,6 +58,7 @@ class SystemeSettingsAdmin(ModelAdmin):
         "__str__",
         "enabled",
         "key_source",
+        "legal_basis",
         "connection",
         "connection_checked_at",
         "last_sync_at",
@@ -73,7 +74,20 @@ class SystemeSettingsAdmin(ModelAdmin):
         "missing_fields",
     ]
     fieldsets = (
-        (None, {"fields": ("api_key", "clear_api_key", "key_source", "enabled", "sync_all_traders", "locale")}),
+        (
+            None,
+            {
+                "fields": (
+                    "api_key",
+                    "clear_api_key",
+                    "key_source",
+                    "enabled",
+                    "sync_all_traders",
+                    "legal_basis",
+                    "locale",
+                )
+            },
+        ),
         (
             "Status",
             {
@@ -116,7 +130,11 @@ class SystemeSettingsAdmin(ModelAdmin):
         data = form.cleaned_data
         api_key = "" if data.get("clear_api_key") else (data.get("api_key") or None)
         contacts.systeme_settings_update(
-            api_key=api_key, enabled=data["enabled"], sync_all_traders=data["sync_all_traders"], locale=data["locale"]
+            api_key=api_key,
+            enabled=data["enabled"],
+            sync_all_traders=data["sync_all_traders"],
+            legal_basis=data["legal_basis"],
+            locale=data["locale"],
         )
 
     @admin.action(description="Test the connection", permissions=["change"])

@@ -53,3 +53,10 @@ class PreflightStatus(models.TextChoices):
     OK = "ok", "Complete"
     PARTIAL = "partial", "Done with warnings"
     FAILED = "failed", "Failed"
+
+
+class LegalBasis(models.TextChoices):
+    """Why traders' details may go to Systeme.io (docs/privacy.md)."""
+
+    CONSENT = "consent", "Consent: only traders who opted in"
+    CONTRACT = "contract", "Contract: every trader (the terms of business cover it)"

@@ -12,6 +12,7 @@ from .choices import (
     DeliveryStatus,
     FiringResult,
     InboundStatus,
+    LegalBasis,
     PreflightStatus,
     RuleAction,
     RuleCondition,
@@ -25,6 +26,14 @@ class SystemeSettings(models.Model):
     enabled = models.BooleanField(default=True, help_text="Off: no contact sync and no rule actions.")
     sync_all_traders = models.BooleanField(
         default=True, help_text="Sync every trader; off: only users staff added to the contact list."
+    )
+    legal_basis = models.CharField(
+        "legal basis for marketing sync",
+        max_length=8,
+        choices=LegalBasis.choices,
+        default=LegalBasis.CONSENT,
+        help_text="Consent: only traders who opted in (Settings → Privacy) are pushed. Contract: every trader the "
+        "sync selects, when your terms of business cover the sync (docs/privacy.md).",
     )
     locale = models.CharField(max_length=8, default="en", help_text="Locale of contacts created by the sync.")
     connection_ok = models.BooleanField(null=True, blank=True)

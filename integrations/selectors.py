@@ -15,7 +15,7 @@ from accounts.models import Deal, TradingAccount
 from mt5bridge.gateway import DealEntry, DealType
 from mt5bridge.symbols import BrokerSymbolMap
 
-from .choices import DeliveryStatus, FiringResult, InboundStatus, PreflightStatus
+from .choices import DeliveryStatus, FiringResult, InboundStatus, LegalBasis, PreflightStatus
 from .figures import Figures
 from .models import (
     AutomationRule,
@@ -62,6 +62,19 @@ def account_figures(account: TradingAccount, now: datetime | None = None) -> Fig
     )
 
 
+def legal_basis() -> str:
+    """The broker's legal basis for marketing sync (the Systeme.io connection's setting in the admin)."""
+    return SystemeSettings.load().legal_basis
+
+
+def marketing_permitted(users):
+    """``users`` narrowed to those who may be pushed to Systeme.io: everyone when the broker's legal basis is the
+    contract, else only people who opted in (docs/privacy.md)."""
+    if legal_basis() == LegalBasis.CONTRACT:
+        return users
+    return users.filter(marketing_consent=True)
+
+
 def contact_accounts(user):
     return TradingAccount.objects.filter(owner=user, is_active=True)
 
@@ -95,6 +108,7 @@ def systeme_stats() -> dict:
     return {
         "configured": bool(row.api_key_encrypted or settings.SYSTEME_API_KEY),
         "enabled": row.enabled,
+        "legal_basis": row.legal_basis,
         "connection": {"ok": row.connection_ok, "checked_at": row.connection_checked_at, "error": row.connection_error},
         "last_sync": {"at": row.last_sync_at, "ok": row.last_sync_ok, "summary": row.last_sync_summary},
         "missing_fields": row.missing_fields,

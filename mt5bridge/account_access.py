@@ -36,6 +36,7 @@ class GatewayAccountAccess:
             leverage=info.leverage,
             is_hedging=info.margin_mode == gw.MarginMode.RETAIL_HEDGING,
             figures=figures_from_mt5(info),
+            trade_allowed=info.trade_allowed,
         )
 
     def sync_request(self, account: TradingAccount, *, trigger: str) -> None:

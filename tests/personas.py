@@ -7,6 +7,7 @@ import itertools
 import factory
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.choices import Role
@@ -23,6 +24,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"person{n}@example.com")
     display_name = factory.Faker("name")
+    # Confirmed, as everyone past sign-up is; the email-confirmation tests make unconfirmed people themselves.
+    email_verified_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation

@@ -19,7 +19,7 @@ from .. import systeme
 from ..choices import WebhookEvent
 from ..figures import Figures, combine, contact_fields
 from ..models import ContactSync, SystemeSettings
-from ..selectors import account_figures, contact_accounts
+from ..selectors import account_figures, contact_accounts, marketing_permitted
 from . import ERROR_LIMIT
 from .webhooks import webhook_emit
 
@@ -85,9 +85,10 @@ def systeme_connection_check() -> SystemeSettings:
 
 
 def contacts_to_sync(user_ids: list[int] | None = None):
-    """Users whose figures go to Systeme.io: every trader with an account, or the staff-chosen set."""
+    """Users whose figures go to Systeme.io: every trader with an account, or the staff-chosen set; of those, only
+    people who opted in unless the broker's legal basis is the contract (`marketing_permitted`)."""
     User = get_user_model()
-    users = User.objects.filter(is_active=True, trading_accounts__is_active=True).distinct()
+    users = marketing_permitted(User.objects.filter(is_active=True, trading_accounts__is_active=True).distinct())
     if user_ids is not None:
         return users.filter(pk__in=user_ids)
     if SystemeSettings.load().sync_all_traders:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,7 +12,7 @@ from .. import systeme
 from ..choices import FiringResult, RuleAction, WebhookEvent
 from ..figures import condition_met
 from ..models import AutomationRule, ContactSync, RuleFiring, RuleState
-from ..selectors import account_figures, contact_accounts
+from ..selectors import account_figures, contact_accounts, marketing_permitted
 from . import ERROR_LIMIT
 from .contacts import systeme_client
 from .webhooks import webhook_emit
@@ -30,6 +31,8 @@ def rules_evaluate(
     client = client or systeme_client()
     tag_ids: dict[str, int] = {}
     contacts = ContactSync.objects.exclude(contact_id="").select_related("user")
+    # Tags are marketing too: a person who withdrew consent gets none (the sync stopped pushing them as well).
+    contacts = contacts.filter(user__in=marketing_permitted(get_user_model().objects.filter(is_active=True)))
     if user_ids is not None:
         contacts = contacts.filter(user_id__in=user_ids)
     try:

@@ -145,6 +145,8 @@ def account_of(info: Any) -> AccountInfo:
         trade_mode=enum_or_int(AccountTradeMode, field(info, "trade_mode", AccountTradeMode.DEMO)),
         margin_so_call=to_decimal(field(info, "margin_so_call")),
         margin_so_so=to_decimal(field(info, "margin_so_so")),
+        # account_info().trade_allowed is False for a session logged in with the investor password.
+        trade_allowed=None if field(info, "trade_allowed", None) is None else bool(field(info, "trade_allowed")),
     )
 
 

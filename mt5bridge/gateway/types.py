@@ -218,6 +218,8 @@ class AccountInfo:
     trade_mode: AccountTradeMode | int = AccountTradeMode.DEMO
     margin_so_call: Decimal = Decimal("100")
     margin_so_so: Decimal = Decimal("50")
+    # False: the session cannot trade (logged in with the investor password); None: the gateway does not tell.
+    trade_allowed: bool | None = None
 
 
 @dataclass(frozen=True)

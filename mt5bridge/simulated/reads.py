@@ -50,7 +50,9 @@ def _fields(cls) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-_ACCOUNT_INFO_FIELDS = _fields(AccountInfo)
+# trade_allowed is left out: the simulated server has no investor passwords, so it keeps the field's default
+# (None: not reported), which the class attribute of the dataclass supplies.
+_ACCOUNT_INFO_FIELDS = tuple(name for name in _fields(AccountInfo) if name != "trade_allowed")
 _DEAL_FIELDS = sql.DEAL_FIELDS  # the deal reads select these columns in this order
 
 

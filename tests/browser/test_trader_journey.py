@@ -88,6 +88,15 @@ def test_trader_signs_up_connects_watches_live_imports_and_reads_analytics(app_s
     page.click("main button[type=submit]")
     page.wait_for_url(re.compile(r"/accounts/add/$"))
 
+    # Confirm the address with the emailed link (until then no MT5 account can be connected).
+    from django.core import mail
+
+    assert "Confirm your email address" in page.inner_text("#email-unverified")
+    link = re.search(r"https?://\S+/email/verify/\S+/", mail.outbox[-1].body).group(0)
+    page.goto(app_server + "/" + link.split("/", 3)[3])
+    assert "Email confirmed" in page.inner_text("main")
+    page.goto(f"{app_server}/accounts/add/")
+
     # A wrong MT5 password is a form error; the right one connects the account.
     page.fill("#id_name", "Crypto book")
     page.fill("#id_login", str(market))

@@ -17,6 +17,13 @@ def _plan_with_systeme_sync(settings):
     settings.BILLING_DEFAULT_PLAN = "enterprise"
 
 
+@pytest.fixture(autouse=True)
+def _traders_synced_under_contract(monkeypatch):
+    """These tests are about the sync itself: every trader is a contact, as under a broker whose terms cover it.
+    test_consent.py uses the stored setting (default: consent, opted-in traders only) where it tests that."""
+    monkeypatch.setattr("integrations.selectors.legal_basis", lambda: "contract")
+
+
 @pytest.fixture
 def fake_systeme(settings):
     server = FakeSysteme(api_key=SYSTEME_KEY).start()
