@@ -27,7 +27,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,7 +262,7 @@ def render_charts(entries: Iterable[dict], out_dir: Path = CHARTS_DIR) -> list[P
                     )
         if not series:
             continue
-        fig, ax = plt.subplots(figsize=(5.2, 2.4), dpi=100)
+        fig, ax = plt.subplots(figsize=(5.2, 2.4), dpi=100, layout="constrained")
         values = []
         for index, ((key, variant), points) in enumerate(sorted(series.items())):
             color = f"C{index % 10}"
@@ -278,13 +278,16 @@ def render_charts(entries: Iterable[dict], out_dir: Path = CHARTS_DIR) -> list[P
             ax.set_yscale("log")
         ax.set_title(f"{name} (hollow: from docs)", fontsize=8)
         ax.set_ylabel(unit, fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(which="both", labelsize=6)
+        times = [when for points in series.values() for when, _, _ in points]
+        if max(times) - min(times) < timedelta(hours=6):  # one run, or runs minutes apart: a day around them
+            ax.set_xlim(min(times) - timedelta(hours=12), max(times) + timedelta(hours=12))
         locator = mdates.AutoDateLocator(maxticks=6)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.xaxis.get_offset_text().set_fontsize(6)
         ax.grid(True, linewidth=0.3)
         ax.legend(fontsize=5, loc="best", frameon=False)
-        fig.tight_layout()
         path = out_dir / f"trend-{name}.png"
         fig.savefig(path, metadata={"Software": None})
         plt.close(fig)
