@@ -196,3 +196,31 @@ def test_a_long_history_is_read_through_the_summary_from_its_second_whole_read(
     assert {k: v for k, v in second.items() if k not in ("account_id", "currency", "date_from", "date_to")} == (
         _whole(account)
     )
+
+
+def test_the_syncs_statement_shape_keeps_or_clears_the_summary_as_it_should(account_in_two_parts, rebuilds):
+    """The sync inserts deals in one statement of data-modifying CTEs, ON CONFLICT DO NOTHING (mt5bridge.sql)."""
+    account, later, _ = account_in_two_parts
+    summary.whole_history_statistics(account)
+    old = Deal.objects.filter(account=account).order_by("time")[4]
+
+    def sync_insert(ticket, time):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH d AS (SELECT %s::uuid AS account_id, %s::bigint AS ticket, %s::timestamptz AS time), "
+                "w AS (INSERT INTO accounts_deal (account_id, ticket, time, deal_type, entry, magic, position_id, "
+                'reason, volume, price, commission, swap, profit, fee, symbol, comment, external_id, "order") '
+                "SELECT account_id, ticket, time, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1.00, 0, '', '', '', 0 FROM d "
+                "ON CONFLICT (account_id, ticket) DO NOTHING RETURNING 1) SELECT count(*) FROM w",
+                [account.pk, ticket, time],
+            )
+            return cursor.fetchone()[0]
+
+    assert sync_insert(old.ticket, old.time) == 0  # a deal the sync already wrote: nothing changes
+    assert _stored(account)[1] is True
+    assert sync_insert(10**9 + 1, later[0].time) == 1  # a new deal: folded on the next read
+    assert _stored(account)[1] is True
+    assert summary.whole_history_statistics(account) == _whole(account) and rebuilds == [account.pk]
+    assert sync_insert(10**9 + 2, old.time) == 1  # a late deal inside the summarised history: cleared
+    assert _stored(account)[1] is False
+    assert summary.whole_history_statistics(account) == _whole(account) and rebuilds == [account.pk, account.pk]
