@@ -155,7 +155,7 @@ def chart(state: Running) -> dict:
     }
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=8192)  # a few charts (about 6 MB)
 def _chart_row(t: float, equity: float, balance: float, estimated: float, gain: float, eq_gain: float, fall: float):
     """One point's three chart rows, formatted (cached: most points of a chart are the same from read to read)."""
     stamp = iso(t)
