@@ -61,6 +61,14 @@ BACK_OFFICE = (
         "bonuses.monitoredaccount",
     ),
     Page("MT5 postings", "admin:bonuses_bonusoperation_changelist", "sync_alt", None, "bonuses.bonusoperation"),
+    Page("Finance report", "admin:bonuses_finance_report", "account_balance", "reports.view"),
+    Page(
+        "Reconciliation",
+        "admin:bonuses_reconciliationmismatch_changelist",
+        "rule",
+        None,
+        "bonuses.reconciliationmismatch",
+    ),
 )
 # Pages other parts of the product add to System when they exist (looked up at render time).
 SYSTEM_PAGES = (Page("System health", "admin:system-health", "monitor_heart", None),)

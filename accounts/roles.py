@@ -108,6 +108,12 @@ MATRIX: tuple[Capability, ...] = (
     Capability("audit.view", "The bonus audit log",
                {SA: ALL},
                ("bonuses.view_auditlog",)),
+    Capability("reconciliation.view", "Bonus reconciliation: its runs and the mismatches with MT5's credit deals",
+               {SA: ALL, RO: ALL},
+               ("bonuses.view_reconciliationmismatch", "bonuses.view_reconciliationrun")),
+    Capability("reconciliation.manage", "Run the bonus reconciliation now; mark its mismatches reviewed with a note",
+               {SA: ALL},
+               ("bonuses.run_reconciliationmismatch", "bonuses.review_reconciliationmismatch")),
     # --- MT5 accounts ------------------------------------------------------------------------
     Capability("accounts.view", "View MT5 accounts with their snapshots, positions, orders, deals and analytics",
                {SA: ALL, SUP: ALL, TR: OWN},

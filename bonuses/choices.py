@@ -115,6 +115,7 @@ class AuditAction(models.TextChoices):
     APPROVAL_REJECTED = "approval_rejected", "Grant rejected"
     ABUSE_FLAGGED = "abuse_flagged", "Abuse signal raised"
     ABUSE_REVIEWED = "abuse_reviewed", "Abuse signal reviewed"
+    MISMATCH_REVIEWED = "mismatch_reviewed", "Reconciliation mismatch reviewed"
 
 
 class ApprovalStatus(models.TextChoices):

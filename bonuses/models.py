@@ -439,3 +439,7 @@ class BonusEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} email for bonus #{self.bonus_id}"
+
+
+# The reconciliation's tables live in their own module; imported here so that Django registers them with the app.
+from .reconciliation_models import ReconciliationMismatch, ReconciliationRun  # noqa: E402, F401

@@ -14,4 +14,12 @@ PERIODIC_JOBS = [
         "every": 60,
         "queue": "default",
     },
+    {
+        # Nightly at 02:30 (CELERY_TIMEZONE); "every" is the period, for schedulers without a crontab.
+        "name": "Reconcile bonus operations with MT5 credit deals",
+        "task": "bonuses.tasks.reconcile_nightly",
+        "every": 86400,
+        "crontab": {"minute": "30", "hour": "2"},
+        "queue": "default",
+    },
 ]

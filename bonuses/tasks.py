@@ -1,13 +1,14 @@
-"""Celery entry points of the bonuses app: the fallback monitor cycle, expiry, pending operations."""
+"""Celery entry points of the bonuses app: the fallback monitor cycle, expiry, pending operations, reconciliation."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mt5bridge.gateway import GatewayUnavailable
 
 from .monitor import fallback_cycle, prune_history
+from .reconciliation import reconciliation_execute, reconciliation_run_now
 from .services.ending import bonuses_expire
 from .services.operations import operations_resume
 from .services.queued import ACCOUNT_WORK_TASK, AccountBusy, account_work
@@ -53,3 +54,20 @@ def account_work_task(self, login: int) -> int:
     except (GatewayUnavailable, OperationalError, InterfaceError) as exc:
         connection.close()
         raise self.retry(countdown=min(30, 0.5 * 2 ** min(self.request.retries, 6)), max_retries=20, exc=exc) from None
+
+
+@shared_task(name="bonuses.tasks.reconcile_nightly", acks_late=True, expires=6 * 3600, ignore_result=True)
+def reconcile_nightly() -> int:
+    """Compare every bonus operation with the synced credit deals (bonuses/reconciliation.py); returns found."""
+    return reconciliation_run_now().found
+
+
+@shared_task(name="bonuses.tasks.reconcile_run", acks_late=True, ignore_result=True)
+def reconcile_run(run_id: int) -> int:
+    """A run staff asked for (admin action, API), recorded before it was queued; returns the mismatches found."""
+    return reconciliation_execute(run_id=run_id).found
+
+
+def reconcile_queue(run) -> None:
+    """Queue a recorded run once the transaction that recorded it has committed."""
+    transaction.on_commit(lambda: reconcile_run.delay(run.pk))

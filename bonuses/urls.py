@@ -4,6 +4,7 @@ from django.urls import path
 
 from .api import bonuses, campaigns, monitoring, reports, trader, triggers
 from .api.finance import FinanceExportView, FinanceReportView
+from .api.reconciliation import MismatchListView, MismatchReviewView, RunListView
 
 urlpatterns = [
     path("campaigns", campaigns.CampaignListView.as_view(), name="bonus-campaigns"),
@@ -50,5 +51,12 @@ urlpatterns = [
     path("reports/export", reports.ExportView.as_view(), name="bonus-report-export"),
     path("reports/finance", FinanceReportView.as_view(), name="bonus-report-finance"),
     path("reports/finance/export", FinanceExportView.as_view(), name="bonus-report-finance-export"),
+    path("reconciliation/runs", RunListView.as_view(), name="bonus-reconciliation-runs"),
+    path("reconciliation/mismatches", MismatchListView.as_view(), name="bonus-reconciliation-mismatches"),
+    path(
+        "reconciliation/mismatches/<int:pk>/review",
+        MismatchReviewView.as_view(),
+        name="bonus-reconciliation-review",
+    ),
     path("audit", reports.AuditListView.as_view(), name="bonus-audit"),
 ]

@@ -5,3 +5,4 @@ registers their ModelAdmins.
 """
 
 from . import bonuses, campaigns, controls, records  # noqa: F401
+from .reconciliation import ReconciliationMismatchAdmin, ReconciliationRunAdmin  # noqa: F401

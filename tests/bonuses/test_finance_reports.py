@@ -221,3 +221,23 @@ def test_csv_export_has_one_row_per_period_and_campaign_with_exact_decimals():
     header = plain.content.decode().splitlines()[0]
     assert header == "period,bonuses,granted,converted,removed,corrections,cost,net_credit"
 
+
+def test_the_admin_page_shows_the_range_and_exports_it_for_read_only_not_support(client):
+    make_campaign(bonus_percent=D("50"))
+    _done_on(_grant("50", "1000"), datetime(2026, 3, 2, 10, tzinfo=UTC))
+    url = reverse("admin:bonuses_finance_report")
+    params = {"start": "2026-03-01", "end": "2026-03-31", "period": "week"}
+    client.force_login(staff_user(Role.READ_ONLY))
+
+    page = client.get(url, params)
+    assert page.status_code == 200
+    assert "<td>2026-03-02</td><td>1</td><td>500.00</td>" in page.content.decode()
+    bad = client.get(url, {"start": "2026-03-31", "end": "2026-03-01"})
+    assert bad.status_code == 400 and "start must be on or before end" in bad.content.decode()
+    export = client.get(reverse("admin:bonuses_finance_export"), params)
+    assert export["Content-Type"] == "text/csv"
+    assert export.content.decode().splitlines()[1] == "2026-03-02,1,500.00,0.00,0.00,0.00,0.00,500.00"
+
+    client.force_login(staff_user(Role.SUPPORT_AGENT))
+    assert client.get(url, params).status_code == 403
+    assert client.get(reverse("admin:bonuses_finance_export"), params).status_code == 403

@@ -1,7 +1,8 @@
 """Install every periodic job (idempotent; admin edits to enabled/interval survive a deploy).
 
 Each app declares its jobs in ``<app>/schedule.py`` as ``PERIODIC_JOBS``: dicts with name,
-task, every (seconds), queue and optionally enabled and kwargs.
+task, every (seconds), queue and optionally enabled, kwargs and crontab (a dict of CrontabSchedule fields,
+e.g. {"minute": "30", "hour": "2"} for nightly at 02:30 in CELERY_TIMEZONE; it replaces every on install).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import json
 from importlib import import_module
 
 from django.apps import apps
+from django.conf import settings
 from django.core.management.base import BaseCommand
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 
 def periodic_jobs() -> list[dict]:
@@ -32,12 +34,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for job in periodic_jobs():
-            schedule, _ = IntervalSchedule.objects.get_or_create(every=job["every"], period=IntervalSchedule.SECONDS)
+            if "crontab" in job:
+                crontab, _ = CrontabSchedule.objects.get_or_create(**job["crontab"], timezone=settings.CELERY_TIMEZONE)
+                schedule = {"crontab": crontab}
+            else:
+                every, _ = IntervalSchedule.objects.get_or_create(every=job["every"], period=IntervalSchedule.SECONDS)
+                schedule = {"interval": every}
             task, created = PeriodicTask.objects.get_or_create(
                 name=job["name"],
                 defaults={
                     "task": job["task"],
-                    "interval": schedule,
+                    **schedule,
                     "queue": job["queue"],
                     "enabled": job.get("enabled", True),
                     "kwargs": json.dumps(job.get("kwargs", {})),
