@@ -132,14 +132,19 @@ MATRIX: tuple[Capability, ...] = (
                "one's own login password (owner only; every attempt is recorded)",
                {TR: OWN}),
     # --- Copy trading ------------------------------------------------------------------------
-    Capability("copy.view", "View copy links, copied positions, copy events, rules, templates and terminal orders",
+    Capability("copy.view", "View copy links, copied positions, copy events, rules, templates, terminal orders, "
+               "signals followed and published, their fees",
                {SA: ALL, SUP: ALL, TR: OWN},
                tuple(f"copytrading.view_{m}" for m in ("copylink", "copiedposition", "copyevent",
-                                                        "accountcopystate", "rule", "rulehit", "ordertemplate"))),
-    Capability("copy.manage", "Create, change and remove copy links, rules and templates; trade from the web terminal",
+                                                        "accountcopystate", "rule", "rulehit", "ordertemplate",
+                                                        "tradingsignal", "signalsubscription", "signalfee",
+                                                        "signalaudit"))),
+    Capability("copy.manage", "Create, change and remove copy links, rules and templates; trade from the web terminal; "
+               "publish, follow and stop following signals",
                {SA: ALL, TR: OWN},
                tuple(f"copytrading.{a}_{m}" for m in ("copylink", "copiedposition", "copyevent", "accountcopystate",
-                                                       "rule", "rulehit", "ordertemplate")
+                                                       "rule", "rulehit", "ordertemplate", "tradingsignal",
+                                                       "signalsubscription")
                      for a in ("add", "change", "delete"))),
     # --- Billing -----------------------------------------------------------------------------
     Capability("billing.own", "Own plan: subscription, usage, checkout, portal, which accounts are active",
