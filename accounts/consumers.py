@@ -14,9 +14,12 @@ MAX_ACCOUNTS = 500
 
 
 @database_sync_to_async
-def _visible_account_ids(user) -> list[str]:
-    ids = restrict(user, VIEW, TradingAccount.objects.all()).values_list("pk", flat=True)[:MAX_ACCOUNTS]
-    return [str(pk) for pk in ids]
+def _visible_account_ids(user, wanted=None) -> list[str]:
+    """The accounts ``user`` may view (the first ``MAX_ACCOUNTS``), or of ``wanted`` only: [] when not visible."""
+    accounts = restrict(user, VIEW, TradingAccount.objects.all())
+    if wanted is not None:
+        accounts = accounts.filter(pk=wanted)  # any of the user's accounts, not only among the first 500
+    return [str(pk) for pk in accounts.values_list("pk", flat=True)[:MAX_ACCOUNTS]]
 
 
 @database_sync_to_async
@@ -36,13 +39,11 @@ class AccountsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        visible = await _visible_account_ids(user)
         wanted = self.scope["url_route"]["kwargs"].get("account_id")
-        if wanted is not None:
-            if str(wanted) not in visible:
-                await self.close(code=4404)
-                return
-            visible = [str(wanted)]
+        visible = await _visible_account_ids(user, wanted)
+        if wanted is not None and not visible:
+            await self.close(code=4404)
+            return
         self.account_ids = visible
         for account_id in visible:
             await self.channel_layer.group_add(account_group(account_id), self.channel_name)

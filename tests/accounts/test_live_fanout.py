@@ -96,3 +96,18 @@ def test_the_message_carries_the_payload_encoded_once_as_the_browser_reads_it(ow
     message = account_message(payload)
     assert message["type"] == "account.changed" and message["account"] == str(owned_account.pk)
     assert json.loads(message["text"]) == payload
+
+
+@run_async
+async def test_any_of_a_traders_accounts_can_be_watched_not_only_the_first_ones(owned_account, monkeypatch):
+    """The all-accounts socket lists the first MAX_ACCOUNTS; a page of one account checks that account only."""
+    import accounts.consumers
+
+    monkeypatch.setattr(accounts.consumers, "MAX_ACCOUNTS", 1)
+    second = await sync_to_async(_second_account)(owned_account.owner)
+    pages = [await _open(owned_account.owner, account.pk) for account in (owned_account, second)]
+    await sync_to_async(publish_account_update)(second.pk, figures_payload(second.pk, {"equity": "5.00"}, []))
+    assert (await pages[1].receive_json_from(timeout=2))["account"] == str(second.pk)
+    assert await _drain(pages[0]) == []
+    for page in pages:
+        await page.disconnect()
