@@ -182,6 +182,7 @@ class TestCampaigns(GetObjectCases, ListObjectsCases, PaginatedListCases, Create
         | {"min_deposit", "max_deposit", "starts_at", "ends_at", "expiry_days", "target_groups", "target_countries"}
         | {"agent_codes", "promo_codes", "triggers", "one_per_account", "max_concurrent", "lots_per_unit"}
         | {"unit_amount", "counting_symbols", "min_lot", "only_after_bonus", "created_at", "updated_at"}
+        | {"budget_total", "client_credit_cap"}
     )
     list_fields = fields | {"bonuses_active"}  # counted for lists only
     required = ("name", "bonus_percent")
