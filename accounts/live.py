@@ -8,6 +8,7 @@ as the JSON text the browser receives, encoded once per update rather than once 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -138,7 +139,18 @@ def _publishing_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
             _publisher = (os.getpid(), loop)
             _in_flight = threading.BoundedSemaphore(PUSHES_IN_FLIGHT)
+            atexit.register(_drain)
         return _publisher[1]
+
+
+def _drain(timeout: float = 2.0) -> None:
+    """At exit, give the pushes still in flight up to ``timeout`` seconds (the loop's thread dies with the process)."""
+    deadline = time.monotonic() + timeout
+    taken = 0
+    while taken < PUSHES_IN_FLIGHT and _in_flight.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        taken += 1
+    for _ in range(taken):
+        _in_flight.release()
 
 
 def _pushed(future) -> None:
