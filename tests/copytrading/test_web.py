@@ -130,8 +130,8 @@ def test_seed_copy_demo_links_the_master_to_two_slaves_idempotently(db):
     from accounts.models import User
     from tests.copytrading.conftest import make_account
 
-    bob = User.objects.create(email="bob@demo.local")
-    alice = User.objects.create(email="alice@demo.local")
+    bob = User.objects.create_user(email="bob@demo.local")  # as seed_demo makes them: confirmed
+    alice = User.objects.create_user(email="alice@demo.local")
     for owner, login, server, hedging in [
         (bob, 5200001, "MetaSim-Live", True),
         (bob, 5200002, "MetaSim-Demo", True),
