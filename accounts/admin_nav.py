@@ -61,6 +61,8 @@ BACK_OFFICE = (
         "bonuses.monitoredaccount",
     ),
     Page("MT5 postings", "admin:bonuses_bonusoperation_changelist", "sync_alt", None, "bonuses.bonusoperation"),
+    Page("Grant approvals", "admin:bonuses_grantapproval_changelist", "approval", None, "bonuses.grantapproval"),
+    Page("Abuse signals", "admin:bonuses_abusesignal_changelist", "report", None, "bonuses.abusesignal"),
     Page("Finance report", "admin:bonuses_finance_report", "account_balance", "reports.view"),
     Page(
         "Reconciliation",
