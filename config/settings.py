@@ -323,6 +323,8 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "bonuses.choices.CampaignStatus",
         "BonusStatusEnum": "bonuses.choices.BonusStatus",
         "ApprovalStatusEnum": "bonuses.choices.ApprovalStatus",
+        "BonusTriggerEnum": "bonuses.choices.Trigger",
+        "ReconciliationRunTriggerEnum": "bonuses.reconciliation_models.RunTrigger",
     },
 }
 # People's API tokens (djangorestframework-simplejwt): a short access token, a refresh token used once
