@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Sum
@@ -26,11 +25,10 @@ from accounts.models import Deal, TradingAccount
 from accounts.permissions import restrict
 from config.errors import Conflict, ServiceError
 from entitlements.gates import require_feature
-from mt5bridge.commands import command_enqueue
 
 from . import services
 from .choices import CopyKind, CopyStatus
-from .models import CopiedPosition, CopyLink, link_origin_ref
+from .models import CopiedPosition, CopyLink
 from .selectors import bump_config_version
 from .signal_fees import FeeLine, month_bounds, month_of, months_between, period_fee
 from .signal_models import (
@@ -309,8 +307,12 @@ def _release_view(subscription: SignalSubscription) -> None:
 
 def _close_copies(link: CopyLink, *, since: datetime) -> int:
     """Queue a close for each open copy of the link (cancel for a pending order); flag copies in flight."""
-    rows = CopiedPosition.objects.select_for_update().filter(
-        link=link, opened_at__gte=since, status__in=(CopyStatus.OPEN, CopyStatus.PENDING), close_command_id=None
+    rows = (
+        CopiedPosition.objects.select_for_update(of=("self",))
+        .select_related("link__slave")
+        .filter(
+            link=link, opened_at__gte=since, status__in=(CopyStatus.OPEN, CopyStatus.PENDING), close_command_id=None
+        )
     )
     count = 0
     for row in rows:
@@ -319,32 +321,7 @@ def _close_copies(link: CopyLink, *, since: datetime) -> int:
             row.save(update_fields=["close_requested"])
             count += 1
             continue
-        if row.kind == CopyKind.ORDER:
-            kind, params = "cancel_pending", {"ticket": row.slave_ticket}
-        elif link.slave.is_hedging:
-            kind, params = "close", {"ticket": row.slave_ticket}
-        else:
-            kind = "open_market"
-            params = {
-                "symbol": row.slave_symbol,
-                "side": "sell" if row.slave_side == "buy" else "buy",
-                "volume": format(row.slave_volume, "f"),
-                "sl": "0",
-                "tp": "0",
-                "comment": row.copy_id,
-                "magic": settings.COPY_MAGIC,
-                "deviation": link.max_slippage_points,
-            }
-        command = command_enqueue(
-            account_id=str(row.slave_account_id),
-            kind=kind,
-            params=params,
-            origin="copy",
-            idempotency_key=f"copy:{link.id}:{row.id}:signal-stop",
-            origin_ref=link_origin_ref(link.id),
-        )
-        row.close_command_id = command.id
-        row.save(update_fields=["close_command_id"])
+        services.close_copy_now(row, reason="signal-stop")
         count += 1
     return count
 
