@@ -170,7 +170,7 @@ class GetObjectCases(APIResource):
         obj = self.make(actor)
         body = actor_client.get(self.detail_url(obj)).json()
         assert str(body["id"]) == str(obj.pk)
-        assert set(body) == set(self.fields)
+        assert set(body) == set(self.fields), set(body) ^ set(self.fields)
 
     def test_get_object_that_does_not_exist(self, actor_client):
         assert_error(actor_client.get(self.detail_url(SimpleNamespace(pk=self.missing_pk))), 404)

@@ -57,6 +57,8 @@ class TestCopyLinks(APIViewCases):
         | {"max_volume", "symbol_overrides", "symbols_include", "symbols_exclude", "magics_include"}
         | {"magics_exclude", "reverse", "copy_sltp", "copy_pending", "close_only", "max_delay_seconds"}
         | {"max_slippage_points", "refusal_code", "refusal_reason", "refused_at", "created_at", "updated_at"}
+        | {"skip_below_min_volume", "equity_stop", "equity_stop_level", "equity_stop_percent", "equity_stop_close"}
+        | {"start_equity", "stopped_at", "stop_reason"}
     )
     required = ("master", "slave")
     wrong_types = {"master": "not-a-uuid", "multiplier": "lots", "reverse": "maybe", "symbols_include": "BTCUSD"}
@@ -215,7 +217,7 @@ class TestTradingAccounts(APIViewCases, PaginatedListCases):
         {"id", "owner", "login", "server", "broker", "category", "name", "currency", "leverage", "is_hedging"}
         | {"is_active", "gateway_kind", "sync_status", "sync_status_display", "last_sync_at", "consecutive_errors"}
         | {"last_error", "balance", "equity", "margin", "margin_free", "margin_level", "credit", "floating_profit"}
-        | {"created_at", "data_age"}
+        | {"created_at", "data_age", "access", "ownership_proof"}
     )
     write_only = frozenset({"password"})
     required = ("login", "password", "server")

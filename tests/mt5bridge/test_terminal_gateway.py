@@ -636,6 +636,7 @@ def test_account_info_conversion(logged_in, mt5):
         trade_mode=AccountTradeMode.DEMO,
         margin_so_call=Decimal("50.0"),
         margin_so_so=Decimal("30.0"),
+        trade_allowed=True,  # logged in with the trading password
     )
     assert type(info.margin_mode) is MarginMode and type(info.trade_mode) is AccountTradeMode
     assert_no_floats(info)
