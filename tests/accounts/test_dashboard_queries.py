@@ -29,7 +29,7 @@ def add_accounts(owner, count: int) -> None:
     """Accounts as a sync leaves them: snapshots before today and this month, deals of the month, a position,
     and for every other account an EA that beat a minute ago."""
     now = timezone.now()
-    for _ in range(count):
+    for index in range(count):
         account = TradingAccount.objects.create(
             owner=owner,
             login=next_login(),
@@ -59,7 +59,7 @@ def add_accounts(owner, count: int) -> None:
             opened_at=now,
             updated_at=now,
         )
-        if account.login % 2:
+        if index % 2 == 0:  # not the login's parity: two logins are drawn per account, so all would share one
             EAConnection.objects.create(account=account, last_seen_at=now - timedelta(minutes=1))
 
 
