@@ -30,7 +30,8 @@ from .tables import CREDIT, DealTable, SnapshotTable
 # - the account's symbols come from skipping through the (account, symbol, time) index; each deal
 #   carries its symbol's position in that list.
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
-_DEAL_FIELDS = (
+# The deal fields the statistics read (also the stored summary's columns, accounts.analytics.summary).
+DEAL_FIELDS = (
     "time",
     "ticket",
     "deal_type",
@@ -114,7 +115,7 @@ def statistics_history_portable(
     if end:
         deals, snapshots = deals.filter(time__lt=end), snapshots.filter(taken_at__lt=end)
     return (
-        DealTable.from_records(deals.values(*_DEAL_FIELDS)),
+        DealTable.from_records(deals.values(*DEAL_FIELDS)),
         SnapshotTable.from_records(snapshots.values("taken_at", "balance", "equity", "credit")),
         opening,
     )

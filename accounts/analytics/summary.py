@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db import connection
 
-from .columns import statistics_history
+from .columns import DEAL_FIELDS, statistics_history
 from .report import report
 from .running import Running, fold
 from .statistics import history_state
@@ -39,26 +39,11 @@ _LONG_TTL = 7 * 86_400
 SAVE_AFTER_ROWS = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_DEAL_COLUMNS = (
-    "time",
-    "ticket",
-    "deal_type",
-    "entry",
-    "position_id",
-    "magic",
-    "symbol",
-    "volume",
-    "price",
-    "profit",
-    "commission",
-    "swap",
-    "fee",
-)
 # The stored row and, when it holds a state, the deals and snapshots after its watermark (as JSON text:
 # numerics keep their exact decimal digits), in one statement.
 _READ_SQL = f"""
 SELECT s.generation, s.state, s.last_deal_time, s.last_deal_ticket, s.last_snapshot_time,
-  (SELECT coalesce(json_agg(json_build_array({", ".join(f"d.{c}" for c in _DEAL_COLUMNS)}) ORDER BY d.time, d.ticket),
+  (SELECT coalesce(json_agg(json_build_array({", ".join(f"d.{c}" for c in DEAL_FIELDS)}) ORDER BY d.time, d.ticket),
                    '[]')::text
    FROM (SELECT * FROM accounts_deal d WHERE s.state IS NOT NULL AND d.account_id = s.account_id
            AND d.time >= coalesce(s.last_deal_time, '-infinity')
@@ -111,7 +96,7 @@ def whole_history_state(account) -> Running:
     if not deal_rows and not snapshot_rows:
         return state
     deals = DealTable.from_records(
-        {**dict(zip(_DEAL_COLUMNS, r, strict=True)), "time": datetime.fromisoformat(r[0])} for r in deal_rows
+        {**dict(zip(DEAL_FIELDS, r, strict=True)), "time": datetime.fromisoformat(r[0])} for r in deal_rows
     )
     snapshots = SnapshotTable.from_records(
         {"taken_at": datetime.fromisoformat(r[0]), "balance": r[1], "equity": r[2], "credit": r[3]}
