@@ -8,6 +8,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import BigIntegerField, Case, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import TradingAccount
@@ -173,6 +175,8 @@ def copy_result_apply(*, command: Any) -> None:
     if status not in ("executed", "failed", "expired", "cancelled"):
         return
     result = command.result or {}
+    if status == "executed" and _executed_in_one_statement(command, result):
+        return
     with transaction.atomic():
         opened = CopiedPosition.objects.select_for_update().filter(open_command_id=command.id).first()
         if opened is not None:
@@ -204,21 +208,59 @@ def copy_result_apply(*, command: Any) -> None:
                 )
 
 
+def _executed_in_one_statement(command: Any, result: dict) -> bool:
+    """Book the two common outcomes as one conditional UPDATE each, without a lock or a read: an executed open whose
+    copy was not asked to close meanwhile, and an executed close. True when a row was booked; anything else (a close
+    requested while the open was in flight, a repeated result) takes the locked path, which sees the same rows.
+
+    At 4 beats a second per master the locked read-then-save was 18 % of the server's CPU (docs/benchmarks-ea.md)."""
+
+    changes: dict[str, Any] = {
+        "status": CopyStatus.OPEN,
+        "slave_ticket": Case(
+            When(kind=CopyKind.ORDER, then=Cast(Value(_ticket(result, CopyKind.ORDER)), BigIntegerField())),
+            default=Cast(Value(_ticket(result, CopyKind.POSITION)), BigIntegerField()),
+        ),
+    }
+    volume = _volume(result)
+    if volume is not None:
+        changes["slave_volume"] = volume
+    pending = CopiedPosition.objects.filter(
+        open_command_id=command.id, status=CopyStatus.PENDING, close_requested=False
+    )
+    if pending.update(**changes):
+        return True
+    closing = CopiedPosition.objects.filter(close_command_id=command.id).exclude(status=CopyStatus.CLOSED)
+    return bool(closing.update(status=CopyStatus.CLOSED, closed_at=timezone.now()))
+
+
+def _ticket(result: dict, kind: str) -> int | None:
+    """The slave's ticket of an executed open: the order's for a pending-order copy, else the position's."""
+    ticket = result.get("order") if kind == CopyKind.ORDER else (result.get("position") or result.get("order"))
+    try:
+        return int(ticket) if ticket is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _volume(result: dict) -> Decimal | None:
+    if not result.get("volume"):
+        return None
+    try:
+        return Decimal(str(result["volume"]))
+    except ArithmeticError:
+        return None
+
+
 def _book_open(row: CopiedPosition, command: Any, status: str, result: dict) -> None:
     if row.status != CopyStatus.PENDING:
         return
     if status == "executed":
-        ticket = result.get("order") if row.kind == CopyKind.ORDER else (result.get("position") or result.get("order"))
-        try:
-            row.slave_ticket = int(ticket) if ticket is not None else None
-        except (TypeError, ValueError):
-            row.slave_ticket = None
+        row.slave_ticket = _ticket(result, row.kind)
         row.status = CopyStatus.OPEN
-        if result.get("volume"):
-            try:
-                row.slave_volume = Decimal(str(result["volume"]))
-            except ArithmeticError:
-                pass
+        volume = _volume(result)
+        if volume is not None:
+            row.slave_volume = volume
         row.save(update_fields=["slave_ticket", "status", "slave_volume"])
         if row.close_requested and row.slave_ticket is not None:
             close_copy_now(row)

@@ -91,6 +91,42 @@ def test_a_master_close_reads_the_copies_and_writes_in_one_more_statement(owner,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_slaves_executed_result_is_booked_in_one_statement_and_a_repeated_one_changes_nothing(owner, master, slave):
+    link(owner, master, slave)
+    beat(master, [], [pos(1, "BTCUSD.pro")])
+    command = Command.objects.get()
+    Command.objects.filter(pk=command.pk).update(
+        status="executed", retcode=10009, result={"position": 77, "volume": "0.07"}
+    )
+    command.refresh_from_db()
+
+    assert len(statements_of(lambda: on_command_result(command))) == 1
+    on_command_result(command)  # the EA repeats its ack: the locked path sees the row booked and leaves it
+
+    row = CopiedPosition.objects.get()
+    assert (row.status, row.slave_ticket, row.slave_volume) == (CopyStatus.OPEN, 77, D("0.07"))
+    beat(master, [pos(1, "BTCUSD.pro")], [])
+    close = Command.objects.get(kind="close")
+    Command.objects.filter(pk=close.pk).update(status="executed", retcode=10009, result={})
+    close.refresh_from_db()
+    assert len(statements_of(lambda: on_command_result(close))) == 2  # not an open; the close's UPDATE
+    assert CopiedPosition.objects.get().status == CopyStatus.CLOSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_asked_while_the_open_was_in_flight_still_closes_the_copy_when_the_open_lands(owner, master, slave):
+    link(owner, master, slave)
+    beat(master, [], [pos(1, "BTCUSD.pro")])
+    beat(master, [pos(1, "BTCUSD.pro")], [])  # the master closed before the slave answered
+    assert CopiedPosition.objects.get().close_requested
+
+    execute(Command.objects.get(kind="open_market"), position=78)
+
+    assert CopiedPosition.objects.get().slave_ticket == 78
+    assert Command.objects.filter(kind="close", params__ticket=78).exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_repeated_heartbeat_stores_and_queues_each_command_once_outside_a_transaction(owner, master, slave):
     link(owner, master, slave)
     beat(master, [], [pos(1, "BTCUSD.pro")])
