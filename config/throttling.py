@@ -4,8 +4,7 @@ django-axes locks a username *from one IP* (``AXES_LOCKOUT_PARAMETERS = [["usern
 stranger cannot lock someone else's account by failing on purpose. That leaves one IP free to guess password after
 password across many usernames; this closes it: an IP with ``LOGIN_FAILURES_PER_IP`` failed logins within
 ``LOGIN_FAILURES_PER_IP_MINUTES`` (counted from its first failure) is refused like an axes lockout (429), whatever
-username it tries. Failures are counted with one atomic Redis transaction (the Django cache in the embedded
-default, which is a single process).
+username it tries. Failures are counted with ``config.redis_clients.window_count`` (one atomic Redis transaction).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from django.core.cache import cache as django_cache
 from django.core.exceptions import PermissionDenied
 
 from config.net import client_ip
-from config.redis_clients import redis_for
+from config.redis_clients import window_count
 
 
 def _key(ip: str) -> str:
@@ -25,26 +24,12 @@ def _key(ip: str) -> str:
 
 def login_failures(ip: str) -> int:
     """Failed logins from ``ip`` in the current window."""
-    if settings.REDIS_URL:
-        return int(redis_for(settings.REDIS_URL).get(f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}") or 0)
     return int(django_cache.get(_key(ip)) or 0)
 
 
 def login_failure_count(ip: str) -> int:
     """Count one failed login from ``ip``; the window starts at the first failure. Returns the new count."""
-    window = settings.LOGIN_FAILURES_PER_IP_MINUTES * 60
-    if settings.REDIS_URL:
-        key = f"{settings.CACHE_KEY_PREFIX}:{_key(ip)}"
-        pipe = redis_for(settings.REDIS_URL).pipeline(transaction=True)
-        pipe.set(key, 0, ex=window, nx=True)
-        pipe.incr(key)
-        return int(pipe.execute()[1])
-    django_cache.add(_key(ip), 0, timeout=window)
-    try:
-        return django_cache.incr(_key(ip))
-    except ValueError:  # expired between the two calls
-        django_cache.set(_key(ip), 1, timeout=window)
-        return 1
+    return window_count(_key(ip), settings.LOGIN_FAILURES_PER_IP_MINUTES * 60)
 
 
 def _count_failure(sender, credentials=None, request=None, **kwargs) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.utils import timezone
 
+from config.redis_clients import window_count
+
 DAY_SECONDS = 26 * 3600  # a little over a day so the count survives until the day is over everywhere
 
 
@@ -14,14 +16,8 @@ def _key(user_id, day=None) -> str:
 
 
 def api_call_count(user_id) -> int:
-    key = _key(user_id)
-    # add() then incr() keeps the counter atomic in Redis without a read-modify-write race.
-    cache.add(key, 0, DAY_SECONDS)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, DAY_SECONDS)
-        return 1
+    """Count one API call of ``user_id`` today (one Redis round trip); the day's count."""
+    return window_count(_key(user_id), DAY_SECONDS)
 
 
 def api_calls_today(user_id) -> int:

@@ -22,6 +22,7 @@ beats cannot skip it, because "steady" is only the name of a plan in which every
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -128,6 +129,20 @@ def gate_aged(meta: dict, now: float, timing: Timing) -> bool:
     return now - float(meta.get("gate_at", 0)) >= timing.gate_cache_seconds
 
 
+# An unchanged state is written again up to this fraction of EA_PERSIST_SECONDS early (``cadence_seconds``).
+CADENCE_SPREAD = 0.25
+
+
+def cadence_seconds(account_id: str, persisted: float, timing: Timing) -> float:
+    """How long after its last write an unchanged state is written again: EA_PERSIST_SECONDS less up to a quarter,
+    a fraction drawn from the account and the time of that write, so the same for every beat until the next write
+    (the plan stays a pure function). Accounts that connected together (a server restart, a benchmark's start) would
+    otherwise write all at once every interval, a burst of thousands of rows that showed in the heartbeat's p99
+    (docs/benchmarks-ea.md); with the draw their writes spread out. No state waits longer than EA_PERSIST_SECONDS."""
+    draw = zlib.crc32(f"{account_id}:{persisted:.3f}".encode()) / 0xFFFFFFFF
+    return timing.persist_seconds * (1 - CADENCE_SPREAD * draw)
+
+
 def plan_beat(beat: Heartbeat, fingerprint: str, ctx: BeatContext, timing: Timing) -> BeatPlan:
     """The effects of one beat, from the beat and its context alone (no I/O)."""
     state = beat.state
@@ -141,7 +156,8 @@ def plan_beat(beat: Heartbeat, fingerprint: str, ctx: BeatContext, timing: Timin
     allowed = gate == ""
     first = ctx.previous_json is None
     changed = ctx.meta.get("fp") != fingerprint
-    due = ctx.durable_only or now - float(ctx.meta.get("persisted", 0)) >= timing.persist_seconds
+    persisted = float(ctx.meta.get("persisted", 0))
+    due = ctx.durable_only or now - persisted >= cadence_seconds(state.account_id, persisted, timing)
     publish = changed
     previous = ctx.previous_json
     if not publish and previous and ctx.watched and now - float(ctx.meta.get("pub", 0)) >= timing.live_float_seconds:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mt5bridge.ea.pipeline import BeatContext, BeatPlan, Timing, plan_beat
+from mt5bridge.ea.pipeline import BeatContext, BeatPlan, Timing, cadence_seconds, plan_beat
 from mt5bridge.ea.protocol import decode_heartbeat
 from mt5bridge.ea.state import state_fingerprint, state_to_json
 from tests.mt5bridge.ea_helpers import beat_body
@@ -146,7 +146,20 @@ def test_a_plan_is_quiet_exactly_when_the_beat_asks_for_nothing(
     asks = (
         gate is None
         or changed
-        or persisted_ago >= TIMING.persist_seconds
+        or persisted_ago >= cadence_seconds("a1", T - persisted_ago, TIMING)
         or (allowed and (first or not idle or queued or check))
     )
     assert made.quiet is (not asks)
+
+
+def test_accounts_that_wrote_together_write_again_spread_over_the_last_quarter_of_the_interval():
+    # A restart: 2,000 accounts connect in the same second and write their first state together.
+    due = [cadence_seconds(f"account-{i}", T, TIMING) for i in range(2000)]
+
+    assert max(due) <= TIMING.persist_seconds  # never later than EA_PERSIST_SECONDS
+    assert min(due) >= 0.75 * TIMING.persist_seconds
+    seconds = [int(d) for d in due]  # how many write in each second of the interval's last quarter
+    per_second = [seconds.count(s) for s in range(23, 30)]
+    assert max(per_second) < 2000 / 4, per_second  # spread out, not one burst
+    assert cadence_seconds("account-1", T, TIMING) == cadence_seconds("account-1", T, TIMING)  # pure
+    assert cadence_seconds("account-1", T, TIMING) != cadence_seconds("account-1", T + 30, TIMING)  # drawn anew
