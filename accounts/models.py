@@ -237,7 +237,9 @@ class Order(models.Model):
 class Deal(models.Model):
     """One MT5 deal, every field kept: trades, balance, credit, commission and other types."""
 
-    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="deals")
+    # No index of its own: (account, ticket), (account, time) and (account, symbol, time) all lead with it, and a
+    # fourth index on every deal inserted cost the first sync ~10 % (docs/benchmarks.md, sync).
+    account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="deals", db_index=False)
     ticket = models.BigIntegerField()
     order = models.BigIntegerField(default=0)
     time = models.DateTimeField()

@@ -322,7 +322,7 @@ def main() -> dict:
     t = time.perf_counter()
     state = summary.Running.from_bytes(bytes(raw))
     fresh = DealTable.from_records(
-        {**dict(zip(summary._DEAL_COLUMNS, r, strict=True)), "time": datetime.fromisoformat(r[0])}
+        {**dict(zip(summary.DEAL_FIELDS, r, strict=True)), "time": datetime.fromisoformat(r[0])}
         for r in json.loads(deal_json, parse_float=Decimal)
     )
     parts["parse_ms"] = (time.perf_counter() - t) * 1000

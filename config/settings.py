@@ -289,7 +289,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "config.throttling.UserRateThrottle",  # DRF's rate, counted in one Redis round trip
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": envstr("THROTTLE_ANON", "60/min"),
