@@ -187,15 +187,16 @@ def account_message(payload: dict) -> dict:
     }
 
 
-def publish_account_update(account_id, payload: dict | None = None) -> None:
+def publish_account_update(account_id, payload: dict | None = None, *, watched: bool = False) -> None:
     """Tell subscribed dashboards that ``account_id`` changed. Never fails the caller.
 
-    Skipped when no socket watches the account. Callers that hold the figures already (an EA heartbeat)
-    pass ``payload`` and the database is not read."""
+    Skipped when no socket watches the account; ``watched=True``: the caller knows one does (the EA heartbeat's
+    swap reads it with the state), so the check's Redis round trip is not made again. Callers that hold the figures
+    already (an EA heartbeat) pass ``payload`` and the database is not read."""
     if get_channel_layer() is None:
         return
     try:
-        if not is_watched(account_id):
+        if not watched and not is_watched(account_id):
             return
         if payload is None:
             payloads = payloads_for([account_id])

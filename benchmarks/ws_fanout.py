@@ -64,7 +64,8 @@ while time.time() < end:
         if not burst:  # accounts beat at their own phase within the second, as EAs on their own timers do
             time.sleep(max(0.0, start + index / len(ids) - time.time()))
         figures = {"balance": "10000.00", "equity": f"{10000 + tick % 50}.25", "margin": "100"}
-        publish_account_update(account_id, figures_payload(account_id, figures, []))
+        # As the heartbeat pushes: its swap has read that a dashboard watches the account.
+        publish_account_update(account_id, figures_payload(account_id, figures, []), watched=True)
     tick += 1
     late = max(late, time.time() - start - 1.0)
     time.sleep(max(0.0, 1.0 - (time.time() - start)))

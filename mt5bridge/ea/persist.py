@@ -196,4 +196,4 @@ def state_publish(account_id: str, state: EAState) -> None:
         }
         for p in sorted(state.positions, key=lambda p: p.time)
     ]
-    publish_account_update(account_id, figures_payload(account_id, state_figures(state), positions))
+    publish_account_update(account_id, figures_payload(account_id, state_figures(state), positions), watched=True)

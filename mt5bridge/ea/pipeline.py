@@ -158,7 +158,8 @@ def plan_beat(beat: Heartbeat, fingerprint: str, ctx: BeatContext, timing: Timin
     changed = ctx.meta.get("fp") != fingerprint
     persisted = float(ctx.meta.get("persisted", 0))
     due = ctx.durable_only or now - persisted >= cadence_seconds(state.account_id, persisted, timing)
-    publish = changed
+    # Only to a watched account (the swap read whether a dashboard shows it): the push then skips its own check.
+    publish = changed and ctx.watched
     previous = ctx.previous_json
     if not publish and previous and ctx.watched and now - float(ctx.meta.get("pub", 0)) >= timing.live_float_seconds:
         publish = state_floating_figures(previous) != (state.equity, state.margin)

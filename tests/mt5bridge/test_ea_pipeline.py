@@ -69,7 +69,8 @@ DEPARTURES = {
     "cached gate aged": (BEAT, replace(STEADY, meta={**STEADY.meta, "gate_at": "0"}), {"refresh_gate"}),
     "gate epoch moved": (BEAT, replace(STEADY, epoch="1:0"), {"look_up_gate"}),
     "gate just looked up": (BEAT, replace(STEADY, gate=""), {"remember"}),
-    "state changed": (_moved_position(), STEADY, {"notify", "persist", "publish"}),
+    "state changed": (_moved_position(), STEADY, {"notify", "persist"}),
+    "state changed, a dashboard watches": (_moved_position(), replace(STEADY, watched=True), {"publish"}),
     "first beat": (BEAT, replace(STEADY, previous_json=None), {"notify"}),
     "cadence write due": (BEAT, replace(STEADY, meta={**STEADY.meta, "persisted": str(T - 31)}), {"persist"}),
     "command queued": (BEAT, replace(STEADY, queued={"c1": "{}"}), {"deliver"}),
@@ -163,3 +164,8 @@ def test_accounts_that_wrote_together_write_again_spread_over_the_last_quarter_o
     assert max(per_second) < 2000 / 4, per_second  # spread out, not one burst
     assert cadence_seconds("account-1", T, TIMING) == cadence_seconds("account-1", T, TIMING)  # pure
     assert cadence_seconds("account-1", T, TIMING) != cadence_seconds("account-1", T + 30, TIMING)  # drawn anew
+
+
+def test_a_change_nobody_watches_is_not_pushed():
+    assert not plan(_moved_position(), replace(STEADY, watched=False)).publish
+    assert plan(_moved_position(), replace(STEADY, watched=True)).publish
