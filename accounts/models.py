@@ -238,7 +238,7 @@ class Deal(models.Model):
     """One MT5 deal, every field kept: trades, balance, credit, commission and other types."""
 
     # No index of its own: (account, ticket), (account, time) and (account, symbol, time) all lead with it, and a
-    # fourth index on every deal inserted cost the first sync ~10 % (docs/benchmarks.md, sync).
+    # fourth index on every deal inserted: first sync 162 → 177 accounts/s without it (docs/benchmarks.md, sync).
     account = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="deals", db_index=False)
     ticket = models.BigIntegerField()
     order = models.BigIntegerField(default=0)
