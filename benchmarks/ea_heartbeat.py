@@ -121,7 +121,9 @@ def flush_redis() -> None:
         r.delete(*keys[i : i + 1000])
 
 
-def start_server(workers: int = WORKERS, port: int = PORT, extra_env: dict | None = None) -> subprocess.Popen:
+def start_server(
+    workers: int = WORKERS, port: int = PORT, extra_env: dict | None = None, extra_args: tuple[str, ...] = ()
+) -> subprocess.Popen:
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.Popen(
         [
@@ -142,6 +144,7 @@ def start_server(workers: int = WORKERS, port: int = PORT, extra_env: dict | Non
             "httptools",
             "--lifespan",
             "off",
+            *extra_args,
         ],
         cwd=ROOT,
         env=env,

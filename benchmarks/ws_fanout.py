@@ -12,7 +12,7 @@ Reported: p50/p99/max delivery latency, updates delivered / expected (every sock
 RSS per socket of the server processes (and of the client), CPU seconds of server, client and publisher.
 Goal: p99 delivery ≤ 100 ms, every update delivered. Database mt5bo_bench_ws, Redis db 10.
 Usage: .venv/bin/python benchmarks/ws_fanout.py
-  (env: BENCH_SOCKETS BENCH_ACCOUNTS BENCH_SECONDS=30 BENCH_BURST BENCH_WORKERS BENCH_PORT BENCH_COMPRESSION=1)
+  (env: BENCH_SOCKETS BENCH_ACCOUNTS BENCH_SECONDS=30 BENCH_BURST BENCH_WORKERS BENCH_PORT BENCH_COMPRESSION=1 BENCH_SERVER_DEFLATE=0)
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", str(max(1, SOCKETS // 10))))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "30"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 PORT = int(os.environ.get("BENCH_PORT", "8766"))
-# Browsers offer permessage-deflate and uvicorn accepts it: on by default, as in production.
+# Browsers offer permessage-deflate (so does this client, unless BENCH_COMPRESSION=0). The deployed WebSocket server,
+# Daphne, never accepts it (autobahn's default), so the sockets are uncompressed; the server here answers the same
+# (uvicorn --ws-per-message-deflate false) unless BENCH_SERVER_DEFLATE=1. Until 2026-12-06 it accepted, which cost
+# 79 against 39 KiB per socket and p99 1,256 against 457 ms at 10,000 sockets (docs/benchmarks.md).
 COMPRESSION = os.environ.get("BENCH_COMPRESSION", "1") == "1"
+SERVER_DEFLATE = os.environ.get("BENCH_SERVER_DEFLATE", "0") == "1"
 HANDSHAKES_IN_FLIGHT = 200  # sockets opening at once (a page load storm, bounded so the client does not time out)
 common.ENV.update(
     {
@@ -181,7 +185,8 @@ async def clients(ids: list[str], cookie: str, server_pids: list[int]) -> dict:
         "sockets_per_account": round(SOCKETS / len(ids), 1),
         "seconds": SECONDS,
         "server_workers": WORKERS,
-        "compression": "permessage-deflate" if COMPRESSION else "none",
+        "compression": "permessage-deflate" if COMPRESSION and SERVER_DEFLATE else "none",
+        "client_offers_deflate": COMPRESSION,
         "publishing": "burst at the start of each second"
         if os.environ.get("BENCH_BURST") == "1"
         else "spread over each second",
@@ -216,7 +221,9 @@ def main() -> None:
     from accounts.models import User
 
     cookie = session_cookie(User.objects.get(email="ws-bench@example.com"))
-    server = common.start_server(workers=WORKERS, port=PORT)
+    server = common.start_server(
+        workers=WORKERS, port=PORT, extra_args=("--ws-per-message-deflate", "true" if SERVER_DEFLATE else "false")
+    )
     try:
         try:
             import uvloop  # the client's event loop; the server runs on uvloop too
