@@ -18,7 +18,6 @@ Usage: .venv/bin/python benchmarks/ws_fanout.py
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import resource
@@ -162,11 +161,6 @@ async def clients(ids: list[str], cookie: str, server_pids: list[int]) -> dict:
     await asyncio.sleep(2.0)  # let the last catch-ups settle before the memory is read
     rss_connected = sum(_rss_kib(pid) for pid in server_pids)
     client_rss = _rss_kib(os.getpid())
-    # The 10,000 browsers are one process here, so one garbage collector walks all their sockets: its full
-    # collections took 300-940 ms each (gc.callbacks, 2026-12-06), and one falling into the measured seconds showed as
-    # a p99 of 457-618 ms, while the server processes made none. Real browsers are separate processes; the client's
-    # connected sockets leave the collector's generations, as the server's start-up objects do (config/asgi.py).
-    gc.freeze()
     cpu_before = {pid: _cpu_s(pid) for pid in server_pids}
     client_cpu_before = time.process_time()
     publisher = subprocess.Popen(
