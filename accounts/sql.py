@@ -54,6 +54,12 @@ def dashboard_summary_rows(columns: str, visible_sql: str, params: dict) -> list
         return cursor.fetchall()
 
 
+# An account's deals and snapshots in [start, end) as text-packed columns, in ``parts`` consecutive spans of its deals'
+# time range (a deal's span is fixed by its time, so equal times share a span; the first and last spans run open-ended,
+# snapshots follow the same cuts). Row 0 also holds the symbol list and the balance at ``start``. Between two spans
+# comes a row of 8 KiB of padding: PostgreSQL sends a row once its 8 KiB output buffer fills, so without it the end of
+# a span would wait for the next span to be computed; with it each span reaches a streaming client (``cursor.stream``)
+# while the next is computed (`statistics_history_parts`).
 _HISTORY_SQL = """
 WITH RECURSIVE symbols(symbol) AS (
   (SELECT symbol FROM accounts_deal WHERE account_id = %(account)s ORDER BY symbol LIMIT 1)
@@ -63,20 +69,30 @@ WITH RECURSIVE symbols(symbol) AS (
   FROM symbols s WHERE s.symbol IS NOT NULL
 ), names AS (
   SELECT coalesce(array_agg(symbol ORDER BY symbol), '{{}}') AS list FROM symbols WHERE symbol IS NOT NULL
+), span AS (
+  SELECT min(time) AS lo, max(time) - min(time) AS width FROM accounts_deal WHERE {deal_window}
 )
 SELECT
-  (SELECT list FROM names),
-  (SELECT coalesce(sum(profit + commission + swap + fee), 0) FROM accounts_deal
-   WHERE account_id = %(account)s AND time < %(start)s AND deal_type <> %(credit)s),
-  deals.*, snaps.*
-FROM (
+  CASE WHEN i = 0 THEN (SELECT list FROM names) END,
+  CASE WHEN i = 0 THEN (SELECT coalesce(sum(profit + commission + swap + fee), 0) FROM accounts_deal
+                        WHERE account_id = %(account)s AND time < %(start)s AND deal_type <> %(credit)s) END,
+  deals.*, snaps.*, CASE WHEN i %% 2 = 1 THEN repeat(' ', 8192) END
+FROM generate_series(0, 2 * %(parts)s - 2) AS i
+CROSS JOIN LATERAL (
+  SELECT CASE WHEN i / 2 = 0 THEN '-infinity'::timestamptz
+              ELSE coalesce((SELECT lo + width * ((i / 2)::float8 / %(parts)s) FROM span), 'infinity') END AS lo,
+         CASE WHEN i / 2 = %(parts)s - 1 THEN 'infinity'::timestamptz
+              ELSE coalesce((SELECT lo + width * ((i / 2 + 1)::float8 / %(parts)s) FROM span), 'infinity') END AS hi
+) cut
+CROSS JOIN LATERAL (
   SELECT count(*), string_agg(timestamptz_send(time), ''), string_agg(float8send(price::float8), ''),
     string_agg(concat_ws(',', ticket, deal_type, entry, position_id, magic,
                          array_position((SELECT list FROM names), symbol), volume, profit, commission, swap, fee), ',')
-  FROM accounts_deal WHERE {deal_window}
-) deals, (
+  FROM accounts_deal WHERE i %% 2 = 0 AND {deal_window} AND time >= cut.lo AND time < cut.hi
+) deals
+CROSS JOIN LATERAL (
   SELECT count(*), string_agg(timestamptz_send(taken_at), ''), string_agg(concat_ws(',', balance, equity, credit), ',')
-  FROM accounts_accountsnapshot WHERE {snapshot_window}
+  FROM accounts_accountsnapshot WHERE i %% 2 = 0 AND {snapshot_window} AND taken_at >= cut.lo AND taken_at < cut.hi
 ) snaps
 """
 
@@ -90,11 +106,29 @@ def _window(column: str, start: datetime | None, end: datetime | None) -> str:
     return " AND ".join(clauses)
 
 
+def statistics_history_parts(account_id, *, start: datetime | None, end: datetime | None, credit, parts: int = 1):
+    """An account's deals and snapshots in [start, end) as text-packed columns, in ``parts`` consecutive spans of
+    time, each yielded as soon as PostgreSQL has computed it (one statement, so one snapshot of the database): the
+    caller works on a span while the next is computed. Yields ``(symbols, opening balance, deal count, deal times,
+    deal prices, deal text, snapshot count, snapshot times, snapshot text)``; only the first holds the symbols and
+    the balance at ``start`` (``accounts.analytics.columns`` unpacks them).
+
+    One part is one row, read as any query; more are streamed (``psycopg``'s ``Cursor.stream``, under Django's
+    cursor, so Django's query log does not list that statement)."""
+    params = {"account": account_id, "start": start, "end": end, "credit": credit, "parts": parts}
+    text = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
+    with connection.cursor() as cursor:
+        if parts == 1:
+            cursor.execute(text, params)
+            yield cursor.fetchone()[:-1]
+            return
+        for index, row in enumerate(cursor.cursor.stream(text, params)):
+            if index % 2 == 0:  # the rows between are the padding
+                yield row[:-1]
+
+
 def statistics_history_row(account_id, *, start: datetime | None, end: datetime | None, credit) -> tuple:
     """One row holding an account's deals and snapshots in [start, end) as text-packed columns, and the balance
     at ``start`` (``accounts.analytics.history.statistics_history`` unpacks it)."""
-    params = {"account": account_id, "start": start, "end": end, "credit": credit}
-    text = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
-    with connection.cursor() as cursor:
-        cursor.execute(text, params)
-        return cursor.fetchone()
+    (row,) = statistics_history_parts(account_id, start=start, end=end, credit=credit)
+    return row

@@ -6,7 +6,8 @@ Measured in one run, each the median of BENCH_REPEAT runs (default 7):
 and BENCH_RUNS runs (default 3) each, with their spread, of `statistics_for_account` over the whole history
 (viewed by staff, so no plan window):
 - whole, cold: no stored summary, so it reads and folds the whole history and stores the summary
-  (``statistics_for_account``, also ``whole_cold``);
+  (``statistics_for_account``, also ``whole_cold``): read in parts of its time span, each folded while PostgreSQL
+  computes the next (`accounts.analytics.columns.history_state_of`);
 - incremental: 100 new deals (50 positions opened and closed) arrived since the summary was stored
   (``incremental_plus_100``: folded, not stored again, as below 500 new rows; ``incremental_plus_100_stored``:
   also storing the folded state), and its parts: the read, parsing, the fold, the payload, the save;

@@ -15,7 +15,9 @@ from django.db import connection
 from accounts import sql
 from accounts.models import AccountSnapshot, Deal, TradingAccount
 
-from .tables import CREDIT, DealTable, SnapshotTable
+from .running import Running, fold
+from .statistics import history_state, sort_deals
+from .tables import CREDIT, DealTable, SnapshotTable, concat_tables
 
 # One statement (`accounts.sql.statistics_history_row`) reads everything the statistics need, so deals, snapshots and the opening balance
 # come from the same database snapshot, and each group of columns comes back as one string that
@@ -61,7 +63,42 @@ def statistics_history(
     if connection.vendor != "postgresql":
         return statistics_history_portable(account, start=start, end=end)
     row = sql.statistics_history_row(account.pk, start=start, end=end, credit=CREDIT)
-    names, opening, n, times, prices, deal_text, s_n, s_times, snapshot_text = row
+    names, opening = row[0], row[1]
+    deals, snapshots = _tables(tuple(names), row)
+    return deals, snapshots, int(opening.scaleb(2))
+
+
+def history_state_of(account: TradingAccount, *, parts: int = 1) -> tuple[Running, int]:
+    """The running state of ``account``'s whole history and how many deals and snapshots it holds.
+
+    The same as `accounts.analytics.statistics.history_state` over `statistics_history`, but read in ``parts`` spans
+    of time (`accounts.sql.statistics_history_parts`, one statement) and folded span by span as each arrives, so
+    PostgreSQL computes the next span while this process folds the last (100,000 deals and 35,040 snapshots in 8
+    parts: 162 against 268 ms in one, docs/benchmarks.md). A span the fold cannot append (`fold` refuses, e.g. a symbol showing more price
+    digits than its earlier deals did) makes it fold the whole history in one batch, which always gives the same
+    result.
+    """
+    if connection.vendor != "postgresql":
+        deals, snapshots, opening = statistics_history_portable(account)
+        return history_state(deals, snapshots, opening_balance=opening), len(deals) + len(snapshots)
+    names: tuple[str, ...] = ()
+    state, read, appending = Running.start(), [], True
+    for row in sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=parts):
+        if not read:
+            names, state = tuple(row[0]), Running.start(int(row[1].scaleb(2)))
+        deals, snapshots = _tables(names, row)
+        read.append((deals, snapshots))
+        appending = appending and fold(state, sort_deals(deals), snapshots)
+    rows = sum(len(d) + len(s) for d, s in read)
+    if appending:
+        return state, rows
+    deals, snapshots = concat_tables([d for d, _ in read]), concat_tables([s for _, s in read])
+    return history_state(deals, snapshots, opening_balance=state.opening), rows
+
+
+def _tables(names: tuple[str, ...], row: tuple) -> tuple[DealTable, SnapshotTable]:
+    """One row (or part) of `accounts.sql.statistics_history_parts` as deal and snapshot columns."""
+    n, times, prices, deal_text, s_n, s_times, snapshot_text = row[2:]
     d = _integer_columns(deal_text, n, _DEAL_TEXT_COLUMNS)
     s = _integer_columns(snapshot_text, s_n, _SNAPSHOT_TEXT_COLUMNS)
     deals = DealTable(
@@ -72,7 +109,7 @@ def statistics_history(
         position_id=d[3],
         magic=d[4],
         symbol=d[5] - 1,  # array_position counts from 1
-        symbols=tuple(names),
+        symbols=names,
         volume=d[6],
         price=np.frombuffer(prices or b"", dtype=">f8").astype(np.float64),
         profit=d[7],
@@ -80,8 +117,7 @@ def statistics_history(
         swap=d[9],
         fee=d[10],
     )
-    snapshots = SnapshotTable(time=_pg_epoch(s_times), balance=s[0], equity=s[1], credit=s[2])
-    return deals, snapshots, int(opening.scaleb(2))
+    return deals, SnapshotTable(time=_pg_epoch(s_times), balance=s[0], equity=s[1], credit=s[2])
 
 
 def _pg_epoch(raw: bytes | None) -> np.ndarray:

@@ -21,10 +21,9 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db import connection
 
-from .columns import DEAL_FIELDS, statistics_history
+from .columns import DEAL_FIELDS, history_state_of
 from .report import report
 from .running import Running, fold
-from .statistics import history_state
 from .tables import MIN_TRADES, DealTable, SnapshotTable
 
 #: More new deals or snapshots than this since the state was stored: rebuilding from the whole history is as quick.
@@ -34,6 +33,10 @@ MAX_FOLD_ROWS = 20_000
 SUMMARY_MIN_ROWS = 5_000
 _LONG_KEY = "analytics:long-history:v1:{}"
 _LONG_TTL = 7 * 86_400
+#: A rebuild reads and folds the history in parts of about this many deals and snapshots (at most ``MAX_PARTS``):
+#: PostgreSQL computes each while the one before is folded (`accounts.analytics.columns.history_state_of`).
+PART_ROWS = 15_000
+MAX_PARTS = 8
 #: The folded state is stored again once this many rows arrived since it was (storing it costs more than
 #: folding a few hundred rows again on the next read, which reads every row after the stored watermark).
 SAVE_AFTER_ROWS = 500
@@ -119,8 +122,8 @@ def _load(raw) -> Running | None:
 
 
 def _rebuild(account, generation: int) -> Running:
-    deals, snapshots, opening = statistics_history(account)
-    state = history_state(deals, snapshots, opening_balance=opening)
+    rows = cache.get(_LONG_KEY.format(account.pk)) or 0  # the size of its last whole read
+    state, _ = history_state_of(account, parts=min(MAX_PARTS, max(1, rows // PART_ROWS)))
     _save(account.pk, generation, state)
     return state
 

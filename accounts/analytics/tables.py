@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -147,8 +147,22 @@ class SnapshotTable:
         )
 
 
+_Table = TypeVar("_Table", DealTable, SnapshotTable)
+
+
 def empty_snapshots() -> SnapshotTable:
     return SnapshotTable.from_columns(time=[], balance=[], equity=[], credit=[])
+
+
+def concat_tables(parts: list[_Table]) -> _Table:
+    """Consecutive parts of one history's deals (sharing one symbol list) or snapshots, as one table."""
+    first = parts[0]
+    return type(first)(
+        **{
+            f.name: first.symbols if f.name == "symbols" else np.concatenate([getattr(p, f.name) for p in parts])
+            for f in fields(first)
+        }
+    )
 
 
 def _encode(values) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -9,9 +9,13 @@ from importlib import import_module
 import pytest
 from django.db import connection
 
-from accounts.analytics import summary
+from accounts import sql
+from accounts.analytics import columns, summary
+from accounts.analytics.columns import history_state_of
 from accounts.analytics.history import statistics_for_account, statistics_history
-from accounts.analytics.statistics import compute_statistics
+from accounts.analytics.report import report
+from accounts.analytics.statistics import compute_statistics, history_state
+from accounts.analytics.tables import CREDIT, MIN_TRADES
 from accounts.models import AccountSnapshot, Deal
 from tests.accounts.test_analytics import START, _account, _mixed_history
 
@@ -224,3 +228,50 @@ def test_the_syncs_statement_shape_keeps_or_clears_the_summary_as_it_should(acco
     assert sync_insert(10**9 + 2, old.time) == 1  # a late deal inside the summarised history: cleared
     assert _stored(account)[1] is False
     assert summary.whole_history_statistics(account) == _whole(account) and rebuilds == [account.pk, account.pk]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_a_history_read_and_folded_in_parts_gives_the_whole_computation(owner, parts):
+    account = _account(owner)
+    _mixed_history(account)
+    deals, snapshots, _ = statistics_history(account)
+    state, rows = history_state_of(account, parts=parts)
+    assert rows == len(deals) + len(snapshots) > 300
+    assert report(state, MIN_TRADES) == _whole(account)
+
+
+def test_parts_cover_every_deal_once_and_arrive_one_by_one(owner):
+    account = _account(owner)
+    _mixed_history(account)
+    parts = list(sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=5))
+    assert len(parts) == 5  # the padding rows between them stay inside
+    assert parts[0][0] and all(part[0] is None for part in parts[1:])  # the symbols come once
+    assert sum(part[2] for part in parts) == Deal.objects.filter(account=account).count()
+    assert sum(part[6] for part in parts) == AccountSnapshot.objects.filter(account=account).count()
+    assert all(part[2] for part in parts[1:-1])  # the deals' time span is cut evenly: no empty middle part
+
+
+def test_a_part_the_fold_cannot_append_makes_the_whole_history_fold_in_one_batch(owner, monkeypatch):
+    whole_folds = []
+    monkeypatch.setattr(columns, "history_state", lambda *a, **k: whole_folds.append(1) or history_state(*a, **k))
+    account = _account(owner)
+    _mixed_history(account)
+    last = Deal.objects.filter(account=account, symbol="EURUSD").latest("time", "ticket")
+    # A later EURUSD price with one more digit than any before: the earlier parts' pips were counted with fewer.
+    Deal.objects.create(
+        account=account, ticket=last.ticket + 10_000, time=last.time + timedelta(days=3), deal_type=0, entry=0,
+        position_id=last.ticket + 10_000, symbol="EURUSD", volume=D("0.10"), price=D("1.1000123"),
+    )  # fmt: skip
+    assert report(history_state_of(account, parts=4)[0], MIN_TRADES) == _whole(account)
+    assert whole_folds == [1]
+
+
+def test_an_account_without_deals_keeps_its_snapshots_in_the_first_part(owner):
+    account = _account(owner)
+    AccountSnapshot.objects.bulk_create(
+        [AccountSnapshot(account=account, taken_at=START + timedelta(hours=k), balance=D(100 + k), equity=D(101 + k))
+         for k in range(5)]
+    )  # fmt: skip
+    parts = list(sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=3))
+    assert [part[6] for part in parts] == [5, 0, 0]
+    assert report(history_state_of(account, parts=3)[0], MIN_TRADES) == _whole(account)
