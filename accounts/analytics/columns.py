@@ -82,7 +82,8 @@ def history_state_of(account: TradingAccount, *, parts: int = 1) -> tuple[Runnin
         deals, snapshots, opening = statistics_history_portable(account)
         return history_state(deals, snapshots, opening_balance=opening), len(deals) + len(snapshots)
     names: tuple[str, ...] = ()
-    state, read, appending = Running.start(), [], True
+    read: list[tuple[DealTable, SnapshotTable]] = []
+    state, appending = Running.start(), True
     for row in sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=parts):
         if not read:
             names, state = tuple(row[0]), Running.start(int(row[1].scaleb(2)))

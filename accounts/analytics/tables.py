@@ -157,12 +157,11 @@ def empty_snapshots() -> SnapshotTable:
 def concat_tables(parts: list[_Table]) -> _Table:
     """Consecutive parts of one history's deals (sharing one symbol list) or snapshots, as one table."""
     first = parts[0]
-    return type(first)(
-        **{
-            f.name: first.symbols if f.name == "symbols" else np.concatenate([getattr(p, f.name) for p in parts])
-            for f in fields(first)
-        }
-    )
+    columns: dict[str, Any] = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(first)
+                               if f.name != "symbols"}  # fmt: skip
+    if isinstance(first, DealTable):
+        columns["symbols"] = first.symbols
+    return type(first)(**columns)
 
 
 def _encode(values) -> tuple[np.ndarray, tuple[str, ...]]:
