@@ -68,23 +68,25 @@ def statistics_history(
     return deals, snapshots, int(opening.scaleb(2))
 
 
-def history_state_of(account: TradingAccount, *, parts: int = 1) -> tuple[Running, int]:
-    """The running state of ``account``'s whole history and how many deals and snapshots it holds.
+def history_state_of(
+    account: TradingAccount, *, start: datetime | None = None, end: datetime | None = None, parts: int = 1
+) -> tuple[Running, int]:
+    """The running state of ``account``'s history in [start, end) and how many deals and snapshots it holds.
 
     The same as `accounts.analytics.statistics.history_state` over `statistics_history`, but read in ``parts`` spans
     of time (`accounts.sql.statistics_history_parts`, one statement) and folded span by span as each arrives, so
     PostgreSQL computes the next span while this process folds the last (100,000 deals and 35,040 snapshots in 8
-    parts: 162 against 268 ms in one, docs/benchmarks.md). A span the fold cannot append (`fold` refuses, e.g. a symbol showing more price
-    digits than its earlier deals did) makes it fold the whole history in one batch, which always gives the same
+    parts: 162 against 268 ms in one, docs/benchmarks.md). A span the fold cannot append (`fold` refuses, e.g. a
+    symbol showing more price digits than its earlier deals did) makes it fold the whole history in one batch, which always gives the same
     result.
     """
     if connection.vendor != "postgresql":
-        deals, snapshots, opening = statistics_history_portable(account)
+        deals, snapshots, opening = statistics_history_portable(account, start=start, end=end)
         return history_state(deals, snapshots, opening_balance=opening), len(deals) + len(snapshots)
     names: tuple[str, ...] = ()
     read: list[tuple[DealTable, SnapshotTable]] = []
     state, appending = Running.start(), True
-    for row in sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=parts):
+    for row in sql.statistics_history_parts(account.pk, start=start, end=end, credit=CREDIT, parts=parts):
         if not read:
             names, state = tuple(row[0]), Running.start(int(row[1].scaleb(2)))
         deals, snapshots = _tables(names, row)

@@ -11,9 +11,11 @@ from datetime import date, datetime
 from accounts import ports
 
 from . import summary
-from .columns import statistics_history, statistics_history_portable
+from .columns import history_state_of, statistics_history, statistics_history_portable
 from .curves import account_curves, chart_series, ledger, window
-from .statistics import compute_statistics, period_bounds, sort_deals
+from .report import report
+from .statistics import period_bounds, sort_deals
+from .tables import MIN_TRADES
 
 __all__ = ["chart_for_account", "statistics_for_account", "statistics_history", "statistics_history_portable"]
 
@@ -22,9 +24,10 @@ def statistics_for_account(account, *, date_from: date | None = None, date_to: d
     """Statistics of one account over whole UTC days (both bounds optional, inclusive).
 
     The whole history (no period, no plan window) of a long history comes from the account's stored summary
-    (`accounts.analytics.summary`: the state stored before, plus what arrived since); a period reads
-    the deals, snapshots and opening balance in one query (`statistics_history`) and hands them to the pure
-    `accounts.analytics.statistics.compute_statistics`. Both give the same result. Callers check access first (`restrict`).
+    (`accounts.analytics.summary`: the state stored before, plus what arrived since); a period (or a history not seen
+    long yet) reads the deals, snapshots and opening balance in one statement and folds them
+    (`accounts.analytics.columns.history_state_of`: in parts, each folded while the next is computed, for a history
+    seen long before). All give what the pure `accounts.analytics.statistics.compute_statistics` gives. Callers check access first (`restrict`).
     The owner's plan bounds the period (its history window) and the parts shown to ``viewer``
     (`accounts.ports.history_start`, `analytics_view`).
     """
@@ -33,13 +36,13 @@ def statistics_for_account(account, *, date_from: date | None = None, date_to: d
     if floor is not None and (start is None or start < floor):
         start = floor
     whole = start is None and end is None
-    if whole and summary.worth_summarising(account):
+    noted = summary.noted_history_size(account)  # the size of its last long read, or None
+    if whole and noted is not None:
         result = summary.whole_history_statistics(account)  # the stored summary and what arrived since
     else:
-        deals, snapshots, opening = statistics_history(account, start=start, end=end)
-        result = compute_statistics(deals, snapshots, opening_balance=opening)
-        if whole:
-            summary.note_history_size(account, len(deals) + len(snapshots))
+        state, rows = history_state_of(account, start=start, end=end, parts=summary.parts_for(noted))
+        result = report(state, MIN_TRADES)
+        summary.note_history_size(account, rows)
     result["account_id"] = str(account.pk)
     result["currency"] = account.currency
     result["date_from"] = date_from.isoformat() if date_from else None

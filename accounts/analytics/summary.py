@@ -61,15 +61,26 @@ FROM accounts_analyticssummary s WHERE s.account_id = %(account)s
 """
 
 
+def noted_history_size(account) -> int | None:
+    """The deals and snapshots of ``account``'s last long read (`note_history_size`); None when none was long."""
+    return cache.get(_LONG_KEY.format(account.pk)) if connection.vendor == "postgresql" else None
+
+
 def worth_summarising(account) -> bool:
-    """Whether ``account``'s whole history was seen long enough to read through its stored summary."""
-    return connection.vendor == "postgresql" and cache.get(_LONG_KEY.format(account.pk)) is not None
+    """Whether ``account``'s history was seen long enough to read its whole history through its stored summary."""
+    return noted_history_size(account) is not None
 
 
 def note_history_size(account, rows: int) -> None:
-    """After a whole-history read of ``rows`` deals and snapshots: summarise this account from now on if long."""
+    """After a read of ``rows`` deals and snapshots: summarise this account's whole history from now on if long, and
+    read it in parts (`parts_for`)."""
     if rows >= SUMMARY_MIN_ROWS:
         cache.set(_LONG_KEY.format(account.pk), rows, _LONG_TTL)
+
+
+def parts_for(rows: int | None) -> int:
+    """How many parts to read a history of about ``rows`` deals and snapshots in (`columns.history_state_of`)."""
+    return min(MAX_PARTS, max(1, (rows or 0) // PART_ROWS))
 
 
 def whole_history_statistics(account, *, min_trades: int = MIN_TRADES) -> dict:
@@ -122,8 +133,7 @@ def _load(raw) -> Running | None:
 
 
 def _rebuild(account, generation: int) -> Running:
-    rows = cache.get(_LONG_KEY.format(account.pk)) or 0  # the size of its last whole read
-    state, _ = history_state_of(account, parts=min(MAX_PARTS, max(1, rows // PART_ROWS)))
+    state, _ = history_state_of(account, parts=parts_for(noted_history_size(account)))
     _save(account.pk, generation, state)
     return state
 

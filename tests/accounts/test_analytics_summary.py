@@ -14,7 +14,7 @@ from accounts.analytics import columns, summary
 from accounts.analytics.columns import history_state_of
 from accounts.analytics.history import statistics_for_account, statistics_history
 from accounts.analytics.report import report
-from accounts.analytics.statistics import compute_statistics, history_state
+from accounts.analytics.statistics import compute_statistics, history_state, period_bounds
 from accounts.analytics.tables import CREDIT, MIN_TRADES
 from accounts.models import AccountSnapshot, Deal
 from tests.accounts.test_analytics import START, _account, _mixed_history
@@ -275,3 +275,25 @@ def test_an_account_without_deals_keeps_its_snapshots_in_the_first_part(owner):
     parts = list(sql.statistics_history_parts(account.pk, start=None, end=None, credit=CREDIT, parts=3))
     assert [part[6] for part in parts] == [5, 0, 0]
     assert report(history_state_of(account, parts=3)[0], MIN_TRADES) == _whole(account)
+
+
+def test_a_period_of_a_history_seen_long_is_read_in_parts_and_gives_the_one_batch_result(owner, monkeypatch):
+    account = _account(owner)
+    _mixed_history(account)
+    monkeypatch.setattr(summary, "SUMMARY_MIN_ROWS", 100)
+    monkeypatch.setattr(summary, "PART_ROWS", 60)
+    asked = []
+    parts_of = sql.statistics_history_parts
+    monkeypatch.setattr(
+        sql, "statistics_history_parts", lambda *a, **k: asked.append(k.get("parts", 1)) or parts_of(*a, **k)
+    )
+    window = {"date_from": (START + timedelta(days=10)).date(), "date_to": (START + timedelta(days=40)).date()}
+    first = statistics_for_account(account, **window)  # not seen long yet: one part, then noted
+    second = statistics_for_account(account, **window)
+    assert asked[0] == 1 and asked[1] > 2
+    start, end = period_bounds(window["date_from"], window["date_to"])
+    deals, snapshots, opening = statistics_history(account, start=start, end=end)
+    assert first == second
+    assert {k: v for k, v in second.items() if k not in ("account_id", "currency", "date_from", "date_to")} == (
+        compute_statistics(deals, snapshots, opening_balance=opening)
+    )
