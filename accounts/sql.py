@@ -88,11 +88,11 @@ CROSS JOIN LATERAL (
   SELECT count(*), string_agg(timestamptz_send(time), ''), string_agg(float8send(price::float8), ''),
     string_agg(concat_ws(',', ticket, deal_type, entry, position_id, magic,
                          array_position((SELECT list FROM names), symbol), volume, profit, commission, swap, fee), ',')
-  FROM accounts_deal WHERE i %% 2 = 0 AND {deal_window} AND time >= cut.lo AND time < cut.hi
+  FROM accounts_deal WHERE i %% 2 = 0 AND {deal_window}{deal_cut}
 ) deals
 CROSS JOIN LATERAL (
   SELECT count(*), string_agg(timestamptz_send(taken_at), ''), string_agg(concat_ws(',', balance, equity, credit), ',')
-  FROM accounts_accountsnapshot WHERE i %% 2 = 0 AND {snapshot_window} AND taken_at >= cut.lo AND taken_at < cut.hi
+  FROM accounts_accountsnapshot WHERE i %% 2 = 0 AND {snapshot_window}{snapshot_cut}
 ) snaps
 """
 
@@ -116,7 +116,13 @@ def statistics_history_parts(account_id, *, start: datetime | None, end: datetim
     One part is one row, read as any query; more are streamed (``psycopg``'s ``Cursor.stream``, under Django's
     cursor, so Django's query log does not list that statement)."""
     params = {"account": account_id, "start": start, "end": end, "credit": credit, "parts": parts}
-    text = _HISTORY_SQL.format(deal_window=_window("time", start, end), snapshot_window=_window("taken_at", start, end))
+    text = _HISTORY_SQL.format(
+        deal_window=_window("time", start, end),
+        snapshot_window=_window("taken_at", start, end),
+        # One part holds everything: no cut to apply (and none to steer the plan to the time index).
+        deal_cut=" AND time >= cut.lo AND time < cut.hi" if parts > 1 else "",
+        snapshot_cut=" AND taken_at >= cut.lo AND taken_at < cut.hi" if parts > 1 else "",
+    )
     with connection.cursor() as cursor:
         if parts == 1:
             cursor.execute(text, params)
