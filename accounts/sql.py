@@ -85,9 +85,10 @@ CROSS JOIN LATERAL (
               ELSE coalesce((SELECT lo + width * ((i / 2 + 1)::float8 / %(parts)s) FROM span), 'infinity') END AS hi
 ) cut
 CROSS JOIN LATERAL (
-  SELECT count(*), string_agg(timestamptz_send(time), ''), string_agg(float8send(price::float8), ''),
+  SELECT count(*), string_agg(timestamptz_send(time), ''),
     string_agg(concat_ws(',', ticket, deal_type, entry, position_id, magic,
-                         array_position((SELECT list FROM names), symbol), volume, profit, commission, swap, fee), ',')
+                         array_position((SELECT list FROM names), symbol), volume, price, profit, commission, swap, fee),
+               ',')
   FROM accounts_deal WHERE i %% 2 = 0 AND {deal_window}{deal_cut}
 ) deals
 CROSS JOIN LATERAL (
@@ -110,7 +111,7 @@ def statistics_history_parts(account_id, *, start: datetime | None, end: datetim
     """An account's deals and snapshots in [start, end) as text-packed columns, in ``parts`` consecutive spans of
     time, each yielded as soon as PostgreSQL has computed it (one statement, so one snapshot of the database): the
     caller works on a span while the next is computed. Yields ``(symbols, opening balance, deal count, deal times,
-    deal prices, deal text, snapshot count, snapshot times, snapshot text)``; only the first holds the symbols and
+    deal text, snapshot count, snapshot times, snapshot text)``; only the first holds the symbols and
     the balance at ``start`` (``accounts.analytics.columns`` unpacks them).
 
     One part is one row, read as any query; more are streamed (``psycopg``'s ``Cursor.stream``, under Django's
