@@ -176,7 +176,10 @@ def make_entry(
         "benchmark": name,
         "utc": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # The history file itself is left out: the runs before this one in the same session wrote to it.
+        "dirty": bool(
+            _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/history.jsonl")
+        ),
         "cores": os.cpu_count(),
         "load_before": load_before,
         "load_after": load_after if load_after is not None else [round(x, 2) for x in os.getloadavg()],
