@@ -11,13 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from config.errors import ServiceError
+from config.pagination import BoundedLimitOffsetPagination
 
 from . import ports, services
 from .analytics.history import statistics_for_account
@@ -29,7 +29,6 @@ from .models import AccountSnapshot, Deal, Position, TradingAccount
 from .permissions import restrict
 
 VIEW = "accounts.view_tradingaccount"
-MAX_OFFSET = 10_000_000  # beyond any real history; keeps OFFSET inside what the database accepts
 MIN_DATE, MAX_DATE = date(1970, 1, 1), date(9998, 12, 31)
 BIGINT = 2**63 - 1
 
@@ -40,18 +39,6 @@ def visible_account(request, account_id) -> TradingAccount:
 
 
 # --- Pagination ---------------------------------------------------------------------------
-
-
-class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """LimitOffset with a ceiling on limit and offset."""
-
-    max_limit = 500
-
-    def get_offset(self, request):
-        offset = super().get_offset(request)
-        if offset > MAX_OFFSET:
-            raise serializers.ValidationError({"offset": [f"Ensure this value is at most {MAX_OFFSET}."]})
-        return offset
 
 
 class NoCountLimitOffsetPagination(BoundedLimitOffsetPagination):

@@ -283,7 +283,7 @@ REST_FRAMEWORK = {
     # Who may call what: each view declares its capability, looked up in the role matrix (accounts.roles).
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.MatrixPermission"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.BoundedLimitOffsetPagination",  # limit and offset bounded
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",

@@ -6,6 +6,7 @@ edge, the monitor) never load numpy; `accounts.analytics.history` and `accounts.
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import datetime
 from decimal import Decimal
 
@@ -90,12 +91,14 @@ def history_state_of(
     names: tuple[str, ...] = ()
     read: list[tuple[DealTable, SnapshotTable]] = []
     state, appending = Running.start(), True
-    for row in sql.statistics_history_parts(account.pk, start=start, end=end, credit=CREDIT, parts=parts):
-        if not read:
-            names, state = tuple(row[0]), Running.start(int(row[1].scaleb(2)))
-        deals, snapshots = _tables(names, row)
-        read.append((deals, snapshots))
-        appending = appending and fold(state, sort_deals(deals), snapshots)
+    # Closed on the way out, whatever happens: a statement left streaming would hold the connection.
+    with closing(sql.statistics_history_parts(account.pk, start=start, end=end, credit=CREDIT, parts=parts)) as stream:
+        for row in stream:
+            if not read:
+                names, state = tuple(row[0]), Running.start(int(row[1].scaleb(2)))
+            deals, snapshots = _tables(names, row)
+            read.append((deals, snapshots))
+            appending = appending and fold(state, sort_deals(deals), snapshots)
     rows = sum(len(d) + len(s) for d, s in read)
     if appending:
         return state, rows

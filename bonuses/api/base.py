@@ -6,12 +6,12 @@ from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.views import APIView
 
 from accounts.api import ErrorSerializer
 from accounts.permissions import restrict
 from config.errors import ServiceError
+from config.pagination import BoundedLimitOffsetPagination
 from mt5bridge import gateway as gw
 
 from ..services.monitored import default_gateway
@@ -30,7 +30,7 @@ class StaffView(APIView):
 
     capabilities: dict[str, str] = {}
     # Lists answer a page ({count, next, previous, results}); the schema says so for every list view.
-    pagination_class = LimitOffsetPagination
+    pagination_class = BoundedLimitOffsetPagination
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 from decimal import Decimal as D
 from importlib import import_module
@@ -313,3 +314,24 @@ def test_prices_read_as_integers_are_the_floats_nearest_their_decimals_at_any_si
     ]  # fmt: skip  (the last two: float(n) / 10**8 is 1 ulp off)
     units = np.array([int(t.replace(".", "")) for t in texts], dtype=np.int64)
     assert columns._prices(units).tolist() == [float(D(t)) for t in texts]
+
+
+def test_a_failure_while_folding_a_part_leaves_the_connection_usable(owner, monkeypatch):
+    account = _account(owner)
+    _mixed_history(account)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("fold failed")
+
+    monkeypatch.setattr(columns, "fold", failing)
+    with pytest.raises(RuntimeError, match="fold failed") as raised:
+        history_state_of(account, parts=4)
+    assert raised.traceback  # the failed read's frames are still held, as an error handler holds them
+    # A statement left streaming holds the connection's lock: the next query would wait on it for ever.
+    lock = connection.connection.lock
+    if not lock.acquire(blocking=False):
+        del raised  # let the stream go (its frames freed, its generator closed) so the test database can be reset
+        gc.collect()
+        pytest.fail("the connection was still busy with the failed read's statement")
+    lock.release()
+    assert Deal.objects.filter(account=account).count() > 200  # the next query runs on the same connection

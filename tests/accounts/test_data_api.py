@@ -335,6 +335,18 @@ def test_bad_deal_filters_are_400(owner_client, trading, query):
     assert response.json()["error"]["code"] == "invalid"
 
 
+@pytest.mark.parametrize("query", ["offset=9223372036854775808", "offset=10000001", "limit=1&offset=-1"])
+def test_an_offset_beyond_the_bound_is_400_on_every_list(owner_client, trading, query):
+    # The accounts list used DRF's own unbounded class: PostgreSQL refused the OFFSET and the answer was a 500.
+    for url in ("/api/accounts/", f"/api/accounts/{trading.pk}/deals", f"/api/accounts/{trading.pk}/positions"):
+        response = owner_client.get(f"{url}?{query}")
+        if query.endswith("-1"):  # DRF reads a negative offset as none
+            assert response.status_code == 200, (url, response.content)
+            continue
+        assert response.status_code == 400, (url, response.content)
+        assert response.json()["error"]["code"] == "invalid"
+
+
 def test_snapshots_filter_by_time_oldest_first(owner_client, trading):
     base = f"/api/accounts/{trading.pk}/snapshots"
     rows = owner_client.get(base).json()["results"]

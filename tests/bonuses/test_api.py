@@ -183,6 +183,7 @@ def test_bad_input_is_a_4xx_json_error(world, super_admin):
         assert 400 <= response.status_code < 500, (url, response.status_code)
         assert "error" in response.json()
     assert client.get("/api/bonuses?login=xyz").status_code == 400
+    assert client.get("/api/bonuses?offset=9223372036854775808").status_code == 400  # was a 500 (the OFFSET)
     assert client.get("/api/accounts/99999999999").status_code == 404
 
 
