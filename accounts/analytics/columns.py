@@ -20,8 +20,8 @@ from .running import Running, fold
 from .statistics import history_state, sort_deals
 from .tables import CREDIT, DealTable, SnapshotTable, concat_tables
 
-# One statement (`accounts.sql.statistics_history_row`) reads everything the statistics need, so deals, snapshots and the opening balance
-# come from the same database snapshot, and each group of columns comes back as one string that
+# One statement (`accounts.sql.statistics_history_parts`) reads everything the statistics need, so deals, snapshots
+# and the opening balance come from the same database snapshot, and each group of columns comes back as one string that
 # numpy parses without a Python object per value. Most of the time is PostgreSQL's work per value,
 # hence (measured in docs/benchmarks-analytics.md):
 # - integers and decimals travel in one comma-separated text aggregate. A numeric's text shows
@@ -82,8 +82,8 @@ def history_state_of(
     of time (`accounts.sql.statistics_history_parts`, one statement) and folded span by span as each arrives, so
     PostgreSQL computes the next span while this process folds the last (100,000 deals and 35,040 snapshots in 8
     parts: 162 against 268 ms in one, docs/benchmarks.md). A span the fold cannot append (`fold` refuses, e.g. a
-    symbol showing more price digits than its earlier deals did) makes it fold the whole history in one batch, which always gives the same
-    result.
+    symbol showing more price digits than its earlier deals did) makes it fold the whole history in one batch,
+    which always gives the same result.
     """
     if connection.vendor != "postgresql":
         deals, snapshots, opening = statistics_history_portable(account, start=start, end=end)

@@ -27,7 +27,8 @@ def statistics_for_account(account, *, date_from: date | None = None, date_to: d
     (`accounts.analytics.summary`: the state stored before, plus what arrived since); a period (or a history not seen
     long yet) reads the deals, snapshots and opening balance in one statement and folds them
     (`accounts.analytics.columns.history_state_of`: in parts, each folded while the next is computed, for a history
-    seen long before). All give what the pure `accounts.analytics.statistics.compute_statistics` gives. Callers check access first (`restrict`).
+    seen long before). All give what the pure `accounts.analytics.statistics.compute_statistics` gives. Callers
+    check access first (`restrict`).
     The owner's plan bounds the period (its history window) and the parts shown to ``viewer``
     (`accounts.ports.history_start`, `analytics_view`).
     """

@@ -62,13 +62,9 @@ FROM accounts_analyticssummary s WHERE s.account_id = %(account)s
 
 
 def noted_history_size(account) -> int | None:
-    """The deals and snapshots of ``account``'s last long read (`note_history_size`); None when none was long."""
+    """The deals and snapshots of ``account``'s last long read (`note_history_size`); None when none was long. Its
+    whole history is read through its stored summary once it was seen long."""
     return cache.get(_LONG_KEY.format(account.pk)) if connection.vendor == "postgresql" else None
-
-
-def worth_summarising(account) -> bool:
-    """Whether ``account``'s history was seen long enough to read its whole history through its stored summary."""
-    return noted_history_size(account) is not None
 
 
 def note_history_size(account, rows: int) -> None:

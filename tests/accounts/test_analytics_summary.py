@@ -174,7 +174,7 @@ def test_a_short_history_is_computed_whole_in_one_query(owner, super_admin, djan
     for _ in range(2):
         with django_assert_num_queries(1):
             statistics_for_account(account, viewer=super_admin)
-    assert not summary.worth_summarising(account)
+    assert summary.noted_history_size(account) is None
 
 
 def test_deleting_the_account_removes_its_summary(account_in_two_parts):
