@@ -65,6 +65,21 @@ def history_start(account: TradingAccount, now: datetime) -> datetime:
     return max(account.last_deal_time - DEAL_OVERLAP, window_start)
 
 
+# The account's columns a sync reads (the rest, ~60, it never looks at: loading them was half the read's cost).
+SYNC_READS = (
+    "owner_id",
+    "login",
+    "server",
+    "password_encrypted",
+    "gateway_kind",
+    "is_active",
+    "sync_status",
+    "last_deal_time",
+    "currency",
+    "broker",
+)
+
+
 def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gateway | None = None) -> SyncResult:
     """Sync one account. Records a SyncRun either way; never loses what is already stored.
 
@@ -72,7 +87,7 @@ def account_sync(*, account_id, trigger: str = "schedule", gateway: gw.MT5Gatewa
     """
     started = time.perf_counter()
     started_at = timezone.now()
-    account = TradingAccount.objects.get(pk=account_id)
+    account = TradingAccount.objects.only(*SYNC_READS).get(pk=account_id)
     if not account.is_active or account.sync_status == SyncStatus.PAUSED:
         return SyncResult(str(account.pk), "skipped")
     try:

@@ -12,6 +12,7 @@ from accounts.choices import SyncOutcome, SyncStatus
 from accounts.figures import FIGURES
 from accounts.models import AccountSnapshot, Deal, Order, Position, SyncRun, TradingAccount
 from mt5bridge import gateway as gw
+from mt5bridge import sync
 from mt5bridge.sync import account_sync
 from tests.mt5bridge.test_sync import open_position
 from tests.personas import SIM_PASSWORD, SIM_SERVER
@@ -99,14 +100,13 @@ def test_the_newest_deal_time_never_moves_back(owned_account):
     newest = TradingAccount.objects.get(pk=owned_account.pk).last_deal_time
     later = newest.replace(year=newest.year + 1)
     # Another sync stored a later deal after this one read the account: this one must not undo it.
-    original_get = TradingAccount.objects.get
+    original_start = sync.history_start
 
-    def stale_get(*args, **kwargs):
-        account = original_get(*args, **kwargs)
+    def racing_start(account, now):
         TradingAccount.objects.filter(pk=account.pk).update(last_deal_time=later)
-        return account
+        return original_start(account, now)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(TradingAccount.objects, "get", stale_get)
+        m.setattr(sync, "history_start", racing_start)
         account_sync(account_id=owned_account.pk)
     assert TradingAccount.objects.get(pk=owned_account.pk).last_deal_time == later
