@@ -116,7 +116,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
             )
         verification.verification_send(user)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="accounts.backends.ModelBackend")
         messages.success(
             request,
             f"Welcome! We emailed a link to {user.email}: open it to confirm your address, then connect your first "

@@ -101,7 +101,7 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "config.throttling.LoginIPGuard",  # refuses an IP with too many failed logins across usernames
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "admin:login"

@@ -133,7 +133,7 @@ def test_during_forced_enrolment_staff_can_still_log_out(super_admin, client, se
 
 def test_only_signed_in_staff_reach_the_enrolment_page(owner, client):
     assert client.get(ENROL).url.startswith(LOGIN)
-    client.force_login(owner, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(owner, backend="accounts.backends.ModelBackend")
     assert client.get(ENROL).url.startswith(LOGIN)
     assert not TOTPDevice.objects.exists()
 

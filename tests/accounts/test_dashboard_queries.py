@@ -1,7 +1,7 @@
 """The dashboard summary's request costs the same queries for a trader with 2 accounts as for one with 30.
 
-The whole request is counted, as the web app's dashboard calls it (a browser session): the session and the
-user, the role lookup of the permission path, the summary statement and the EA beats of the freshness rule.
+The whole request is counted, as the web app's dashboard calls it (a browser session): the user with its roles
+(accounts.backends: one statement), the summary statement and the EA beats of the freshness rule.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from tests.personas import next_login
 
 pytestmark = pytest.mark.django_db
 
-# The user (its session comes from Redis), its roles, the summary statement, the EA beats persisted in PostgreSQL.
-QUERIES = 4
+# The user and its roles in one statement (its session comes from Redis), the summary statement, the EA beats
+# persisted in PostgreSQL.
+QUERIES = 3
 
 
 def add_accounts(owner, count: int) -> None:
@@ -92,3 +93,11 @@ def test_a_trader_sees_only_their_own_accounts_whatever_their_number(client, own
     mine = {str(pk) for pk in TradingAccount.objects.filter(owner=owner).values_list("pk", flat=True)}
     assert {row["id"] for row in body["accounts"]} == mine
     assert body["totals"][0]["accounts"] == 2
+
+
+def test_a_role_taken_away_is_gone_on_the_next_request(client, owner):
+    """The roles come with the user's own statement, read again on every request: nothing keeps the old ones."""
+    client.force_login(owner)
+    assert client.get("/api/dashboard/summary").status_code == 200
+    owner.groups.clear()
+    assert client.get("/api/dashboard/summary").status_code == 403

@@ -184,13 +184,13 @@ def test_the_web_apps_session_still_authenticates_api_calls(owner):
     from django.test import Client
 
     client = Client()
-    client.force_login(owner, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(owner, backend="accounts.backends.ModelBackend")
     assert client.get(ME).json()["email"] == owner.email
 
 
 def test_drf_api_tokens_are_gone(client, super_admin):
     assert not apps.is_installed("rest_framework.authtoken")
-    client.force_login(super_admin, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(super_admin, backend="accounts.backends.ModelBackend")
     assert client.get("/admin/authtoken/token/").status_code == 404
 
 

@@ -101,7 +101,7 @@ class Visit:
 
     def __init__(self, browser, app_server, user, role):
         client = Client()
-        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(user, backend="accounts.backends.ModelBackend")
         self.context = browser.new_context(viewport={"width": 1280, "height": 800})
         self.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": app_server}])
         self.context.add_init_script(WATCH)

@@ -72,7 +72,7 @@ def world(monkeypatch):
 def _signed_in(browser, app_server, user):
     """A browser context with the user's session (made by Django's test client on the same database and cache)."""
     client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="accounts.backends.ModelBackend")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": app_server}])
     context.add_init_script(WATCH)

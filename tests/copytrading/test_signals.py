@@ -320,7 +320,7 @@ def test_an_outsider_cannot_stop_someone_elses_subscription(signal, follower, fo
 
 def logged_in(user) -> Client:
     client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="accounts.backends.ModelBackend")
     return client
 
 

@@ -173,7 +173,7 @@ def test_the_fees_are_charged_once_through_the_local_stand_in_and_both_sides_see
     assert provider["followers"][0]["fees"] == mine["fees"]
     for user, page in ((followed.follower, "/copy/following/"), (owner, "/copy/signals/mine/")):
         client = Client()
-        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        client.force_login(user, backend="accounts.backends.ModelBackend")
         html = client.get(page).content.decode()
         assert "1000.00 × 20 % = 200.00" in html and "400.00 × 20 % = 80.00" in html, page
         assert "1000.00 → 1400.00" in html  # October's high-water mark, before and after
