@@ -37,7 +37,10 @@ def test_staff_without_a_device_still_log_in_with_the_password_alone(super_admin
     assert client.get(INDEX).status_code == 200
 
 
-def test_enrolment_creates_a_device_shows_a_qr_code_and_a_valid_code_turns_it_on(super_admin, client):
+def test_enrolment_creates_a_device_shows_a_qr_code_and_a_valid_code_turns_it_on(super_admin, client, settings):
+    # django-otp's back-off after one wrong code is this many seconds: long enough that a slow machine cannot let
+    # it pass between the wrong code and the next (at its default of 1 s it did, on a loaded machine).
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
     admin_login(client, super_admin)
     page = client.get(ENROL)
     assert page.status_code == 200 and b"<svg" in page.content
