@@ -27,11 +27,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def app_server(transactional_db):
-    """Base URL of the whole app (config.asgi) served on a free loopback port."""
+def app_server(transactional_db, monkeypatch):
+    """Base URL of the whole app (config.asgi) served on a free loopback port.
+
+    Each request's database connection is closed when the request ends (``CONN_MAX_AGE`` 0 while the server
+    runs): a sync view runs in a thread of its own, whose kept connection nobody can close once the thread is
+    gone (the web process proper returns it to its pool; the test settings have none). Kept, they piled up over
+    the browser tests (56 sessions on one test database at the end of a CI run)."""
     import uvicorn
+    from django.db import connections
 
     from config.asgi import application
+
+    # The servers' threads make their connections from this same settings dictionary.
+    monkeypatch.setitem(connections["default"].settings_dict, "CONN_MAX_AGE", 0)
 
     port = _free_port()
     server = uvicorn.Server(
